@@ -1,0 +1,37 @@
+# Thin wrappers over uv. Every target sets itself up: only Python 3.11+ and make are needed.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+VENV := .venv
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup test lint demo dev bench clean
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --quiet
+	touch $@
+
+setup: $(VENV)/.synced
+
+lint: setup
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync ruff check .
+
+test: setup lint
+	$(UV) run --no-sync pytest
+
+demo: setup
+	$(UV) run --no-sync python -m topo_pipeline.demo
+
+dev: setup
+	$(UV) run --no-sync python -m topo_pipeline.dev
+
+bench: setup
+	$(UV) run --no-sync python bench/ingest_bench.py
+
+clean:
+	rm -rf $(VENV) .uv data .pytest_cache .ruff_cache

@@ -1,0 +1,196 @@
+"""Typed records for Topo's task object and list-tasks page envelope.
+
+Enum-typed fields are kept as plain strings: Topo adds enum values within /v1 (see
+topo-api.md section 1), so a value we have not seen must land and be reported by an asset
+check, not rejected here. The known values live in the ``*_VALUES`` sets below.
+
+Structural fields (``id`` and ``created_at``) are strict: without them a task cannot be
+de-duplicated or placed in a day, so a task missing them raises :class:`TopoDataError`.
+Other fields are lenient: a missing required field becomes ``None`` and the
+``required_fields_present`` asset check names it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from topo_pipeline.api.errors import TopoDataError
+
+TASK_TYPES = frozenset({"CALL", "EMAIL_REPLY", "LINKEDIN_REPLY", "NEW_LEAD_REVIEW"})
+PRIORITIES = frozenset({"HOT", "TODAY", "EXTRA"})
+STATUSES = frozenset({"PENDING", "IN_PROGRESS", "COMPLETED", "SKIPPED"})
+DISPOSITIONS = frozenset({"ANSWERED", "VOICEMAIL_LEFT", "NO_ANSWER"})
+REOPEN_REASONS = frozenset({"REMINDER_RULE"})
+
+#: Enum-typed task fields and the values Topo documents for each.
+KNOWN_ENUM_VALUES: Mapping[str, frozenset[str]] = {
+    "type": TASK_TYPES,
+    "priority": PRIORITIES,
+    "status": STATUSES,
+    "disposition": DISPOSITIONS,
+    "reopen_reason": REOPEN_REASONS,
+}
+
+#: Fields the object page marks required (besides ``id`` and ``created_at``, which are strict).
+REQUIRED_FIELDS = ("organization_id", "type", "priority", "status", "sequence_id", "updated_at")
+
+#: Every field of the task object, in the order Topo documents them.
+TASK_FIELDS = (
+    "id",
+    "organization_id",
+    "type",
+    "priority",
+    "status",
+    "sequence_id",
+    "assignee_user_id",
+    "disposition",
+    "reopened_at",
+    "reopen_reason",
+    "skipped_at",
+    "completed_at",
+    "created_at",
+    "updated_at",
+)
+TIMESTAMP_FIELDS = frozenset(
+    {"reopened_at", "skipped_at", "completed_at", "created_at", "updated_at"}
+)
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an ISO 8601 timestamp into an aware UTC datetime.
+
+    Accepts a ``Z`` suffix or an explicit offset; a naive value is taken as UTC, which is
+    what Topo's examples show.
+
+    Raises:
+        ValueError: if ``value`` is not an ISO 8601 date-time.
+    """
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """Format an aware datetime as ISO 8601 in UTC with a ``Z`` suffix (microseconds if any)."""
+    if value.tzinfo is None:
+        raise ValueError("refusing to format a naive datetime")
+    text = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One Topo task as received, with timestamps parsed to aware UTC datetimes.
+
+    ``raw`` is the object exactly as the API sent it, so fields Topo adds later are kept.
+    """
+
+    id: str
+    organization_id: str | None
+    type: str | None
+    priority: str | None
+    status: str | None
+    sequence_id: str | None
+    assignee_user_id: str | None
+    disposition: str | None
+    reopened_at: datetime | None
+    reopen_reason: str | None
+    skipped_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, obj: Any) -> Task:
+        """Build a task from one item of a list-tasks page.
+
+        Raises:
+            TopoDataError: if the item is not an object, or its ``id`` or ``created_at`` is
+                missing or malformed, or a timestamp field does not parse.
+        """
+        if not isinstance(obj, Mapping):
+            raise TopoDataError(f"a task item is a {type(obj).__name__}, not a JSON object")
+        task_id = obj.get("id")
+        if not isinstance(task_id, str) or not task_id:
+            raise TopoDataError("a task item has no 'id'")
+        values: dict[str, Any] = {}
+        for name in TASK_FIELDS:
+            value = obj.get(name)
+            if name in TIMESTAMP_FIELDS:
+                value = _timestamp_field(task_id, name, value)
+            elif value is not None and not isinstance(value, str):
+                raise TopoDataError(
+                    f"task {task_id}: field {name!r} should be a string, got {type(value).__name__}"
+                )
+            values[name] = value
+        if values["created_at"] is None:
+            raise TopoDataError(f"task {task_id} has no 'created_at'")
+        return cls(**values, raw=obj)
+
+    def missing_required_fields(self) -> list[str]:
+        """Names of required fields that the API sent as null or left out."""
+        return [name for name in REQUIRED_FIELDS if getattr(self, name) is None]
+
+    def unknown_enum_values(self) -> dict[str, str]:
+        """Enum fields whose value Topo did not document when this code was written."""
+        unknown = {}
+        for name, known in KNOWN_ENUM_VALUES.items():
+            value = getattr(self, name)
+            if value is not None and value not in known:
+                unknown[name] = value
+        return unknown
+
+
+def _timestamp_field(task_id: str, name: str, value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TopoDataError(f"task {task_id}: {name} is not a date-time string")
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise TopoDataError(
+            f"task {task_id}: {name} {value!r} is not an ISO 8601 date-time"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of ``GET /v1/tasks``: the envelope every Topo list endpoint uses."""
+
+    items: list[Any]
+    total_count: int
+    total_pages: int
+    has_more: bool
+
+    @classmethod
+    def from_api(cls, body: Any) -> TaskPage:
+        """Validate the envelope; items stay raw until :meth:`Task.from_api`.
+
+        Raises:
+            TopoDataError: if a required envelope field is missing or of the wrong type.
+        """
+        if not isinstance(body, Mapping):
+            raise TopoDataError("the page body is not a JSON object")
+        items = body.get("items")
+        total_count = body.get("total_count")
+        total_pages = body.get("total_pages")
+        has_more = body.get("has_more")
+        if not isinstance(items, list):
+            raise TopoDataError("the page has no 'items' list")
+        for name, value in (("total_count", total_count), ("total_pages", total_pages)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise TopoDataError(f"the page's {name!r} is not a non-negative integer")
+        if not isinstance(has_more, bool):
+            raise TopoDataError("the page's 'has_more' is not a boolean")
+        return cls(items=items, total_count=total_count, total_pages=total_pages, has_more=has_more)
+
+    def page_count_for(self, size: int) -> int:
+        """Pages needed for ``total_count`` at ``size`` (does not trust ``total_pages``)."""
+        return max(1, math.ceil(self.total_count / size))

@@ -1,0 +1,108 @@
+"""Opening the pipeline's DuckDB file.
+
+The file is attached under the fixed catalog name :data:`CATALOG`, and every statement
+qualifies its tables as ``warehouse.<schema>.<table>``. DuckDB otherwise names the catalog
+after the file's stem, so a file called ``topo.duckdb`` would make ``topo.tasks`` ambiguous
+(catalog ``topo`` or schema ``topo``); with a fixed alias any file name works.
+
+DuckDB lets one process hold a file at a time (a read-only holder blocks writers too).
+Dagster's pools keep the pipeline's own steps apart; :func:`connect` additionally waits,
+with backoff, for a lock held by some other process (a sensor, a CLI session) instead of
+failing at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+CATALOG = "warehouse"
+"""The catalog alias the pipeline's file is attached under."""
+
+DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process held the DuckDB file for longer than the lock timeout."""
+
+
+def is_lock_error(error: BaseException) -> bool:
+    """True when ``error`` is DuckDB refusing a file because another process holds it."""
+    return isinstance(error, duckdb.IOException) and "Could not set lock" in str(error)
+
+
+@contextmanager
+def connect(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open ``path`` attached as :data:`CATALOG`, in UTC, and close it on exit.
+
+    The parent folder is created for a writable connection. The session ``TimeZone`` is
+    UTC so ``TIMESTAMPTZ`` values print and compare the same on every host.
+
+    Args:
+        path: the DuckDB file.
+        read_only: attach read-only (the file must exist).
+        lock_timeout: seconds to keep retrying while another process holds the file.
+
+    Raises:
+        WarehouseLockedError: if the file stayed locked for ``lock_timeout`` seconds.
+    """
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        _attach_with_retry(con, path, read_only=read_only, lock_timeout=lock_timeout)
+        con.execute(f"USE {CATALOG}")
+        yield con
+    finally:
+        con.close()
+
+
+def _attach_with_retry(
+    con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool, lock_timeout: float
+) -> None:
+    options = " (READ_ONLY)" if read_only else ""
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.05
+    while True:
+        try:
+            con.execute(f"ATTACH ? AS {CATALOG}{options}", [str(path)])
+            return
+        except duckdb.IOException as error:
+            if not is_lock_error(error) or time.monotonic() >= deadline:
+                if is_lock_error(error):
+                    raise WarehouseLockedError(
+                        f"{path} stayed locked by another process for {lock_timeout:.0f}s: "
+                        "close other DuckDB sessions on the pipeline's file (analysts should "
+                        "open the analyst copy instead)"
+                    ) from error
+                raise
+            log.info("DuckDB file %s is locked by another process; retrying", path)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 2.0) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the block in one transaction: commit on success, roll back on any error."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
