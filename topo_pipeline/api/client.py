@@ -1,0 +1,595 @@
+"""A client for Topo's ``GET /v1/tasks`` that fetches created-at windows completely.
+
+The one job of this module is to return every task Topo has for a window ``[start, end)``,
+exactly once, or to say loudly that it could not:
+
+- **Strict bounds.** Topo's ``created_at_after`` / ``created_at_before`` are exclusive, so
+  the query asks for ``(start - 1 s, end)`` and tasks before ``start`` are dropped locally.
+  A task created exactly at ``start`` therefore lands, and one at ``end`` does not.
+- **Stable paging.** ``size=100`` and ``sort_by=created_at``; duplicates across pages are
+  removed by ``id`` by the consumer (:class:`WindowCollector` does it).
+- **Reconciliation.** The unique ids fetched must equal ``total_count`` with one
+  ``total_count`` across every page of a read. Otherwise the window is read again (ids
+  accumulate across reads, which also heals unstable ordering of ties), a bounded number of
+  times, and then :class:`TopoReconciliationError` reports the gap.
+- **Concurrency and pacing.** Page 1 of every window is requested first; the remaining
+  pages are requested concurrently (at most ``concurrency`` requests in flight) and every
+  request takes a slot from one :class:`RequestPacer`, so a normal run never provokes a 429.
+- **Retries.** 429, 5xx, timeouts, dropped connections and malformed bodies are retried
+  with capped, jittered exponential backoff, waiting at least ``Retry-After``. 400 / 401 /
+  403 / 404 / 422 fail at once with an actionable message and Topo's ``request_id``.
+
+The API key is kept in the ``Authorization`` header of the underlying ``httpx.Client``
+only; it is never logged and appears in no repr, message or statistic.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from topo_pipeline.api.errors import (
+    TopoApiError,
+    TopoAuthError,
+    TopoConfigError,
+    TopoDataError,
+    TopoPermissionError,
+    TopoReconciliationError,
+    TopoRequestError,
+    TopoTransportError,
+    TopoUnavailableError,
+)
+from topo_pipeline.api.models import Task, TaskPage, format_timestamp
+from topo_pipeline.api.pacing import RequestPacer
+
+DEFAULT_BASE_URL = "https://api.topo.io/v1"
+PAGE_SIZE = 100  # Topo's hard maximum: fewest requests per window
+BOUND_MARGIN = timedelta(seconds=1)  # widens the exclusive lower bound so `start` itself lands
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Tuning of a :class:`TopoClient`. Every field has a production-safe default.
+
+    Attributes:
+        base_url: API root as Topo documents it (``/tasks`` is appended). ``https`` only,
+            except for a loopback host.
+        requests_per_minute: client-side pacing; ``None`` disables it.
+        concurrency: most requests in flight at once (pages and windows together).
+        connect_timeout: seconds to establish a connection.
+        read_timeout: seconds to wait for a response.
+        max_attempts: tries per request, the first included.
+        backoff_base: first backoff step in seconds (doubles each retry).
+        backoff_cap: longest single backoff in seconds (``Retry-After`` may exceed it).
+        max_rereads: extra reads of a window whose ids do not reconcile with ``total_count``.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    requests_per_minute: float | None = 120.0
+    concurrency: int = 4
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 8
+    backoff_base: float = 0.5
+    backoff_cap: float = 60.0
+    max_rereads: int = 3
+
+    def __post_init__(self) -> None:
+        validate_base_url(self.base_url)
+        if self.requests_per_minute is not None and self.requests_per_minute < 0:
+            raise TopoConfigError("requests_per_minute must be positive (or unset to disable)")
+        if self.concurrency < 1:
+            raise TopoConfigError("concurrency must be at least 1")
+        if self.max_attempts < 1:
+            raise TopoConfigError("max_attempts must be at least 1")
+        if self.max_rereads < 0:
+            raise TopoConfigError("max_rereads must not be negative")
+        if min(self.connect_timeout, self.read_timeout) <= 0:
+            raise TopoConfigError("timeouts must be positive")
+
+
+def validate_base_url(url: str) -> str:
+    """Return ``url`` without a trailing slash if it is an acceptable API root.
+
+    Plain ``http`` is refused unless the host is loopback: the key travels in a header.
+
+    Raises:
+        TopoConfigError: if the URL is not ``https://host/...`` (or ``http://`` on loopback).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TopoConfigError(
+            f"TOPO_API_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise TopoConfigError(
+            f"TOPO_API_BASE_URL {url!r} uses plain http; https is required except on a "
+            "loopback host (127.0.0.1, ::1, localhost)"
+        )
+    if parts.query or parts.fragment:
+        raise TopoConfigError(f"TOPO_API_BASE_URL must not carry a query or fragment: {url!r}")
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(slots=True)
+class FetchStats:
+    """What fetching cost; summed over every request of a fetch.
+
+    Attributes:
+        requests: HTTP requests sent (retries included).
+        pages: pages received and accepted.
+        retries: requests sent again after a retriable failure.
+        rate_limited: 429 answers received.
+        server_errors: 5xx answers received.
+        transport_errors: timeouts and dropped connections.
+        malformed_bodies: 200 answers whose body was not a valid page.
+        rereads: extra reads of windows that did not reconcile at first.
+        wait_seconds: time spent waiting for pacing slots and backoff.
+        api_seconds: time spent waiting for the API to answer.
+    """
+
+    requests: int = 0
+    pages: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    transport_errors: int = 0
+    malformed_bodies: int = 0
+    rereads: int = 0
+    wait_seconds: float = 0.0
+    api_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **increments: float) -> None:
+        """Add to counters; safe to call from several threads."""
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, float]:
+        """The counters as a plain dict (for metadata and logs)."""
+        values = asdict(self)
+        values.pop("_lock")
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A created-at window ``[start, end)``; both ends are aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        if self.end.timestamp() <= self.start.timestamp():
+            raise ValueError(f"empty window: {self.start.isoformat()} .. {self.end.isoformat()}")
+
+    def contains(self, moment: datetime) -> bool:
+        """True if ``start <= moment < end``."""
+        return self.start <= moment < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """The outcome of fetching one window.
+
+    Attributes:
+        window: the window fetched.
+        api_total: Topo's ``total_count`` for the query, which starts 1 s before the window.
+        in_window: unique tasks fetched whose ``created_at`` is inside the window.
+        reads: how many times the window was read (1 unless it had to be re-read).
+        pages: pages requested for the window over every read.
+    """
+
+    window: Window
+    api_total: int
+    in_window: int
+    reads: int
+    pages: int
+
+
+T = TypeVar("T")
+
+PageHandler = Callable[[Window, list[Task]], None]
+"""Receives the in-window tasks of each page as it arrives (always on the calling thread)."""
+
+
+class TopoClient:
+    """Reads tasks from Topo. Thread-safe; use as a context manager or call :meth:`close`.
+
+    Args:
+        api_key: the bearer key (scope ``tasks:read``).
+        config: tuning; defaults are production-safe.
+        transport: an ``httpx`` transport (tests use it to reach an in-process server).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        config: ClientConfig | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise TopoConfigError("no Topo API key: set TOPO_API_KEY to a key with tasks:read")
+        self.config = config or ClientConfig()
+        self.stats = FetchStats()
+        self._tasks_url = validate_base_url(self.config.base_url) + "/tasks"
+        self._pacer = RequestPacer(self.config.requests_per_minute)
+        self._http = httpx.Client(
+            headers={"Authorization": f"Bearer {api_key.strip()}", "Accept": "application/json"},
+            timeout=httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=self.config.concurrency,
+                max_keepalive_connections=self.config.concurrency,
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"TopoClient(base_url={self.config.base_url!r})"
+
+    def __enter__(self) -> TopoClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # -- windows ---------------------------------------------------------------------------
+
+    def fetch_window(self, window: Window) -> tuple[list[Task], WindowResult]:
+        """Fetch every task created in ``window``, de-duplicated by id.
+
+        Raises:
+            TopoError: any subclass; see the module docstring.
+        """
+        collector = WindowCollector()
+        results = self.fetch_windows([window], collector)
+        return collector.tasks(window), results[0]
+
+    def fetch_windows(self, windows: Sequence[Window], on_page: PageHandler) -> list[WindowResult]:
+        """Fetch several windows concurrently, handing each page to ``on_page``.
+
+        ``on_page`` is called on this thread, one page at a time, with the page's tasks that
+        fall inside its window. The same task may be handed over more than once (ties that
+        move between pages, re-reads): consumers keep the last one per id.
+
+        Returns:
+            One :class:`WindowResult` per window, in the order given.
+
+        Raises:
+            TopoReconciliationError: a window's ids still disagreed with ``total_count``
+                after every re-read. No further pages are handed over once raised.
+            TopoError: any other failure of a request; see the module docstring.
+        """
+        reads = [_WindowRead(window) for window in windows]
+        with ThreadPoolExecutor(
+            max_workers=self.config.concurrency, thread_name_prefix="topo-page"
+        ) as pool:
+            pending: dict[Future[TaskPage], tuple[_WindowRead, int]] = {}
+
+            def submit(read: _WindowRead, page: int) -> None:
+                pending[pool.submit(self._get_page, read.window, page)] = (read, page)
+
+            for read in reads:
+                submit(read, 1)
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        read, page_number = pending.pop(future)
+                        page = future.result()
+                        on_page(read.window, read.accept(page_number, page))
+                        if page_number == 1:
+                            for number in range(2, read.page_count + 1):
+                                submit(read, number)
+                        if read.complete:
+                            if read.reconciled():
+                                continue
+                            self._reread_or_fail(read)
+                            self.stats.add(rereads=1)
+                            submit(read, 1)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return [read.result() for read in reads]
+
+    def _reread_or_fail(self, read: _WindowRead) -> None:
+        if read.reads > self.config.max_rereads:
+            raise TopoReconciliationError(
+                f"tasks created in {read.window.start.isoformat()} .. "
+                f"{read.window.end.isoformat()}: fetched {len(read.ids)} unique ids but Topo "
+                f"reports total_count {read.total} (read {read.reads} times; page totals seen "
+                f"{sorted(read.totals_seen)}). The window was not landed; retry the "
+                "partition later.",
+                expected=read.total,
+                fetched=len(read.ids),
+            )
+        log.warning(
+            "window %s..%s: %d unique ids for total_count %d; reading it again",
+            read.window.start.isoformat(),
+            read.window.end.isoformat(),
+            len(read.ids),
+            read.total,
+        )
+        read.restart()
+
+    # -- one page --------------------------------------------------------------------------
+
+    def _get_page(self, window: Window, page: int) -> TaskPage:
+        params = {
+            "page": page,
+            "size": PAGE_SIZE,
+            "sort_by": "created_at",
+            "sort_order": "asc",
+            "created_at_after": format_timestamp(window.start - BOUND_MARGIN),
+            "created_at_before": format_timestamp(window.end),
+        }
+        return self.get(self._tasks_url, params, TaskPage.from_api)
+
+    def get(self, url: str, params: Mapping[str, Any], parse: Callable[[Any], T]) -> T:
+        """GET ``url`` with retries; return ``parse`` of the JSON body of the 200 answer.
+
+        A body that is not JSON, or that ``parse`` rejects with :class:`TopoDataError`, is
+        retried like a 5xx (a truncated or garbled answer is usually transient).
+
+        Raises:
+            TopoAuthError, TopoPermissionError, TopoRequestError: at once, on 4xx.
+            TopoUnavailableError: 429 / 5xx through every attempt.
+            TopoTransportError: timeouts / dropped connections through every attempt.
+            TopoDataError: malformed bodies through every attempt.
+        """
+        last_failure: Exception | None = None
+        for attempt in range(1, self.config.max_attempts + 1):
+            if attempt > 1:
+                self.stats.add(retries=1)
+            self.stats.add(wait_seconds=self._pacer.acquire())
+            sent = time.monotonic()
+            try:
+                response = self._http.get(url, params=params)
+            except (httpx.TimeoutException, httpx.TransportError) as error:
+                self.stats.add(requests=1, transport_errors=1, api_seconds=time.monotonic() - sent)
+                last_failure = TopoTransportError(
+                    f"could not reach Topo at {self.config.base_url}: "
+                    f"{type(error).__name__}: {error}"
+                )
+                self._backoff(attempt, retry_after=None, reason=type(error).__name__)
+                continue
+            self.stats.add(requests=1, api_seconds=time.monotonic() - sent)
+
+            if response.status_code == 200:
+                try:
+                    parsed = parse(response.json())
+                except (json.JSONDecodeError, UnicodeDecodeError, TopoDataError) as error:
+                    self.stats.add(malformed_bodies=1)
+                    last_failure = TopoDataError(f"Topo sent a malformed page body: {error}")
+                    self._backoff(attempt, retry_after=None, reason="malformed body")
+                    continue
+                self.stats.add(pages=1)
+                return parsed
+
+            failure = _api_error(response)
+            if response.status_code == 429:
+                self.stats.add(rate_limited=1)
+                retry_after = _retry_after_seconds(response)
+                if retry_after:
+                    self._pacer.pause_for(retry_after)
+                last_failure = failure
+                self._backoff(attempt, retry_after=retry_after, reason="429")
+                continue
+            if response.status_code >= 500:
+                self.stats.add(server_errors=1)
+                last_failure = failure
+                self._backoff(attempt, retry_after=_retry_after_seconds(response), reason="5xx")
+                continue
+            raise failure
+
+        assert last_failure is not None  # noqa: S101 - the loop ran at least once
+        raise last_failure
+
+    def _backoff(self, attempt: int, *, retry_after: float | None, reason: str) -> None:
+        if attempt >= self.config.max_attempts:
+            return
+        ceiling = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempt - 1))
+        delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+        if retry_after is not None:
+            delay = max(delay, retry_after + random.uniform(0, 0.1))  # noqa: S311
+        log.info("Topo request failed (%s); retrying in %.2fs", reason, delay)
+        self.stats.add(wait_seconds=delay)
+        time.sleep(delay)
+
+
+class _WindowRead:
+    """Progress of reading one window: pages seen, ids accumulated, totals observed."""
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.ids: set[str] = set()
+        self.in_window_ids: set[str] = set()
+        self.reads = 0
+        self.pages_requested = 0
+        self.total = 0
+        self.totals_seen: set[int] = set()
+        self.restart()
+
+    def restart(self) -> None:
+        # Ids are kept across reads: with a static data set each read can only add ids
+        # (healing ties ordered differently between requests). If the total moved, the
+        # set changed under us and earlier ids may be stale, so start afresh.
+        if len(self.totals_seen) > 1:
+            self.ids.clear()
+            self.in_window_ids.clear()
+        self.reads += 1
+        self.totals_seen = set()
+        self.page_count = 1
+        self.pending_pages = {1}
+
+    def accept(self, number: int, page: TaskPage) -> list[Task]:
+        self.pages_requested += 1
+        self.totals_seen.add(page.total_count)
+        self.total = page.total_count
+        if number == 1:
+            self.page_count = page.page_count_for(PAGE_SIZE)
+            self.pending_pages = set(range(2, self.page_count + 1))
+        else:
+            self.pending_pages.discard(number)
+        tasks = []
+        for item in page.items:
+            task = Task.from_api(item)
+            self.ids.add(task.id)
+            if self.window.contains(task.created_at):
+                self.in_window_ids.add(task.id)
+                tasks.append(task)
+        return tasks
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending_pages
+
+    def reconciled(self) -> bool:
+        return len(self.totals_seen) == 1 and len(self.ids) == self.total
+
+    def result(self) -> WindowResult:
+        return WindowResult(
+            window=self.window,
+            api_total=self.total,
+            in_window=len(self.in_window_ids),
+            reads=self.reads,
+            pages=self.pages_requested,
+        )
+
+
+class WindowCollector:
+    """A :data:`PageHandler` that keeps the last version of each task per window, in memory."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[Window, dict[str, Task]] = {}
+
+    def __call__(self, window: Window, tasks: list[Task]) -> None:
+        by_id = self._tasks.setdefault(window, {})
+        for task in tasks:
+            by_id[task.id] = task
+
+    def tasks(self, window: Window) -> list[Task]:
+        """The window's tasks, ordered by ``created_at`` then ``id``."""
+        return sorted(self._tasks.get(window, {}).values(), key=lambda t: (t.created_at, t.id))
+
+    def all_tasks(self) -> Iterable[Task]:
+        """Every collected task, window by window."""
+        for by_id in self._tasks.values():
+            yield from by_id.values()
+
+
+# -- error answers -------------------------------------------------------------------------
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _api_error(response: httpx.Response) -> TopoApiError:
+    """Turn an error answer into the exception a user can act on."""
+    body = _error_body(response)
+    status = response.status_code
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    fields: dict[str, Any] = {
+        "status_code": status,
+        "error_type": _str_or_none(body.get("type")),
+        "request_id": _str_or_none(body.get("request_id")) or response.headers.get("x-request-id"),
+        "api_message": _str_or_none(body.get("message")),
+    }
+    if status == 401:
+        return TopoAuthError(
+            "the Topo API key was rejected (missing, malformed or revoked): check "
+            "TOPO_API_KEY, or create a key under Settings → Developers → API Keys",
+            **fields,
+        )
+    if status == 403:
+        return TopoPermissionError(
+            "the Topo API key lacks the tasks:read scope needed to list tasks: create a key "
+            "with tasks:read and set TOPO_API_KEY to it",
+            **fields,
+        )
+    if status == 400:
+        detail = f" ({_describe(data)})" if data else ""
+        return TopoRequestError(f"Topo refused a request parameter{detail}", **fields)
+    if status == 404:
+        return TopoRequestError(
+            "Topo answered 404 Not Found: check TOPO_API_BASE_URL (it should be the API root "
+            f"ending in /v1, such as {DEFAULT_BASE_URL})",
+            **fields,
+        )
+    if status == 422:
+        return TopoRequestError("Topo refused the request under a business rule", **fields)
+    if status == 429:
+        return TopoUnavailableError(
+            "Topo kept rate-limiting the pipeline (429) through every retry: lower "
+            "TOPO_API_REQUESTS_PER_MINUTE or TOPO_API_CONCURRENCY",
+            **fields,
+        )
+    if status >= 500:
+        return TopoUnavailableError(
+            "Topo kept failing with server errors through every retry; try again later",
+            **fields,
+        )
+    return TopoRequestError(f"Topo answered HTTP {status}", **fields)
+
+
+def _describe(data: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}: {value}" for key, value in sorted(data.items()))[:300]
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), if any."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())

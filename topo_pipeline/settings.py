@@ -1,0 +1,140 @@
+"""The pipeline's settings, read from ``TOPO_*`` environment variables in one place.
+
+:func:`Settings.from_env` validates everything up front so a bad value fails when the code
+location loads, naming the variable, instead of deep inside a run. The API key is not part
+of :class:`Settings`: Dagster resolves ``TOPO_API_KEY`` at run time (``dg.EnvVar``) so the
+key never appears in definitions, config or the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, validate_base_url
+from topo_pipeline.api.errors import TopoConfigError
+
+API_KEY_ENV = "TOPO_API_KEY"
+
+DEFAULT_SLA_TARGET_MINUTES: Mapping[str, int] = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable without editing code (see the README's configuration table)."""
+
+    api_base_url: str = DEFAULT_BASE_URL
+    duckdb_path: Path = Path("data/topo_pipeline.duckdb")
+    analyst_duckdb_path: Path = Path("data/topo_analytics.duckdb")
+    start_date: date = date(2024, 1, 1)
+    timezone: str = "UTC"
+    requests_per_minute: float | None = 120.0
+    concurrency: int = 4
+    request_timeout_seconds: float = 60.0
+    max_attempts: int = 8
+    lock_timeout_seconds: float = 120.0
+    sla_target_minutes: Mapping[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_SLA_TARGET_MINUTES)
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment).
+
+        Raises:
+            TopoConfigError: naming the variable whose value cannot work.
+        """
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        defaults = cls()
+        settings = cls(
+            api_base_url=reader.text("TOPO_API_BASE_URL", defaults.api_base_url),
+            duckdb_path=Path(reader.text("TOPO_DUCKDB_PATH", str(defaults.duckdb_path))),
+            analyst_duckdb_path=Path(
+                reader.text("TOPO_ANALYST_DUCKDB_PATH", str(defaults.analyst_duckdb_path))
+            ),
+            start_date=reader.date("TOPO_START_DATE", defaults.start_date),
+            timezone=reader.text("TOPO_TIMEZONE", defaults.timezone),
+            requests_per_minute=reader.number("TOPO_API_REQUESTS_PER_MINUTE", 120.0, zero_ok=True)
+            or None,
+            concurrency=int(reader.number("TOPO_API_CONCURRENCY", defaults.concurrency)),
+            request_timeout_seconds=reader.number(
+                "TOPO_API_TIMEOUT_SECONDS", defaults.request_timeout_seconds
+            ),
+            max_attempts=int(reader.number("TOPO_API_MAX_ATTEMPTS", defaults.max_attempts)),
+            lock_timeout_seconds=reader.number(
+                "TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS", defaults.lock_timeout_seconds
+            ),
+            sla_target_minutes={
+                priority: int(reader.number(f"TOPO_SLA_{priority}_MINUTES", minutes))
+                for priority, minutes in DEFAULT_SLA_TARGET_MINUTES.items()
+            },
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check the values that can be wrong in ways the types do not catch.
+
+        Raises:
+            TopoConfigError: naming the setting.
+        """
+        validate_base_url(self.api_base_url)
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise TopoConfigError(
+                f"TOPO_TIMEZONE {self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)"
+            ) from None
+        if self.duckdb_path.resolve() == self.analyst_duckdb_path.resolve():
+            raise TopoConfigError(
+                "TOPO_DUCKDB_PATH and TOPO_ANALYST_DUCKDB_PATH must be different files"
+            )
+        if self.concurrency < 1:
+            raise TopoConfigError("TOPO_API_CONCURRENCY must be at least 1")
+        if self.max_attempts < 1:
+            raise TopoConfigError("TOPO_API_MAX_ATTEMPTS must be at least 1")
+
+    def client_config(self) -> ClientConfig:
+        """The Topo client tuning these settings describe."""
+        return ClientConfig(
+            base_url=self.api_base_url,
+            requests_per_minute=self.requests_per_minute,
+            concurrency=self.concurrency,
+            read_timeout=self.request_timeout_seconds,
+            max_attempts=self.max_attempts,
+        )
+
+
+@dataclass(frozen=True)
+class _Reader:
+    env: Mapping[str, str]
+
+    def text(self, name: str, default: str) -> str:
+        value = self.env.get(name, "").strip()
+        return value or default
+
+    def date(self, name: str, default: date) -> date:
+        value = self.env.get(name, "").strip()
+        if not value:
+            return default
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise TopoConfigError(f"{name} must be a date like 2024-01-01, got {value!r}") from None
+
+    def number(self, name: str, default: float, *, zero_ok: bool = False) -> float:
+        value = self.env.get(name, "").strip()
+        if not value:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise TopoConfigError(f"{name} must be a number, got {value!r}") from None
+        if number < 0 or (number == 0 and not zero_ok) or number != number:
+            raise TopoConfigError(f"{name} must be a positive number, got {value!r}")
+        return number

@@ -1,0 +1,81 @@
+"""Settings from the environment: defaults, overrides and refusals that name the variable."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from topo_pipeline.api.client import ClientConfig
+from topo_pipeline.api.errors import TopoConfigError
+from topo_pipeline.settings import Settings
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = Settings.from_env({})
+    assert settings.api_base_url == "https://api.topo.io/v1"
+    assert settings.duckdb_path == Path("data/topo_pipeline.duckdb")
+    assert settings.analyst_duckdb_path == Path("data/topo_analytics.duckdb")
+    assert settings.start_date == date(2024, 1, 1)
+    assert settings.timezone == "UTC"
+    assert settings.sla_target_minutes == {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
+
+
+def test_every_variable_overrides() -> None:
+    settings = Settings.from_env(
+        {
+            "TOPO_API_BASE_URL": "http://127.0.0.1:8765/v1/",
+            "TOPO_DUCKDB_PATH": "/srv/topo/a.duckdb",
+            "TOPO_ANALYST_DUCKDB_PATH": "/srv/topo/b.duckdb",
+            "TOPO_START_DATE": "2025-02-01",
+            "TOPO_TIMEZONE": "America/New_York",
+            "TOPO_API_REQUESTS_PER_MINUTE": "0",
+            "TOPO_API_CONCURRENCY": "8",
+            "TOPO_API_TIMEOUT_SECONDS": "5",
+            "TOPO_API_MAX_ATTEMPTS": "3",
+            "TOPO_SLA_HOT_MINUTES": "30",
+        }
+    )
+    assert settings.duckdb_path == Path("/srv/topo/a.duckdb")
+    assert settings.start_date == date(2025, 2, 1)
+    assert settings.timezone == "America/New_York"
+    assert settings.requests_per_minute is None  # 0 disables pacing
+    assert settings.sla_target_minutes["HOT"] == 30
+    assert settings.sla_target_minutes["TODAY"] == 1440
+    config = settings.client_config()
+    assert config == ClientConfig(
+        base_url="http://127.0.0.1:8765/v1/",
+        requests_per_minute=None,
+        concurrency=8,
+        read_timeout=5.0,
+        max_attempts=3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TOPO_API_BASE_URL": "http://api.topo.io/v1"}, "plain http"),
+        ({"TOPO_API_BASE_URL": "ftp://api.topo.io/v1"}, "must be an http"),
+        ({"TOPO_TIMEZONE": "Mars/Olympus"}, "TOPO_TIMEZONE"),
+        ({"TOPO_START_DATE": "01/02/2024"}, "TOPO_START_DATE"),
+        ({"TOPO_API_CONCURRENCY": "lots"}, "TOPO_API_CONCURRENCY"),
+        ({"TOPO_API_CONCURRENCY": "0"}, "TOPO_API_CONCURRENCY"),
+        ({"TOPO_SLA_HOT_MINUTES": "-5"}, "TOPO_SLA_HOT_MINUTES"),
+        (
+            {"TOPO_DUCKDB_PATH": "data/x.duckdb", "TOPO_ANALYST_DUCKDB_PATH": "data/x.duckdb"},
+            "different files",
+        ),
+    ],
+)
+def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(TopoConfigError, match=message):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:9/v1", "http://127.0.0.5/v1", "http://[::1]:80/v1"]
+)
+def test_plain_http_is_allowed_on_loopback(url: str) -> None:
+    assert Settings.from_env({"TOPO_API_BASE_URL": url}).api_base_url == url
