@@ -1,0 +1,205 @@
+"""The analytics tables: per-task SLA evaluation and the four daily rollups built from it.
+
+``analytics.task_sla`` is computed from ``topo.tasks``; ``sla_by_priority``,
+``sla_by_assignee``, ``completion_rate_by_priority`` and ``completion_rate_by_assignee`` are
+computed from ``analytics.task_sla``, so every number in a rollup agrees with the per-task
+rows. DuckDB does all the arithmetic; the SQL lives in ``sql/`` (one file per statement) and
+every value is a bound parameter.
+
+Each table is replaced one set of ``partition_date`` values at a time, in one transaction:
+the partitions' old rows are deleted and the recomputed rows inserted, so a failure leaves
+the previous rows in place and a partition without tasks ends up with no rows.
+
+Edge cases (also in the column comments and ``docs/analyst-guide.md``):
+
+* A priority with no configured SLA target (one Topo adds later, or NULL): the task gets
+  ``sla_target_minutes`` and ``sla_due_at`` NULL and ``sla_status = 'UNKNOWN'`` (``'SKIPPED'``
+  if it was skipped). It counts in ``tasks`` but in neither ``met`` nor ``breached``.
+* A status other than PENDING, IN_PROGRESS, COMPLETED, SKIPPED (or NULL): ``'UNKNOWN'``.
+* A COMPLETED task without ``completed_at``: ``minutes_to_complete`` NULL and ``'UNKNOWN'``;
+  it still counts as completed in the completion-rate tables (status is authoritative).
+
+Nothing here imports Dagster; the assets call these functions with an open connection from
+:func:`topo_pipeline.warehouse.duckdb.connect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+
+from topo_pipeline.warehouse.duckdb import transaction
+from topo_pipeline.warehouse.queries import load_sql
+
+DEFAULT_SLA_TARGET_MINUTES: Mapping[str, int] = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
+"""SLA target per priority, in minutes, when nothing else is configured."""
+
+ANALYTICS_TABLES = (
+    "task_sla",
+    "sla_by_priority",
+    "sla_by_assignee",
+    "completion_rate_by_priority",
+    "completion_rate_by_assignee",
+)
+"""The tables of schema ``analytics``, in build order (``task_sla`` feeds the others)."""
+
+ROLLUP_TABLES = ANALYTICS_TABLES[1:]
+"""The tables :func:`replace_rollup` builds from ``analytics.task_sla``."""
+
+_SCHEMA_SQL = "create_analytics_tables"
+
+
+def ensure_analytics_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create schema ``analytics`` and its five tables, with comments, if they are missing.
+
+    Idempotent; the replace functions call it themselves before writing.
+
+    Args:
+        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
+    """
+    con.execute(load_sql(_SCHEMA_SQL))
+
+
+def replace_task_sla(
+    con: duckdb.DuckDBPyConnection,
+    partition_dates: Sequence[date],
+    *,
+    as_of: datetime,
+    sla_targets: Mapping[str, int],
+) -> int:
+    """Recompute ``analytics.task_sla`` for ``partition_dates`` from ``topo.tasks``.
+
+    Args:
+        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
+        partition_dates: the days (``partition_date`` values) to replace.
+        as_of: the instant open tasks are judged against (timezone-aware).
+        sla_targets: SLA target in minutes per priority, e.g.
+            :data:`DEFAULT_SLA_TARGET_MINUTES`. A priority missing here gets no target and
+            ``sla_status = 'UNKNOWN'``; add an entry to cover a priority Topo introduces.
+
+    Returns:
+        The number of rows written (one per task in those partitions).
+
+    Raises:
+        ValueError: if ``as_of`` is naive, a target is not a positive integer, or a
+            partition date is not a plain :class:`~datetime.date`.
+    """
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError("as_of must be timezone-aware")
+    priorities, minutes = _split_targets(sla_targets)
+    params = {
+        "partition_dates": _partition_list(partition_dates),
+        "as_of": as_of,
+        "sla_priorities": priorities,
+        "sla_target_minutes": minutes,
+    }
+    return _replace(con, "task_sla", params)
+
+
+def replace_rollup(
+    con: duckdb.DuckDBPyConnection, table: str, partition_dates: Sequence[date]
+) -> int:
+    """Recompute one rollup table for ``partition_dates`` from ``analytics.task_sla``.
+
+    Run :func:`replace_task_sla` for the same days first; the rollup only reads it.
+
+    Args:
+        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
+        table: one of :data:`ROLLUP_TABLES` (the name without schema). It selects fixed
+            ``.sql`` files and is never put into SQL text.
+        partition_dates: the days (``partition_date`` values) to replace.
+
+    Returns:
+        The number of rows written (one per group with at least one task).
+
+    Raises:
+        ValueError: if ``table`` is not a rollup table or a partition date is not a date.
+    """
+    if table not in ROLLUP_TABLES:
+        raise ValueError(f"unknown rollup table {table!r}; expected one of {ROLLUP_TABLES}")
+    return _replace(con, table, {"partition_dates": _partition_list(partition_dates)})
+
+
+def headline_metrics(
+    con: duckdb.DuckDBPyConnection, table: str, partition_dates: Iterable[date]
+) -> dict[str, float | int | None]:
+    """A few numbers summarising ``table`` over ``partition_dates``, for Dagster metadata.
+
+    Rates are pooled over the given days (sums over sums), never averages of daily rates,
+    and are ``None`` when their denominator is 0. Counts are 0 when there are no rows.
+
+    * ``task_sla``: ``tasks``, ``met``, ``breached``, ``open_within_sla``, ``skipped``,
+      ``unknown`` (tasks whose SLA cannot be judged), ``sla_attainment``.
+    * ``sla_by_priority``: ``tasks``, ``met``, ``breached``, ``sla_attainment``,
+      ``hot_sla_attainment``.
+    * ``sla_by_assignee``: ``tasks``, ``met``, ``breached``, ``sla_attainment``,
+      ``assignees`` (distinct assigned users), ``unassigned_open`` (open tasks without one).
+    * ``completion_rate_by_priority``: ``tasks``, ``completed``, ``skipped``,
+      ``completion_rate``, ``skip_rate``, ``hot_completion_rate``.
+    * ``completion_rate_by_assignee``: ``tasks``, ``completed``, ``skipped``,
+      ``completion_rate``, ``skip_rate``, ``assignees``, ``unassigned_tasks``.
+
+    Args:
+        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
+        table: one of :data:`ANALYTICS_TABLES`.
+        partition_dates: the days to summarise.
+
+    Returns:
+        Metric name to value (``int`` counts, ``float`` rates, ``None`` for undefined rates).
+
+    Raises:
+        ValueError: if ``table`` is not an analytics table or a partition date is not a date.
+    """
+    if table not in ANALYTICS_TABLES:
+        raise ValueError(f"unknown analytics table {table!r}; expected one of {ANALYTICS_TABLES}")
+    cursor = con.execute(
+        load_sql(f"{table}_headline"), {"partition_dates": _partition_list(partition_dates)}
+    )
+    names = [column[0] for column in cursor.description]
+    row = cursor.fetchone()
+    if row is None:  # pragma: no cover - an aggregate without GROUP BY always returns a row
+        return {}
+    return dict(zip(names, row, strict=True))
+
+
+def _replace(con: duckdb.DuckDBPyConnection, table: str, params: Mapping[str, Any]) -> int:
+    """Delete the partitions' rows of ``table`` and insert them recomputed, atomically."""
+    ensure_analytics_tables(con)
+    delete_sql = load_sql(f"{table}_delete_partitions")
+    insert_sql = load_sql(f"{table}_insert_partitions")
+    delete_params = {"partition_dates": params["partition_dates"]}
+    with transaction(con):
+        con.execute(delete_sql, delete_params)
+        row = con.execute(insert_sql, dict(params)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _partition_list(partition_dates: Iterable[date]) -> list[date]:
+    days = set()
+    for day in partition_dates:
+        # A datetime is a date too, but would bind as a TIMESTAMP and be truncated in
+        # DuckDB's session timezone; the partition is a calendar day, so insist on one.
+        if isinstance(day, datetime) or not isinstance(day, date):
+            raise ValueError(f"partition dates must be datetime.date values, got {day!r}")
+        days.add(day)
+    return sorted(days)
+
+
+def _split_targets(sla_targets: Mapping[str, int]) -> tuple[list[str], list[int]]:
+    """The targets as parallel lists, bound as ``$sla_priorities`` / ``$sla_target_minutes``."""
+    priorities: list[str] = []
+    minutes: list[int] = []
+    for priority, target in sla_targets.items():
+        if not isinstance(priority, str) or not priority:
+            raise ValueError(f"SLA target priority must be a non-empty string, got {priority!r}")
+        if isinstance(target, bool) or not isinstance(target, int) or target <= 0:
+            raise ValueError(
+                f"SLA target for {priority} must be a positive whole number of minutes, "
+                f"got {target!r}"
+            )
+        priorities.append(priority)
+        minutes.append(target)
+    return priorities, minutes
