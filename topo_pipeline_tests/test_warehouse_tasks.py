@@ -186,6 +186,9 @@ def test_every_given_date_is_in_the_result(db: duckdb.DuckDBPyConnection) -> Non
     windows = [utc_window(D3), utc_window(D1), utc_window(D2)]
     landed = land(db, windows, [task("2025-03-15T05:00:00Z")])
     assert list(landed.items()) == [(D3, 0), (D1, 0), (D2, 1)]
+    assert land(db, [], []) == {}
+    with pytest.raises(ValueError, match="none of this run's partition windows"):
+        land(db, [], [task("2025-03-15T05:00:00Z")])
 
 
 def _seed(con: duckdb.DuckDBPyConnection) -> list[tuple]:
