@@ -1,0 +1,799 @@
+"""The analytics tables against a hand-built set of tasks, on real DuckDB files.
+
+The expected rows are computed here in plain Python, straight from SPEC.md's rules (minute
+arithmetic, ``quantile_cont`` as linear interpolation, pooled rates), and compared with
+every column of every table. ``EXPECTED_SLA_STATUS`` additionally spells out, task by task,
+which branch each hand-built task exercises, so the Python oracle is checked too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from topo_pipeline.warehouse.analytics import (
+    ANALYTICS_TABLES,
+    DEFAULT_SLA_TARGET_MINUTES,
+    ROLLUP_TABLES,
+    ensure_analytics_tables,
+    headline_metrics,
+    replace_rollup,
+    replace_task_sla,
+)
+from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.queries import load_sql
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "analyst-guide.md"
+
+DAY1 = date(2024, 3, 1)
+DAY2 = date(2024, 3, 2)
+EMPTY_DAY = date(2024, 3, 3)  # replaced like the others, but holds no tasks
+DAYS = (DAY1, DAY2, EMPTY_DAY)
+AS_OF = datetime(2024, 3, 3, 12, 0, tzinfo=UTC)
+
+
+def ts(text: str) -> datetime:
+    """An aware UTC instant from ``YYYY-MM-DD HH:MM:SS[.ffffff]``."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Task:
+    """The fields of a topo.tasks row the analytics read; the rest get fixed filler."""
+
+    id: str
+    partition_date: date
+    priority: str | None
+    status: str | None
+    assignee_user_id: str | None
+    created_at: datetime
+    completed_at: datetime | None = None
+    skipped_at: datetime | None = None
+    reopened_at: datetime | None = None
+    type: str = "CALL"
+
+
+TASKS = (
+    # Day 1 ---------------------------------------------------------------------------------
+    Task("t01", DAY1, "HOT", "COMPLETED", "A", ts("2024-03-01 09:00"), ts("2024-03-01 10:00")),
+    Task("t02", DAY1, "HOT", "COMPLETED", "A", ts("2024-03-01 09:30"), ts("2024-03-01 10:30:01")),
+    Task("t03", DAY1, "HOT", "SKIPPED", "B", ts("2024-03-01 11:00"), None, ts("2024-03-01 11:05")),
+    Task("t04", DAY1, "TODAY", "PENDING", "B", ts("2024-03-01 08:00")),
+    Task(
+        "t05", DAY1, "TODAY", "COMPLETED", None, ts("2024-03-01 12:00"), ts("2024-03-01 20:15:30")
+    ),
+    Task("t06", DAY1, "TODAY", "IN_PROGRESS", "A", ts("2024-03-01 13:00")),
+    # Reopened by a reminder rule: open again, but Topo kept the earlier completed_at.
+    Task(
+        "t07",
+        DAY1,
+        "EXTRA",
+        "PENDING",
+        "C",
+        ts("2024-03-01 14:00"),
+        completed_at=ts("2024-03-01 15:00"),
+        reopened_at=ts("2024-03-02 10:00"),
+    ),
+    Task(
+        "t08", DAY1, "EXTRA", "SKIPPED", "C", ts("2024-03-01 16:00"), None, ts("2024-03-01 17:00")
+    ),
+    Task("t09", DAY1, "URGENT", "COMPLETED", "A", ts("2024-03-01 15:00"), ts("2024-03-01 15:45")),
+    Task("t10", DAY1, "HOT", "CANCELLED", None, ts("2024-03-01 17:00")),
+    Task("t11", DAY1, "HOT", "COMPLETED", "B", ts("2024-03-01 18:00")),
+    # Created after UTC midnight but landed on day 1 (a pipeline zone west of UTC):
+    # partition_date comes from topo.tasks, never from created_at.
+    Task("t12", DAY1, "HOT", "COMPLETED", "A", ts("2024-03-02 03:00"), ts("2024-03-02 03:20")),
+    Task(
+        "t13", DAY1, "URGENT", "SKIPPED", None, ts("2024-03-01 19:00"), None, ts("2024-03-01 19:30")
+    ),
+    # Day 2 ---------------------------------------------------------------------------------
+    Task("t14", DAY2, "HOT", "PENDING", "A", ts("2024-03-02 23:00")),
+    Task("t15", DAY2, "TODAY", "PENDING", None, ts("2024-03-02 18:00")),
+    Task("t16", DAY2, "TODAY", "IN_PROGRESS", "B", ts("2024-03-02 20:00")),
+    Task("t17", DAY2, "HOT", "COMPLETED", "B", ts("2024-03-02 10:00"), ts("2024-03-02 10:59:59.5")),
+    Task("t18", DAY2, "TODAY", "COMPLETED", "B", ts("2024-03-02 01:00"), ts("2024-03-02 21:07")),
+    Task("t19", DAY2, "TODAY", "COMPLETED", "B", ts("2024-03-02 02:00"), ts("2024-03-03 05:00")),
+    Task("t20", DAY2, "TODAY", "PENDING", "C", ts("2024-03-02 12:00")),
+    Task("t21", DAY2, None, "PENDING", None, ts("2024-03-02 05:00")),
+    Task("t22", DAY2, "EXTRA", "COMPLETED", "A", ts("2024-03-02 04:00"), ts("2024-03-02 04:10")),
+    Task("t23", DAY2, "HOT", "IN_PROGRESS", None, ts("2024-03-02 09:00")),
+    Task("t24", DAY2, "TODAY", None, "C", ts("2024-03-02 06:00")),
+)
+
+#: Each task's verdict under the default targets at AS_OF, and the branch it exercises.
+EXPECTED_SLA_STATUS = {
+    "t01": "MET",  # completed exactly on the due instant (60 minutes)
+    "t02": "BREACHED",  # completed one second after the due instant
+    "t03": "SKIPPED",
+    "t04": "BREACHED",  # PENDING, due 2024-03-02 08:00, before AS_OF
+    "t05": "MET",  # unassigned, 495.5 minutes of 1440
+    "t06": "BREACHED",  # IN_PROGRESS past due
+    "t07": "OPEN",  # reopened: PENDING, due 2024-03-04 14:00; the old completed_at is ignored
+    "t08": "SKIPPED",  # with t07, EXTRA on day 1 has no completed task and met + breached = 0
+    "t09": "UNKNOWN",  # priority URGENT has no target
+    "t10": "UNKNOWN",  # status CANCELLED is not one the rules know
+    "t11": "UNKNOWN",  # COMPLETED without completed_at
+    "t12": "MET",
+    "t13": "SKIPPED",  # skipped with an unknown priority is still SKIPPED
+    "t14": "BREACHED",  # HOT, PENDING, due at midnight, still open at AS_OF
+    "t15": "OPEN",  # unassigned, within due at AS_OF
+    "t16": "OPEN",  # IN_PROGRESS within due
+    "t17": "MET",  # 59.99 minutes (sub-second completion time)
+    "t18": "MET",
+    "t19": "BREACHED",
+    "t20": "OPEN",  # open and due exactly at AS_OF: not yet breached
+    "t21": "UNKNOWN",  # NULL priority: no target
+    "t22": "MET",
+    "t23": "BREACHED",  # HOT, IN_PROGRESS, unassigned, past due
+    "t24": "UNKNOWN",  # the API sent no status
+}
+
+
+# --- the rules, independently in Python ----------------------------------------------------
+
+
+def expected_task_sla(
+    tasks: Sequence[Task], as_of: datetime, targets: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """analytics.task_sla as SPEC.md defines it, plus the documented UNKNOWN cases."""
+    rows = []
+    for task in tasks:
+        target = targets.get(task.priority) if task.priority is not None else None
+        due = task.created_at + timedelta(minutes=target) if target is not None else None
+        minutes = None
+        if task.status == "COMPLETED" and task.completed_at is not None:
+            minutes = (task.completed_at - task.created_at) / timedelta(minutes=1)
+        if task.status == "SKIPPED":
+            sla_status = "SKIPPED"
+        elif due is None:
+            sla_status = "UNKNOWN"
+        elif task.status == "COMPLETED":
+            if task.completed_at is None:
+                sla_status = "UNKNOWN"
+            else:
+                sla_status = "MET" if task.completed_at <= due else "BREACHED"
+        elif task.status in ("PENDING", "IN_PROGRESS"):
+            sla_status = "BREACHED" if as_of > due else "OPEN"
+        else:
+            sla_status = "UNKNOWN"
+        rows.append(
+            {
+                "id": task.id,
+                "partition_date": task.partition_date,
+                "priority": task.priority,
+                "type": task.type,
+                "status": task.status,
+                "assignee_user_id": task.assignee_user_id,
+                "created_at": task.created_at,
+                "completed_at": task.completed_at,
+                "skipped_at": task.skipped_at,
+                "sla_target_minutes": target,
+                "sla_due_at": due,
+                "minutes_to_complete": minutes,
+                "sla_status": sla_status,
+                "as_of": as_of,
+            }
+        )
+    return rows
+
+
+def quantile_cont(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between the order statistics around ``q * (n - 1)``."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _grouped(
+    task_sla: Sequence[dict[str, Any]], key: str
+) -> dict[tuple[date, str | None], list[dict[str, Any]]]:
+    groups: dict[tuple[date, str | None], list[dict[str, Any]]] = defaultdict(list)
+    for row in task_sla:
+        groups[(row["partition_date"], row[key])].append(row)
+    return groups
+
+
+def expected_sla_rollup(task_sla: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    rows = []
+    for (day, group), members in _grouped(task_sla, key).items():
+        statuses = [m["status"] for m in members]
+        verdicts = [m["sla_status"] for m in members]
+        met, breached = verdicts.count("MET"), verdicts.count("BREACHED")
+        durations = [
+            m["minutes_to_complete"]
+            for m in members
+            if m["status"] == "COMPLETED" and m["minutes_to_complete"] is not None
+        ]
+        rows.append(
+            {
+                "partition_date": day,
+                key: group,
+                "tasks": len(members),
+                "completed": statuses.count("COMPLETED"),
+                "skipped": statuses.count("SKIPPED"),
+                "open": statuses.count("PENDING") + statuses.count("IN_PROGRESS"),
+                "met": met,
+                "breached": breached,
+                "sla_attainment": ratio(met, met + breached),
+                "median_minutes_to_complete": quantile_cont(durations, 0.5),
+                "p90_minutes_to_complete": quantile_cont(durations, 0.9),
+                "as_of": max(m["as_of"] for m in members),
+            }
+        )
+    return rows
+
+
+def expected_completion_rollup(
+    task_sla: Sequence[dict[str, Any]], key: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for (day, group), members in _grouped(task_sla, key).items():
+        statuses = [m["status"] for m in members]
+        rows.append(
+            {
+                "partition_date": day,
+                key: group,
+                "tasks": len(members),
+                "completed": statuses.count("COMPLETED"),
+                "skipped": statuses.count("SKIPPED"),
+                "pending": statuses.count("PENDING"),
+                "in_progress": statuses.count("IN_PROGRESS"),
+                "completion_rate": ratio(statuses.count("COMPLETED"), len(members)),
+                "skip_rate": ratio(statuses.count("SKIPPED"), len(members)),
+            }
+        )
+    return rows
+
+
+def expected_tables(
+    tasks: Sequence[Task], as_of: datetime, targets: Mapping[str, int]
+) -> dict[str, list[dict[str, Any]]]:
+    task_sla = expected_task_sla(tasks, as_of, targets)
+    return {
+        "task_sla": task_sla,
+        "sla_by_priority": expected_sla_rollup(task_sla, "priority"),
+        "sla_by_assignee": expected_sla_rollup(task_sla, "assignee_user_id"),
+        "completion_rate_by_priority": expected_completion_rollup(task_sla, "priority"),
+        "completion_rate_by_assignee": expected_completion_rollup(task_sla, "assignee_user_id"),
+    }
+
+
+# --- building and reading the database ------------------------------------------------------
+
+_INSERT_TASK = """
+INSERT INTO warehouse.topo.tasks (
+    id, organization_id, type, priority, status, sequence_id, assignee_user_id, disposition,
+    reopened_at, reopen_reason, skipped_at, completed_at, created_at, updated_at,
+    partition_date, loaded_at, raw
+) VALUES (
+    $id, 'org-1', $type, $priority, $status, 'seq-1', $assignee_user_id, NULL,
+    $reopened_at, $reopen_reason, $skipped_at, $completed_at, $created_at, $created_at,
+    $partition_date, $loaded_at, $raw
+)
+"""
+
+
+def insert_tasks(con: duckdb.DuckDBPyConnection, tasks: Sequence[Task]) -> None:
+    con.execute(load_sql("create_topo_tasks"))
+    for task in tasks:
+        con.execute(
+            _INSERT_TASK,
+            {
+                "id": task.id,
+                "type": task.type,
+                "priority": task.priority,
+                "status": task.status,
+                "assignee_user_id": task.assignee_user_id,
+                "reopened_at": task.reopened_at,
+                "reopen_reason": "REMINDER_RULE" if task.reopened_at else None,
+                "skipped_at": task.skipped_at,
+                "completed_at": task.completed_at,
+                "created_at": task.created_at,
+                "partition_date": task.partition_date,
+                "loaded_at": AS_OF,
+                "raw": json.dumps({"id": task.id, "status": task.status}),
+            },
+        )
+
+
+def build_all(
+    con: duckdb.DuckDBPyConnection,
+    days: Sequence[date] = DAYS,
+    *,
+    as_of: datetime = AS_OF,
+    targets: Mapping[str, int] = DEFAULT_SLA_TARGET_MINUTES,
+) -> dict[str, int]:
+    """Replace every analytics table for ``days``; rows written per table."""
+    written = {"task_sla": replace_task_sla(con, days, as_of=as_of, sla_targets=targets)}
+    for table in ROLLUP_TABLES:
+        written[table] = replace_rollup(con, table, days)
+    return written
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A pipeline file holding TASKS and every analytics table built for DAYS."""
+    with connect(tmp_path / "pipeline.duckdb") as con:
+        insert_tasks(con, TASKS)
+        build_all(con)
+        yield con
+
+
+def read_table(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]]:
+    cursor = con.execute(f"SELECT * FROM warehouse.analytics.{table}")
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'warehouse' "
+        "AND schema_name = 'analytics' AND table_name = $table ORDER BY column_index",
+        {"table": table},
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _row_key(row: Mapping[str, Any], table: str) -> tuple[Any, ...]:
+    if table == "task_sla":
+        return (row["id"],)
+    group = "priority" if table.endswith("priority") else "assignee_user_id"
+    # None sorts first, so the NULL group has a stable place.
+    return (row["partition_date"], row[group] is not None, row[group] or "")
+
+
+def assert_rows_match(
+    actual: Sequence[Mapping[str, Any]],
+    expected: Sequence[Mapping[str, Any]],
+    table: str,
+    columns: Sequence[str],
+) -> None:
+    """Same rows, and every column equal (floats to 1e-9 relative)."""
+    actual_sorted = sorted(actual, key=lambda row: _row_key(row, table))
+    expected_sorted = sorted(expected, key=lambda row: _row_key(row, table))
+    assert [_row_key(r, table) for r in actual_sorted] == [
+        _row_key(r, table) for r in expected_sorted
+    ], f"{table}: different rows"
+    for got, want in zip(actual_sorted, expected_sorted, strict=True):
+        assert set(got) == set(columns) == set(want), f"{table}: columns differ"
+        for column in columns:
+            if isinstance(want[column], float):
+                assert got[column] == pytest.approx(want[column], rel=1e-9, abs=1e-9), (
+                    f"{table} {_row_key(want, table)} {column}"
+                )
+            else:
+                assert got[column] == want[column], f"{table} {_row_key(want, table)} {column}"
+                assert (
+                    type(got[column]) is type(want[column])
+                    or want[column] is None
+                    or (isinstance(got[column], datetime) and isinstance(want[column], datetime))
+                ), f"{table} {column}: {type(got[column])} vs {type(want[column])}"
+
+
+def assert_all_tables_match(
+    con: duckdb.DuckDBPyConnection, expected: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> None:
+    for table in ANALYTICS_TABLES:
+        assert_rows_match(read_table(con, table), expected[table], table, table_columns(con, table))
+
+
+# --- the tables -----------------------------------------------------------------------------
+
+
+def test_the_oracle_reproduces_the_hand_written_verdicts() -> None:
+    rows = expected_task_sla(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES)
+    assert {row["id"]: row["sla_status"] for row in rows} == EXPECTED_SLA_STATUS
+
+
+@pytest.mark.parametrize("file_name", ["pipeline.duckdb", "topo.duckdb", "analytics.duckdb"])
+def test_every_table_and_column_matches_the_rules(tmp_path: Path, file_name: str) -> None:
+    # File names equal to a schema name must work too: every statement is catalog-qualified.
+    with connect(tmp_path / file_name) as con:
+        insert_tasks(con, TASKS)
+        written = build_all(con)
+        expected = expected_tables(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES)
+        assert_all_tables_match(con, expected)
+        assert written == {table: len(rows) for table, rows in expected.items()}
+
+
+def test_task_sla_edge_cases(db: duckdb.DuckDBPyConnection) -> None:
+    rows = {row["id"]: row for row in read_table(db, "task_sla")}
+    assert {task_id: row["sla_status"] for task_id, row in rows.items()} == EXPECTED_SLA_STATUS
+    assert rows["t01"]["sla_due_at"] == rows["t01"]["completed_at"]
+    assert rows["t01"]["minutes_to_complete"] == 60.0
+    assert rows["t02"]["minutes_to_complete"] == pytest.approx(60 + 1 / 60)
+    assert rows["t17"]["minutes_to_complete"] == pytest.approx(59 + 59.5 / 60)
+    # Reopened: status wins over the stale completed_at.
+    assert rows["t07"]["completed_at"] is not None
+    assert rows["t07"]["minutes_to_complete"] is None
+    # Unknown priority: no target, but the completion time is still measured.
+    assert rows["t09"]["sla_target_minutes"] is None
+    assert rows["t09"]["sla_due_at"] is None
+    assert rows["t09"]["minutes_to_complete"] == 45.0
+    assert rows["t11"]["minutes_to_complete"] is None
+    assert rows["t10"]["minutes_to_complete"] is None
+    assert rows["t20"]["sla_due_at"] == AS_OF
+
+
+def test_rollup_edge_cases(db: duckdb.DuckDBPyConnection) -> None:
+    by_priority = {
+        (r["partition_date"], r["priority"]): r for r in read_table(db, "sla_by_priority")
+    }
+    extra_day1 = by_priority[(DAY1, "EXTRA")]
+    # No completed task and no verdict: quantiles and attainment are NULL, counts still there.
+    assert extra_day1["tasks"] == 2
+    assert extra_day1["median_minutes_to_complete"] is None
+    assert extra_day1["p90_minutes_to_complete"] is None
+    assert extra_day1["sla_attainment"] is None
+    # Unknown and NULL priorities are groups of their own; unknown tasks are not judged.
+    assert by_priority[(DAY1, "URGENT")]["met"] == 0
+    assert by_priority[(DAY1, "URGENT")]["median_minutes_to_complete"] == 45.0
+    assert by_priority[(DAY2, None)]["tasks"] == 1
+    # HOT day 1: t01 met, t02 breached, t12 met; t11 (no completed_at) is in no quantile.
+    hot_day1 = by_priority[(DAY1, "HOT")]
+    assert (hot_day1["met"], hot_day1["breached"]) == (2, 1)
+    assert hot_day1["sla_attainment"] == pytest.approx(2 / 3)
+    assert hot_day1["median_minutes_to_complete"] == 60.0
+    assert hot_day1["p90_minutes_to_complete"] == pytest.approx(60 + 0.8 / 60)
+
+    by_assignee = {
+        (r["partition_date"], r["assignee_user_id"]): r for r in read_table(db, "sla_by_assignee")
+    }
+    assert by_assignee[(DAY1, "C")]["sla_attainment"] is None  # one OPEN, one SKIPPED
+    assert by_assignee[(DAY2, None)]["open"] == 3  # t15, t21, t23: the unassigned backlog
+
+    for table in ANALYTICS_TABLES:
+        days = {row["partition_date"] for row in read_table(db, table)}
+        assert days == {DAY1, DAY2}, f"{table}: the empty day must have no rows"
+
+
+def test_rerunning_one_day_changes_only_that_day(db: duckdb.DuckDBPyConnection) -> None:
+    before = {table: read_table(db, table) for table in ANALYTICS_TABLES}
+    # Day 2 moves on: t14 gets done late, t21 is no longer returned by the API.
+    db.execute(
+        "UPDATE warehouse.topo.tasks SET status = 'COMPLETED', completed_at = $at WHERE id = 't14'",
+        {"at": ts("2024-03-03 01:30")},
+    )
+    db.execute("DELETE FROM warehouse.topo.tasks WHERE id = 't21'")
+    later = AS_OF + timedelta(hours=6)
+    build_all(db, [DAY2], as_of=later)
+
+    day2_tasks = [
+        replace(t, status="COMPLETED", completed_at=ts("2024-03-03 01:30")) if t.id == "t14" else t
+        for t in TASKS
+        if t.partition_date == DAY2 and t.id != "t21"
+    ]
+    new_day2 = expected_tables(day2_tasks, later, DEFAULT_SLA_TARGET_MINUTES)
+    for table in ANALYTICS_TABLES:
+        after = read_table(db, table)
+        day1_before = [row for row in before[table] if row["partition_date"] == DAY1]
+        day1_after = [row for row in after if row["partition_date"] == DAY1]
+        assert sorted(day1_after, key=lambda r: _row_key(r, table)) == sorted(
+            day1_before, key=lambda r: _row_key(r, table)
+        ), f"{table}: day 1 changed"
+        assert_rows_match(
+            [row for row in after if row["partition_date"] == DAY2],
+            new_day2[table],
+            table,
+            table_columns(db, table),
+        )
+
+
+class _FailOnInsert:
+    """A connection whose analytics INSERT fails, after the partition's DELETE has run."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def execute(self, sql: str, *args: Any) -> duckdb.DuckDBPyConnection:
+        if "INSERT INTO warehouse.analytics." in sql:
+            raise RuntimeError("injected failure after the delete")
+        return self._con.execute(sql, *args)
+
+
+@pytest.mark.parametrize("table", ANALYTICS_TABLES)
+def test_a_failing_replace_keeps_the_previous_rows(
+    db: duckdb.DuckDBPyConnection, table: str
+) -> None:
+    before = read_table(db, table)
+    assert before
+    failing: Any = _FailOnInsert(db)
+    if table == "task_sla":
+        with pytest.raises(RuntimeError, match="injected"):
+            replace_task_sla(failing, DAYS, as_of=AS_OF, sla_targets=DEFAULT_SLA_TARGET_MINUTES)
+    else:
+        with pytest.raises(RuntimeError, match="injected"):
+            replace_rollup(failing, table, DAYS)
+    assert read_table(db, table) == before
+
+
+def test_a_database_error_mid_replace_keeps_the_previous_rows(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
+    before = read_table(db, "task_sla")
+    # The insert reads topo.tasks; without it DuckDB fails after the delete has run.
+    db.execute("ALTER TABLE warehouse.topo.tasks RENAME TO tasks_elsewhere")
+    with pytest.raises(duckdb.CatalogException):
+        replace_task_sla(db, [DAY1], as_of=AS_OF, sla_targets=DEFAULT_SLA_TARGET_MINUTES)
+    assert read_table(db, "task_sla") == before
+
+
+def test_custom_sla_targets_change_the_result(db: duckdb.DuckDBPyConnection) -> None:
+    # Tighter targets, and a target for the priority that was unknown so far.
+    targets = {"HOT": 30, "TODAY": 600, "EXTRA": 100, "URGENT": 60}
+    build_all(db, as_of=AS_OF, targets=targets)
+    assert_all_tables_match(db, expected_tables(TASKS, AS_OF, targets))
+    rows = {row["id"]: row for row in read_table(db, "task_sla")}
+    assert rows["t01"]["sla_status"] == "BREACHED"  # 60 minutes > 30
+    assert rows["t09"]["sla_status"] == "MET"  # URGENT now has a target
+    assert rows["t09"]["sla_target_minutes"] == 60
+    assert rows["t07"]["sla_status"] == "BREACHED"  # EXTRA due after 100 minutes
+
+
+def test_due_time_is_exact_minutes_whatever_the_session_timezone(tmp_path: Path) -> None:
+    # 2024-03-10 is a DST change in New York; a 1440-minute target is still 24 hours.
+    task = Task("dst", date(2024, 3, 9), "TODAY", "PENDING", None, ts("2024-03-09 12:00"))
+    with connect(tmp_path / "pipeline.duckdb") as con:
+        insert_tasks(con, [task])
+        con.execute("SET TimeZone = 'America/New_York'")
+        replace_task_sla(con, [task.partition_date], as_of=AS_OF, sla_targets={"TODAY": 1440})
+        (due,) = con.execute("SELECT sla_due_at FROM warehouse.analytics.task_sla").fetchone()
+    assert due == ts("2024-03-10 12:00")
+
+
+def test_headline_metrics(db: duckdb.DuckDBPyConnection) -> None:
+    task_sla = expected_task_sla(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES)
+    verdicts = [row["sla_status"] for row in task_sla]
+    met, breached = verdicts.count("MET"), verdicts.count("BREACHED")
+    hot = [row["sla_status"] for row in task_sla if row["priority"] == "HOT"]
+    statuses = [row["status"] for row in task_sla]
+    completed, skipped = statuses.count("COMPLETED"), statuses.count("SKIPPED")
+    hot_statuses = [row["status"] for row in task_sla if row["priority"] == "HOT"]
+    assignees = {row["assignee_user_id"] for row in task_sla} - {None}
+    unassigned = [row for row in task_sla if row["assignee_user_id"] is None]
+    expected = {
+        "task_sla": {
+            "tasks": len(task_sla),
+            "met": met,
+            "breached": breached,
+            "open_within_sla": verdicts.count("OPEN"),
+            "skipped": verdicts.count("SKIPPED"),
+            "unknown": verdicts.count("UNKNOWN"),
+            "sla_attainment": met / (met + breached),
+        },
+        "sla_by_priority": {
+            "tasks": len(task_sla),
+            "met": met,
+            "breached": breached,
+            "sla_attainment": met / (met + breached),
+            "hot_sla_attainment": hot.count("MET") / (hot.count("MET") + hot.count("BREACHED")),
+        },
+        "sla_by_assignee": {
+            "tasks": len(task_sla),
+            "met": met,
+            "breached": breached,
+            "sla_attainment": met / (met + breached),
+            "assignees": len(assignees),
+            "unassigned_open": sum(
+                row["status"] in ("PENDING", "IN_PROGRESS") for row in unassigned
+            ),
+        },
+        "completion_rate_by_priority": {
+            "tasks": len(task_sla),
+            "completed": completed,
+            "skipped": skipped,
+            "completion_rate": completed / len(task_sla),
+            "skip_rate": skipped / len(task_sla),
+            "hot_completion_rate": hot_statuses.count("COMPLETED") / len(hot_statuses),
+        },
+        "completion_rate_by_assignee": {
+            "tasks": len(task_sla),
+            "completed": completed,
+            "skipped": skipped,
+            "completion_rate": completed / len(task_sla),
+            "skip_rate": skipped / len(task_sla),
+            "assignees": len(assignees),
+            "unassigned_tasks": len(unassigned),
+        },
+    }
+    for table in ANALYTICS_TABLES:
+        assert headline_metrics(db, table, DAYS) == pytest.approx(expected[table]), table
+        empty = headline_metrics(db, table, [EMPTY_DAY])
+        assert empty["tasks"] == 0
+        assert all(v is None for k, v in empty.items() if k.endswith(("attainment", "rate")))
+
+
+def test_empty_and_repeated_partition_lists(db: duckdb.DuckDBPyConnection) -> None:
+    before = read_table(db, "task_sla")
+    assert replace_task_sla(db, [], as_of=AS_OF, sla_targets=DEFAULT_SLA_TARGET_MINUTES) == 0
+    assert replace_rollup(db, "sla_by_priority", []) == 0
+    assert read_table(db, "task_sla") == before
+    day1 = sum(task.partition_date == DAY1 for task in TASKS)
+    rows = replace_task_sla(db, [DAY1, DAY1], as_of=AS_OF, sla_targets=DEFAULT_SLA_TARGET_MINUTES)
+    assert rows == day1
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda con: replace_rollup(con, "task_sla", [DAY1]), "unknown rollup table"),
+        (lambda con: replace_rollup(con, "tasks; DROP TABLE x", [DAY1]), "unknown rollup table"),
+        (lambda con: headline_metrics(con, "topo.tasks", [DAY1]), "unknown analytics table"),
+        (
+            lambda con: replace_task_sla(
+                con, [DAY1], as_of=datetime(2024, 3, 3), sla_targets={"HOT": 60}
+            ),
+            "timezone-aware",
+        ),
+        (
+            lambda con: replace_task_sla(con, [DAY1], as_of=AS_OF, sla_targets={"HOT": 0}),
+            "positive whole number",
+        ),
+        (
+            lambda con: replace_task_sla(con, [DAY1], as_of=AS_OF, sla_targets={"HOT": 1.5}),
+            "positive whole number",
+        ),
+        (
+            lambda con: replace_rollup(con, "sla_by_priority", [datetime(2024, 3, 1, tzinfo=UTC)]),
+            "datetime.date",
+        ),
+    ],
+)
+def test_bad_arguments_are_refused(
+    db: duckdb.DuckDBPyConnection, call: Callable[[Any], object], message: str
+) -> None:
+    before = {table: read_table(db, table) for table in ANALYTICS_TABLES}
+    with pytest.raises(ValueError, match=message):
+        call(db)
+    assert {table: read_table(db, table) for table in ANALYTICS_TABLES} == before
+
+
+def test_every_table_and_column_has_a_comment(db: duckdb.DuckDBPyConnection) -> None:
+    ensure_analytics_tables(db)  # idempotent on an existing schema
+    tables = dict(
+        db.execute(
+            "SELECT table_name, comment FROM duckdb_tables() "
+            "WHERE database_name = 'warehouse' AND schema_name = 'analytics'"
+        ).fetchall()
+    )
+    assert set(tables) == set(ANALYTICS_TABLES)
+    assert all(comment and "One row per" in comment for comment in tables.values()), tables
+    columns = db.execute(
+        "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+        "WHERE database_name = 'warehouse' AND schema_name = 'analytics'"
+    ).fetchall()
+    for table, column, data_type, comment in columns:
+        assert comment, f"{table}.{column} has no comment"
+        assert len(comment) > 10, f"{table}.{column}: {comment!r}"
+        if column == "partition_date":
+            assert data_type == "DATE"
+        if column.endswith(("_at", "as_of")):
+            assert data_type == "TIMESTAMP WITH TIME ZONE", f"{table}.{column}"
+        if column.endswith(("_rate", "attainment", "minutes_to_complete")):
+            assert data_type == "DOUBLE", f"{table}.{column}"
+    described = db.execute("DESCRIBE warehouse.analytics.task_sla").fetchall()
+    assert len(described) == 14
+
+
+# --- the analyst guide ----------------------------------------------------------------------
+
+_SQL_BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)
+_COLUMNS_LINE = re.compile(r"^-- columns: (.+)$", re.MULTILINE)
+PINNED_TODAY = date(2024, 3, 4)
+
+
+def guide_queries() -> list[str]:
+    return _SQL_BLOCK.findall(GUIDE.read_text())
+
+
+def _pin_today(sql: str) -> str:
+    """Make 'the last 30 days' cover the fixture days, whatever today is."""
+    return re.sub(r"\bcurrent_date\b", f"DATE '{PINNED_TODAY.isoformat()}'", sql)
+
+
+@pytest.fixture
+def analyst_copy(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The fixture data in a file named like the analyst copy, opened the way analysts do."""
+    path = tmp_path / "topo_analytics.duckdb"
+    with connect(path) as con:
+        insert_tasks(con, TASKS)
+        build_all(con)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    cursor = con.execute(sql)
+    return [column[0] for column in cursor.description], cursor.fetchall()
+
+
+def test_the_guide_has_the_promised_queries() -> None:
+    queries = guide_queries()
+    assert len(queries) >= 6
+    text = "\n".join(queries)
+    for topic in ("HOT SLA attainment", "p90", "nobody is assigned", "per week", "HOT tasks past"):
+        assert topic in text
+    # Multi-day rates are pooled, never averages of daily rates.
+    assert "avg(sla_attainment)" not in text
+    assert "avg(completion_rate)" not in text
+
+
+@pytest.mark.parametrize("index", range(len(guide_queries())))
+def test_every_guide_query_runs_and_returns_its_columns(
+    analyst_copy: duckdb.DuckDBPyConnection, index: int
+) -> None:
+    sql = guide_queries()[index]
+    promised = _COLUMNS_LINE.search(sql)
+    assert promised, f"query {index} has no '-- columns:' line"
+    columns = [name.strip() for name in promised.group(1).split(",")]
+    assert _run(analyst_copy, sql)[0] == columns  # as written, against the real today
+    names, rows = _run(analyst_copy, _pin_today(sql))
+    assert names == columns
+    assert rows, f"query {index} returns nothing on the fixture data"
+
+
+def _guide_query(topic: str) -> str:
+    (sql,) = [sql for sql in guide_queries() if topic in sql.splitlines()[0]]
+    return _pin_today(sql)
+
+
+def test_guide_results_match_the_rules(analyst_copy: duckdb.DuckDBPyConnection) -> None:
+    task_sla = expected_task_sla(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES)
+
+    _, rows = _run(analyst_copy, _guide_query("HOT SLA attainment per assignee"))
+    want = {}
+    for assignee in {row["assignee_user_id"] for row in task_sla if row["priority"] == "HOT"}:
+        mine = [
+            r["sla_status"]
+            for r in task_sla
+            if r["priority"] == "HOT" and r["assignee_user_id"] == assignee
+        ]
+        met, breached = mine.count("MET"), mine.count("BREACHED")
+        want[assignee] = (len(mine), met, breached, ratio(met, met + breached))
+    assert {row[0]: tuple(row[1:4]) for row in rows} == {k: v[:3] for k, v in want.items()}
+    assert {row[0]: row[4] for row in rows} == pytest.approx({k: v[3] for k, v in want.items()})
+
+    _, rows = _run(analyst_copy, _guide_query("Open tasks nobody is assigned to"))
+    assert [row[0] for row in rows] == ["t23", "t15", "t21"]  # by due time, no target last
+
+    _, rows = _run(analyst_copy, _guide_query("HOT tasks past their due time"))
+    assert {row[0] for row in rows} == {"t14", "t23"}
+
+    _, rows = _run(analyst_copy, _guide_query("Daily SLA attainment"))
+    for day, tasks, met, breached, attainment, _hot, _rolling in rows:
+        mine = [r["sla_status"] for r in task_sla if r["partition_date"] == day]
+        assert (tasks, met, breached) == (len(mine), mine.count("MET"), mine.count("BREACHED"))
+        assert attainment == pytest.approx(met / (met + breached))
+    # The rolling figure pools both days' counts; it is not the mean of the daily rates.
+    everything = [r["sla_status"] for r in task_sla]
+    pooled = everything.count("MET") / (everything.count("MET") + everything.count("BREACHED"))
+    assert rows[-1][-1] == pytest.approx(pooled)
+
+    _, rows = _run(analyst_copy, _guide_query("Completion and skip rate per week"))
+    ((week, tasks, completed, rate, previous, change),) = rows
+    assert week == date(2024, 2, 26)  # Monday of the fixture week
+    statuses = [r["status"] for r in task_sla]
+    assert (tasks, completed) == (len(statuses), statuses.count("COMPLETED"))
+    assert rate == pytest.approx(completed / tasks)
+    assert previous is None
+    assert change is None
