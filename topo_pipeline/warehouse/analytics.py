@@ -8,7 +8,8 @@ every value is a bound parameter.
 
 Each table is replaced one set of ``partition_date`` values at a time, in one transaction:
 the partitions' old rows are deleted and the recomputed rows inserted, so a failure leaves
-the previous rows in place and a partition without tasks ends up with no rows.
+the previous rows in place and a partition without tasks ends up with no rows. The functions
+open that transaction themselves, so call them on a connection with no transaction open.
 
 Edge cases (also in the column comments and ``docs/analyst-guide.md``):
 
@@ -86,6 +87,7 @@ def replace_task_sla(
     Raises:
         ValueError: if ``as_of`` is naive, a target is not a positive integer, or a
             partition date is not a plain :class:`~datetime.date`.
+        duckdb.Error: if DuckDB fails; the transaction is rolled back first.
     """
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("as_of must be timezone-aware")
@@ -117,6 +119,7 @@ def replace_rollup(
 
     Raises:
         ValueError: if ``table`` is not a rollup table or a partition date is not a date.
+        duckdb.Error: if DuckDB fails; the transaction is rolled back first.
     """
     if table not in ROLLUP_TABLES:
         raise ValueError(f"unknown rollup table {table!r}; expected one of {ROLLUP_TABLES}")
