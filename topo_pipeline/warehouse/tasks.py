@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice, pairwise
@@ -163,13 +164,14 @@ def replace_task_partitions(
                 try:
                     con.execute(insert_sql, {"loaded_at": loaded_at})
                 except duckdb.ConstraintException as error:
-                    # Ids within the run were checked above, so the clash is with a row of
-                    # a partition this run does not replace.
-                    error.add_note(
-                        "A task of this run is already stored under a partition outside the "
-                        "run's windows (did its created_at or TOPO_TIMEZONE change?). "
-                        "Nothing was changed."
-                    )
+                    # Ids within the run were checked above, so a duplicate key clashes
+                    # with a row of a partition this run does not replace.
+                    if "Duplicate key" in str(error):
+                        error.add_note(
+                            "A task of this run is already stored under a partition outside "
+                            "the run's windows (did its created_at or TOPO_TIMEZONE change?). "
+                            "Nothing was changed."
+                        )
                     raise
                 con.unregister(_BATCH_VIEW)
             counts = dict(
@@ -178,9 +180,10 @@ def replace_task_partitions(
                 ).fetchall()
             )
     finally:
-        # After COMMIT or ROLLBACK: in an aborted transaction DuckDB refuses even this, and
-        # once the transaction is over it is a no-op when the view is already gone.
-        con.unregister(_BATCH_VIEW)
+        # Only after COMMIT or ROLLBACK: in an aborted transaction DuckDB refuses even this.
+        # Best effort (a no-op when the view is gone); it must never mask the real error.
+        with suppress(duckdb.Error):
+            con.unregister(_BATCH_VIEW)
     return {d: int(counts.get(d, 0)) for d in dates}
 
 
