@@ -1,0 +1,38 @@
+"""A local, seeded stand-in for Topo's ``GET /v1/tasks``: a real HTTP server on loopback.
+
+It is what the tests, ``make demo`` and the benchmarks run against. See ``README.md`` in
+this folder, and ``python -m topo_pipeline.simulator --help`` to run it on its own.
+"""
+
+from topo_pipeline.simulator.dataset import (
+    DatasetSpec,
+    SimulatedDataset,
+    generate_dataset,
+    generate_tasks,
+    make_task,
+)
+from topo_pipeline.simulator.faults import FaultPlan
+from topo_pipeline.simulator.server import (
+    DEFAULT_API_KEYS,
+    DEMO_API_KEY,
+    NO_SCOPE_API_KEY,
+    RequestRecord,
+    SimulatedTopoApi,
+)
+from topo_pipeline.simulator.store import TaskQuery, TaskStore
+
+__all__ = [
+    "DEFAULT_API_KEYS",
+    "DEMO_API_KEY",
+    "NO_SCOPE_API_KEY",
+    "DatasetSpec",
+    "FaultPlan",
+    "RequestRecord",
+    "SimulatedDataset",
+    "SimulatedTopoApi",
+    "TaskQuery",
+    "TaskStore",
+    "generate_dataset",
+    "generate_tasks",
+    "make_task",
+]
