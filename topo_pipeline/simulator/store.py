@@ -57,8 +57,8 @@ class _Record:
     __slots__ = (
         "assignee",
         "created",
+        "encoded_json",
         "id",
-        "json",
         "priority",
         "sequence_id",
         "status",
@@ -86,7 +86,7 @@ class _Record:
         self.status = task.get("status")
         self.sequence_id = _lower(task.get("sequence_id"))
         self.assignee = _lower(task.get("assignee_user_id"))
-        self.json: bytes | None = None
+        self.encoded_json: bytes | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -94,9 +94,9 @@ class _Record:
 
     def encoded(self) -> bytes:
         """The task's JSON; encoded on first use (records never change once built)."""
-        if self.json is None:
-            self.json = json.dumps(self.task, separators=(",", ":")).encode()
-        return self.json
+        if self.encoded_json is None:
+            self.encoded_json = json.dumps(self.task, separators=(",", ":")).encode()
+        return self.encoded_json
 
 
 class Selection:
