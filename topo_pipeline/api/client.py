@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -172,9 +172,8 @@ class FetchStats:
 
     def as_dict(self) -> dict[str, float]:
         """The counters as a plain dict (for metadata and logs)."""
-        values = asdict(self)
-        values.pop("_lock")
-        return values
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
 
 
 @dataclass(frozen=True, slots=True)

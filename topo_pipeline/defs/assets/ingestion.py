@@ -1,0 +1,178 @@
+"""The ``topo/tasks`` asset: Topo tasks of each day, landed in DuckDB ``topo.tasks``."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from topo_pipeline.api.client import Window, WindowCollector, WindowResult
+from topo_pipeline.defs.metadata import markdown_table
+from topo_pipeline.defs.partitions import partition_windows
+from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
+from topo_pipeline.warehouse import task_checks
+from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.warehouse.tasks import (
+    PartitionWindow,
+    ensure_tasks_table,
+    replace_task_partitions,
+)
+
+TASKS_KEY = dg.AssetKey(["topo", "tasks"])
+POOL = "duckdb"
+"""Every step that opens the pipeline's DuckDB file runs in this pool (limit 1)."""
+
+_CHECKS: dict[str, tuple[str, bool]] = {
+    # name: (description, blocking)
+    task_checks.UNIQUE_IDS: ("No task id appears twice in topo.tasks.", True),
+    task_checks.COUNT_MATCHES_API: (
+        "Each partition holds as many tasks as Topo reported for its window.",
+        False,
+    ),
+    task_checks.CREATED_AT_IN_WINDOW: (
+        "Every task's created_at lies inside its partition's day.",
+        False,
+    ),
+    task_checks.KNOWN_ENUM_VALUES_CHECK: (
+        "type, priority, status, disposition and reopen_reason hold documented values "
+        "(warns on values Topo added later).",
+        False,
+    ),
+    task_checks.REQUIRED_FIELDS_PRESENT: (
+        "Fields the API documents as required are not null.",
+        False,
+    ),
+}
+
+PREVIEW_ROWS = 10
+
+
+def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+    """The ``topo/tasks`` asset over ``partitions_def``."""
+
+    @dg.asset(
+        key=TASKS_KEY,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=POOL,
+        kinds={"duckdb", "python"},
+        group_name="topo",
+        check_specs=[
+            dg.AssetCheckSpec(name, asset=TASKS_KEY, description=text, blocking=blocking)
+            for name, (text, blocking) in _CHECKS.items()
+        ],
+        description=(
+            "Topo tasks, one row per task id with its latest fetched state, in DuckDB table "
+            "topo.tasks. A partition is the tasks created on one day of TOPO_TIMEZONE; "
+            "materializing it fetches that day from GET /v1/tasks and replaces the day's rows "
+            "in one transaction. A range run fetches its days concurrently."
+        ),
+    )
+    def topo_tasks(
+        context: dg.AssetExecutionContext,
+        topo_api: TopoApiResource,
+        warehouse: WarehouseResource,
+    ) -> dg.MaterializeResult:
+        windows = partition_windows(partitions_def, context.partition_keys)
+        client_windows = {_client_window(w): w for w in windows}
+        collector = WindowCollector()
+        with topo_api.client() as client:
+            results = client.fetch_windows(list(client_windows), collector)
+            stats = client.stats.as_dict()
+        context.log.info(
+            "fetched %d partition(s): %d requests, %d retries, %d rate-limited",
+            len(windows),
+            stats["requests"],
+            stats["retries"],
+            stats["rate_limited"],
+        )
+
+        loaded_at = datetime.now(UTC)
+        api_totals = {client_windows[r.window].partition_date: r.in_window for r in results}
+        with warehouse.connect() as con:
+            ensure_tasks_table(con)
+            landed = replace_task_partitions(
+                con, windows, collector.all_tasks(), loaded_at=loaded_at
+            )
+            outcomes = task_checks.evaluate_task_checks(con, windows, api_totals)
+            preview = con.execute(
+                load_sql("preview_topo_tasks"),
+                {"partition_dates": [w.partition_date for w in windows], "limit": PREVIEW_ROWS},
+            )
+            preview_md = markdown_table(
+                [column[0] for column in preview.description], preview.fetchall()
+            )
+
+        for result in results:
+            window = client_windows[result.window]
+            context.add_asset_metadata(
+                _partition_metadata(window, result, landed[window.partition_date]),
+                partition_key=window.partition_date.isoformat(),
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "rows_landed_in_run": sum(landed.values()),
+                "partitions_in_run": len(windows),
+                "per_day": dg.MetadataValue.md(_per_day_table(windows, results, landed)),
+                "api_requests": int(stats["requests"]),
+                "api_pages": int(stats["pages"]),
+                "api_retries": int(stats["retries"]),
+                "api_rate_limited_429": int(stats["rate_limited"]),
+                "api_server_errors": int(stats["server_errors"]),
+                "api_transport_errors": int(stats["transport_errors"]),
+                "api_malformed_bodies": int(stats["malformed_bodies"]),
+                "window_rereads": int(stats["rereads"]),
+                "api_seconds": round(stats["api_seconds"], 3),
+                "wait_seconds": round(stats["wait_seconds"], 3),
+                "dagster/table_name": "topo.tasks",
+                "preview": dg.MetadataValue.md(preview_md),
+            },
+            check_results=[_check_result(outcome) for outcome in outcomes],
+        )
+
+    return topo_tasks
+
+
+def _client_window(window: PartitionWindow) -> Window:
+    return Window(start=window.start, end=window.end)
+
+
+def _partition_metadata(
+    window: PartitionWindow, result: WindowResult, landed: int
+) -> dict[str, object]:
+    return {
+        "dagster/row_count": landed,
+        "api_in_window_count": result.in_window,
+        "api_total_count_for_query": result.api_total,
+        "window_start_utc": window.start.astimezone(UTC).isoformat(),
+        "window_end_utc": window.end.astimezone(UTC).isoformat(),
+        "pages": result.pages,
+        "reads": result.reads,
+    }
+
+
+def _per_day_table(
+    windows: list[PartitionWindow], results: list[WindowResult], landed: dict
+) -> str:
+    by_window = {_client_window(w): w for w in windows}
+    lines = [
+        "| partition | window start (UTC) | window end (UTC) | API tasks | landed | pages |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        window = by_window[result.window]
+        lines.append(
+            f"| {window.partition_date} | {window.start.astimezone(UTC):%Y-%m-%d %H:%M} "
+            f"| {window.end.astimezone(UTC):%Y-%m-%d %H:%M} | {result.in_window} "
+            f"| {landed[window.partition_date]} | {result.pages} |"
+        )
+    return "\n".join(lines)
+
+
+def _check_result(outcome: task_checks.CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=outcome.name,
+        asset_key=TASKS_KEY,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity(outcome.severity),
+        description=outcome.description,
+        metadata=outcome.metadata,
+    )

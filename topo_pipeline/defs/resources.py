@@ -1,0 +1,52 @@
+"""Dagster resources: they only build the plain-Python clients the assets use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+
+from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, TopoClient
+from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS, connect
+
+_CLIENT_DEFAULTS = ClientConfig()
+
+
+class TopoApiResource(dg.ConfigurableResource):
+    """Access to Topo's API. Bind ``api_key`` to ``dg.EnvVar("TOPO_API_KEY")`` so the key is
+    resolved at run time and the UI shows only the variable's name."""
+
+    api_key: str
+    base_url: str = DEFAULT_BASE_URL
+    requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
+    concurrency: int = _CLIENT_DEFAULTS.concurrency
+    timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
+    max_attempts: int = _CLIENT_DEFAULTS.max_attempts
+
+    @contextmanager
+    def client(self) -> Iterator[TopoClient]:
+        """A :class:`TopoClient` for one step, closed afterwards."""
+        config = ClientConfig(
+            base_url=self.base_url,
+            requests_per_minute=self.requests_per_minute,
+            concurrency=self.concurrency,
+            read_timeout=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+        )
+        with TopoClient(self.api_key, config) as client:
+            yield client
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The pipeline's DuckDB file (``TOPO_DUCKDB_PATH``); only the pipeline writes it."""
+
+    path: str
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the file attached as catalog ``warehouse``; closed afterwards."""
+        with connect(self.path, read_only=read_only, lock_timeout=self.lock_timeout_seconds) as con:
+            yield con
