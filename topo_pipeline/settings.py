@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, validate_base_url
 from topo_pipeline.api.errors import TopoConfigError
+from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 
 API_KEY_ENV = "TOPO_API_KEY"
-
-DEFAULT_SLA_TARGET_MINUTES: Mapping[str, int] = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
 
 
 @dataclass(frozen=True)
@@ -61,16 +60,16 @@ class Settings:
             timezone=reader.text("TOPO_TIMEZONE", defaults.timezone),
             requests_per_minute=reader.number("TOPO_API_REQUESTS_PER_MINUTE", 120.0, zero_ok=True)
             or None,
-            concurrency=int(reader.number("TOPO_API_CONCURRENCY", defaults.concurrency)),
+            concurrency=reader.integer("TOPO_API_CONCURRENCY", defaults.concurrency),
             request_timeout_seconds=reader.number(
                 "TOPO_API_TIMEOUT_SECONDS", defaults.request_timeout_seconds
             ),
-            max_attempts=int(reader.number("TOPO_API_MAX_ATTEMPTS", defaults.max_attempts)),
+            max_attempts=reader.integer("TOPO_API_MAX_ATTEMPTS", defaults.max_attempts),
             lock_timeout_seconds=reader.number(
                 "TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS", defaults.lock_timeout_seconds
             ),
             sla_target_minutes={
-                priority: int(reader.number(f"TOPO_SLA_{priority}_MINUTES", minutes))
+                priority: reader.integer(f"TOPO_SLA_{priority}_MINUTES", minutes)
                 for priority, minutes in DEFAULT_SLA_TARGET_MINUTES.items()
             },
         )
@@ -137,4 +136,16 @@ class _Reader:
             raise TopoConfigError(f"{name} must be a number, got {value!r}") from None
         if number < 0 or (number == 0 and not zero_ok) or number != number:
             raise TopoConfigError(f"{name} must be a positive number, got {value!r}")
+        return number
+
+    def integer(self, name: str, default: int) -> int:
+        value = self.env.get(name, "").strip()
+        if not value:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise TopoConfigError(f"{name} must be a whole number, got {value!r}") from None
+        if number < 1:
+            raise TopoConfigError(f"{name} must be at least 1, got {value!r}")
         return number

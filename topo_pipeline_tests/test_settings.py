@@ -63,6 +63,8 @@ def test_every_variable_overrides() -> None:
         ({"TOPO_API_CONCURRENCY": "lots"}, "TOPO_API_CONCURRENCY"),
         ({"TOPO_API_CONCURRENCY": "0"}, "TOPO_API_CONCURRENCY"),
         ({"TOPO_SLA_HOT_MINUTES": "-5"}, "TOPO_SLA_HOT_MINUTES"),
+        ({"TOPO_SLA_TODAY_MINUTES": "90.5"}, "TOPO_SLA_TODAY_MINUTES must be a whole number"),
+        ({"TOPO_API_MAX_ATTEMPTS": "2.5"}, "TOPO_API_MAX_ATTEMPTS must be a whole number"),
         (
             {"TOPO_DUCKDB_PATH": "data/x.duckdb", "TOPO_ANALYST_DUCKDB_PATH": "data/x.duckdb"},
             "different files",

@@ -46,7 +46,7 @@ from topo_pipeline.api.models import (
     format_timestamp,
     parse_timestamp,
 )
-from topo_pipeline.settings import DEFAULT_SLA_TARGET_MINUTES
+from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 
 # Relative weights of the documented values (the sets come from the API models, so a
 # value added there is generated too, at weight 1, until it gets a weight here).
