@@ -21,6 +21,7 @@ import pytest
 from topo_pipeline.api.models import TASK_FIELDS, TIMESTAMP_FIELDS, parse_timestamp
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
+from topo_pipeline.defs.resources import TopoApiResource
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
@@ -358,7 +359,10 @@ def test_the_api_key_is_in_no_event_metadata_or_log(
     assert records
     serialized = "\n".join(repr(record) for record in records)
     captured = capsys.readouterr()
-    for text in (serialized, captured.out, captured.err, caplog.text):
+    resource = TopoApiResource(api_key=DEMO_API_KEY, base_url=pipeline.settings.api_base_url)
+    with resource.client() as client:
+        client_repr = repr(client)
+    for text in (serialized, captured.out, captured.err, caplog.text, repr(resource), client_repr):
         assert DEMO_API_KEY not in text
 
 

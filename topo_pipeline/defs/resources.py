@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
+from pydantic import Field
 
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, TopoClient
 from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS, connect
@@ -18,7 +19,9 @@ class TopoApiResource(dg.ConfigurableResource):
     """Access to Topo's API. Bind ``api_key`` to ``dg.EnvVar("TOPO_API_KEY")`` so the key is
     resolved at run time and the UI shows only the variable's name."""
 
-    api_key: str
+    api_key: str = Field(
+        repr=False, description="Bearer key with tasks:read; bind to EnvVar('TOPO_API_KEY')."
+    )
     base_url: str = DEFAULT_BASE_URL
     requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
     concurrency: int = _CLIENT_DEFAULTS.concurrency
