@@ -39,6 +39,14 @@ class Settings:
     sla_target_minutes: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_SLA_TARGET_MINUTES)
     )
+    # Operations: the daily schedule, the open-task sensor and downstream automation.
+    schedule_settle_minutes: int = 30
+    refresh_window_days: int = 7
+    open_tasks_max_age_days: int = 30
+    open_tasks_max_partitions_per_tick: int = 5
+    open_tasks_min_interval_minutes: int = 60
+    open_tasks_sensor_interval_seconds: int = 300
+    automation_lookback_days: int = 90
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +80,29 @@ class Settings:
                 priority: reader.integer(f"TOPO_SLA_{priority}_MINUTES", minutes)
                 for priority, minutes in DEFAULT_SLA_TARGET_MINUTES.items()
             },
+            schedule_settle_minutes=reader.integer(
+                "TOPO_SCHEDULE_SETTLE_MINUTES", defaults.schedule_settle_minutes, minimum=0
+            ),
+            refresh_window_days=reader.integer(
+                "TOPO_REFRESH_WINDOW_DAYS", defaults.refresh_window_days
+            ),
+            open_tasks_max_age_days=reader.integer(
+                "TOPO_OPEN_TASKS_MAX_AGE_DAYS", defaults.open_tasks_max_age_days
+            ),
+            open_tasks_max_partitions_per_tick=reader.integer(
+                "TOPO_OPEN_TASKS_MAX_PARTITIONS_PER_TICK",
+                defaults.open_tasks_max_partitions_per_tick,
+            ),
+            open_tasks_min_interval_minutes=reader.integer(
+                "TOPO_OPEN_TASKS_MIN_INTERVAL_MINUTES", defaults.open_tasks_min_interval_minutes
+            ),
+            open_tasks_sensor_interval_seconds=reader.integer(
+                "TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS",
+                defaults.open_tasks_sensor_interval_seconds,
+            ),
+            automation_lookback_days=reader.integer(
+                "TOPO_AUTOMATION_LOOKBACK_DAYS", defaults.automation_lookback_days
+            ),
         )
         settings.validate()
         return settings
@@ -97,6 +128,14 @@ class Settings:
             raise TopoConfigError("TOPO_API_CONCURRENCY must be at least 1")
         if self.max_attempts < 1:
             raise TopoConfigError("TOPO_API_MAX_ATTEMPTS must be at least 1")
+        if not 0 <= self.schedule_settle_minutes < 24 * 60:
+            # The schedule ticks once a day at local midnight plus this delay.
+            raise TopoConfigError(
+                "TOPO_SCHEDULE_SETTLE_MINUTES must be from 0 to 1439 (less than a day)"
+            )
+        if self.open_tasks_sensor_interval_seconds < 30:
+            # The daemon evaluates sensors about every 30 s; less only adds load.
+            raise TopoConfigError("TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS must be at least 30")
 
     def client_config(self) -> ClientConfig:
         """The Topo client tuning these settings describe."""
@@ -138,7 +177,7 @@ class _Reader:
             raise TopoConfigError(f"{name} must be a positive number, got {value!r}")
         return number
 
-    def integer(self, name: str, default: int) -> int:
+    def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
         value = self.env.get(name, "").strip()
         if not value:
             return default
@@ -146,6 +185,6 @@ class _Reader:
             number = int(value)
         except ValueError:
             raise TopoConfigError(f"{name} must be a whole number, got {value!r}") from None
-        if number < 1:
-            raise TopoConfigError(f"{name} must be at least 1, got {value!r}")
+        if number < minimum:
+            raise TopoConfigError(f"{name} must be at least {minimum}, got {value!r}")
         return number

@@ -81,3 +81,54 @@ def test_bad_values_are_refused_naming_the_variable(env: dict[str, str], message
 )
 def test_plain_http_is_allowed_on_loopback(url: str) -> None:
     assert Settings.from_env({"TOPO_API_BASE_URL": url}).api_base_url == url
+
+
+def test_operations_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.schedule_settle_minutes == 30
+    assert settings.refresh_window_days == 7
+    assert settings.open_tasks_max_age_days == 30
+    assert settings.open_tasks_max_partitions_per_tick == 5
+    assert settings.open_tasks_min_interval_minutes == 60
+    assert settings.open_tasks_sensor_interval_seconds == 300
+    assert settings.automation_lookback_days == 90
+
+
+def test_operations_overrides() -> None:
+    settings = Settings.from_env(
+        {
+            "TOPO_SCHEDULE_SETTLE_MINUTES": "0",  # tick right at local midnight
+            "TOPO_REFRESH_WINDOW_DAYS": "1",
+            "TOPO_OPEN_TASKS_MAX_AGE_DAYS": "14",
+            "TOPO_OPEN_TASKS_MAX_PARTITIONS_PER_TICK": "2",
+            "TOPO_OPEN_TASKS_MIN_INTERVAL_MINUTES": "15",
+            "TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS": "30",
+            "TOPO_AUTOMATION_LOOKBACK_DAYS": "400",
+        }
+    )
+    assert settings.schedule_settle_minutes == 0
+    assert settings.refresh_window_days == 1
+    assert settings.open_tasks_max_age_days == 14
+    assert settings.open_tasks_max_partitions_per_tick == 2
+    assert settings.open_tasks_min_interval_minutes == 15
+    assert settings.open_tasks_sensor_interval_seconds == 30
+    assert settings.automation_lookback_days == 400
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TOPO_SCHEDULE_SETTLE_MINUTES": "-1"}, "TOPO_SCHEDULE_SETTLE_MINUTES must be at least 0"),
+        ({"TOPO_SCHEDULE_SETTLE_MINUTES": "1440"}, "less than a day"),
+        ({"TOPO_SCHEDULE_SETTLE_MINUTES": "soon"}, "must be a whole number"),
+        ({"TOPO_REFRESH_WINDOW_DAYS": "0"}, "TOPO_REFRESH_WINDOW_DAYS must be at least 1"),
+        ({"TOPO_OPEN_TASKS_MAX_AGE_DAYS": "0"}, "TOPO_OPEN_TASKS_MAX_AGE_DAYS"),
+        ({"TOPO_OPEN_TASKS_MAX_PARTITIONS_PER_TICK": "0"}, "PARTITIONS_PER_TICK"),
+        ({"TOPO_OPEN_TASKS_MIN_INTERVAL_MINUTES": "1.5"}, "must be a whole number"),
+        ({"TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS": "10"}, "must be at least 30"),
+        ({"TOPO_AUTOMATION_LOOKBACK_DAYS": "0"}, "TOPO_AUTOMATION_LOOKBACK_DAYS"),
+    ],
+)
+def test_bad_operations_values_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(TopoConfigError, match=message):
+        Settings.from_env(env)
