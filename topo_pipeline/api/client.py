@@ -126,6 +126,29 @@ def validate_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def _checked_api_key(api_key: str) -> str:
+    """The key without surrounding whitespace, if it can travel in an HTTP header.
+
+    A key with whitespace, a control character or a non-ASCII character inside would make
+    ``httpx`` / ``h11`` fail with an error that quotes the whole header (and so the key),
+    on every request; refuse it up front, without echoing it.
+
+    Raises:
+        TopoConfigError: if the key is empty or holds such a character.
+    """
+    key = (api_key or "").strip()
+    if not key:
+        raise TopoConfigError("no Topo API key: set TOPO_API_KEY to a key with tasks:read")
+    for position, char in enumerate(key, start=1):
+        if not "!" <= char <= "~":
+            raise TopoConfigError(
+                "TOPO_API_KEY holds a character an HTTP header cannot carry (whitespace, a "
+                f"control character or non-ASCII, at position {position} of the key): set it "
+                "to the key exactly as Topo showed it"
+            )
+    return key
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -226,6 +249,10 @@ class TopoClient:
         api_key: the bearer key (scope ``tasks:read``).
         config: tuning; defaults are production-safe.
         transport: an ``httpx`` transport (tests use it to reach an in-process server).
+
+    Raises:
+        TopoConfigError: if the key is empty or could not be sent as a header, or the base
+            URL is refused (see :func:`validate_base_url`).
     """
 
     def __init__(
@@ -235,14 +262,13 @@ class TopoClient:
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if not api_key or not api_key.strip():
-            raise TopoConfigError("no Topo API key: set TOPO_API_KEY to a key with tasks:read")
+        api_key = _checked_api_key(api_key)
         self.config = config or ClientConfig()
         self.stats = FetchStats()
         self._tasks_url = validate_base_url(self.config.base_url) + "/tasks"
         self._pacer = RequestPacer(self.config.requests_per_minute)
         self._http = httpx.Client(
-            headers={"Authorization": f"Bearer {api_key.strip()}", "Accept": "application/json"},
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout),
             limits=httpx.Limits(
                 max_connections=self.config.concurrency,
