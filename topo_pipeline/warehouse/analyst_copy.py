@@ -1,0 +1,211 @@
+"""The analyst copy: a published, read-only snapshot of the pipeline's DuckDB file.
+
+Analysts never open the pipeline's own file (``TOPO_DUCKDB_PATH``): in DuckDB a reader in
+another process, even a read-only one, blocks every writer. Instead
+:func:`publish_analyst_copy` copies the ``topo`` and ``analytics`` tables to
+``TOPO_ANALYST_DUCKDB_PATH``:
+
+1. The pipeline's file is attached read-only (waiting, with backoff, while another process
+   holds it) and a new file is created beside the target under a hidden temporary name,
+   attached with ``STORAGE_VERSION 'v1.4.0'`` so DuckDB 1.4 clients (BI drivers, older
+   CLIs) can open it.
+2. ``COPY FROM DATABASE`` copies schemas, tables, constraints, comments and rows. While
+   the read-only attach holds the file no other process can write it, so the copy is one
+   consistent state.
+3. The copy is checked against the source: the same tables, row counts and table and
+   column comments. A mismatch raises :class:`AnalystCopyError` and the target is left as
+   it was.
+4. The temporary file is detached (checkpointed, no WAL left) and moved over the target
+   with :func:`os.replace`, an atomic rename on POSIX. A session that has the old copy
+   open keeps reading the old file (its inode lives on until it closes); a new session
+   sees the new one. Nothing ever sees a half-written file. (On Windows the rename fails
+   while a session has the target open.)
+
+Any file name works for either file: both are attached under fixed aliases
+(:data:`~topo_pipeline.warehouse.duckdb.CATALOG` and :data:`COPY_CATALOG`), never under
+their stems.
+
+Nothing here imports Dagster; the ``publish/analyst_copy`` asset calls it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from topo_pipeline.warehouse.duckdb import CATALOG, DEFAULT_LOCK_TIMEOUT_SECONDS, connect
+from topo_pipeline.warehouse.queries import load_sql
+
+PUBLISHED_SCHEMAS = ("topo", "analytics")
+"""Schemas whose tables analysts read."""
+
+STORAGE_VERSION = "v1.4.0"
+"""Storage format of the copy: the oldest DuckDB release that must be able to open it."""
+
+COPY_CATALOG = "analyst_copy"
+"""Alias the copy being built is attached under, next to the source's ``warehouse``."""
+
+log = logging.getLogger(__name__)
+
+
+class AnalystCopyError(RuntimeError):
+    """The copy did not match the pipeline's file; the published copy was left as it was."""
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """One table of the copy."""
+
+    schema: str
+    name: str
+    rows: int
+
+    @property
+    def qualified_name(self) -> str:
+        """``schema.table``, as analysts write it."""
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What :func:`publish_analyst_copy` published."""
+
+    path: Path
+    tables: tuple[PublishedTable, ...]
+    storage_version: str
+    size_bytes: int
+
+
+def publish_analyst_copy(
+    source: str | Path,
+    target: str | Path,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+) -> PublishResult:
+    """Publish the ``topo`` and ``analytics`` tables of ``source`` to ``target`` atomically.
+
+    The whole database is copied (today it holds only those two schemas); only their
+    tables are checked and reported.
+
+    Args:
+        source: the pipeline's DuckDB file.
+        target: the analyst copy to create or replace. Its folder is created if needed.
+        lock_timeout: seconds to keep retrying while another process holds ``source``.
+
+    Returns:
+        The published tables with their row counts, the storage version and file size.
+
+    Raises:
+        FileNotFoundError: if ``source`` does not exist (nothing was materialized yet).
+        WarehouseLockedError: if ``source`` stayed locked for ``lock_timeout`` seconds.
+        AnalystCopyError: if the copy differs from the source; ``target`` is unchanged.
+        duckdb.Error: if DuckDB fails; ``target`` is unchanged.
+    """
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"the pipeline's DuckDB file {source} does not exist yet: materialize topo/tasks "
+            "before publishing the analyst copy"
+        )
+    if source.resolve() == target.resolve():
+        raise ValueError("the analyst copy must be a different file from the pipeline's")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder, so the final rename never crosses file systems; hidden and unique, so
+    # nobody opens it by accident and two publishers never share one.
+    building = target.with_name(f".{target.name}.{uuid.uuid4().hex}.publishing")
+    try:
+        with connect(source, read_only=True, lock_timeout=lock_timeout) as con:
+            con.execute(
+                f"ATTACH ? AS {COPY_CATALOG} (STORAGE_VERSION '{STORAGE_VERSION}')",
+                [str(building)],
+            )
+            try:
+                con.execute(f"COPY FROM DATABASE {CATALOG} TO {COPY_CATALOG}")
+                tables = _verify_copy(con)
+                storage_version = _storage_version(con, COPY_CATALOG)
+            finally:
+                con.execute(f"DETACH {COPY_CATALOG}")
+        os.replace(building, target)
+    finally:
+        _remove_leftovers(building)
+    log.info("published %d tables to the analyst copy %s", len(tables), target)
+    return PublishResult(
+        path=target,
+        tables=tables,
+        storage_version=storage_version,
+        size_bytes=target.stat().st_size,
+    )
+
+
+def published_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str, str]]:
+    """``(schema, table, comment)`` of every table of :data:`PUBLISHED_SCHEMAS` in ``catalog``."""
+    rows = con.execute(
+        load_sql("published_tables"), {"catalog": catalog, "schemas": list(PUBLISHED_SCHEMAS)}
+    ).fetchall()
+    return [(schema, table, comment) for schema, table, comment in rows]
+
+
+def table_row_count(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> int:
+    """Rows in ``catalog.schema.table`` (the name is passed as a bound string, not as SQL)."""
+    name = ".".join(_quote_identifier(part) for part in (catalog, schema, table))
+    (count,) = con.execute(load_sql("count_table_rows"), {"table": name}).fetchone() or (0,)
+    return int(count)
+
+
+def _verify_copy(con: duckdb.DuckDBPyConnection) -> tuple[PublishedTable, ...]:
+    source_tables = published_tables(con, CATALOG)
+    copy_tables = published_tables(con, COPY_CATALOG)
+    if source_tables != copy_tables:
+        raise AnalystCopyError(
+            "the analyst copy's tables or table comments differ from the pipeline's: "
+            f"expected {_names(source_tables)}, got {_names(copy_tables)}"
+        )
+    params = {"schemas": list(PUBLISHED_SCHEMAS)}
+    source_columns = con.execute(
+        load_sql("published_column_comments"), {**params, "catalog": CATALOG}
+    ).fetchall()
+    copy_columns = con.execute(
+        load_sql("published_column_comments"), {**params, "catalog": COPY_CATALOG}
+    ).fetchall()
+    if source_columns != copy_columns:
+        raise AnalystCopyError(
+            "the analyst copy's columns or column comments differ from the pipeline's"
+        )
+    published = []
+    for schema, table, _comment in source_tables:
+        expected = table_row_count(con, CATALOG, schema, table)
+        copied = table_row_count(con, COPY_CATALOG, schema, table)
+        if copied != expected:
+            raise AnalystCopyError(
+                f"{schema}.{table}: the analyst copy holds {copied} rows, the pipeline's "
+                f"file {expected}"
+            )
+        published.append(PublishedTable(schema=schema, name=table, rows=copied))
+    return tuple(published)
+
+
+def _storage_version(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
+    row = con.execute(load_sql("database_storage_version"), {"catalog": catalog}).fetchone()
+    return str(row[0]) if row and row[0] is not None else "unknown"
+
+
+def _names(tables: Sequence[tuple[str, str, str]]) -> list[str]:
+    return [f"{schema}.{table}" for schema, table, _ in tables]
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _remove_leftovers(building: Path) -> None:
+    # After a successful rename only a WAL could be left; after a failure, the file too.
+    for leftover in (building, building.with_name(building.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
