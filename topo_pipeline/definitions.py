@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from topo_pipeline.defs.assets.analytics import build_analytics_assets
 from topo_pipeline.defs.assets.ingestion import build_tasks_asset
 from topo_pipeline.defs.partitions import daily_partitions
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
@@ -14,7 +15,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
     """Every asset, check, schedule, sensor and resource, wired for ``settings``."""
     partitions_def = daily_partitions(settings)
     return dg.Definitions(
-        assets=[build_tasks_asset(partitions_def)],
+        assets=[
+            build_tasks_asset(partitions_def),
+            build_analytics_assets(partitions_def, settings.sla_target_minutes),
+        ],
         resources={
             "topo_api": TopoApiResource(
                 api_key=dg.EnvVar(API_KEY_ENV),

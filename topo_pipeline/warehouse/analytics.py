@@ -27,6 +27,7 @@ Nothing here imports Dagster; the assets call these functions with an open conne
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -166,6 +167,75 @@ def headline_metrics(
     if row is None:  # pragma: no cover - an aggregate without GROUP BY always returns a row
         return {}
     return dict(zip(names, row, strict=True))
+
+
+@dataclass(frozen=True)
+class PartitionRows:
+    """What one analytics table holds for one ``partition_date``."""
+
+    row_count: int
+    as_of: datetime | None
+    """The SLA evaluation instant of the rows (SLA tables only; ``None`` otherwise)."""
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of an analytics table, as DuckDB describes it."""
+
+    name: str
+    data_type: str
+    comment: str | None
+
+
+def partition_rows(
+    con: duckdb.DuckDBPyConnection, partition_dates: Iterable[date]
+) -> dict[tuple[str, date], PartitionRows]:
+    """Rows (and ``as_of``) of every analytics table per partition, for Dagster metadata.
+
+    Args:
+        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect` on a file
+            where the analytics tables exist.
+        partition_dates: the days to count.
+
+    Returns:
+        ``(table, partition_date)`` to its :class:`PartitionRows`; a day a table holds no
+        rows for is absent.
+    """
+    rows = con.execute(
+        load_sql("analytics_partition_rows"), {"partition_dates": _partition_list(partition_dates)}
+    ).fetchall()
+    return {(table, day): PartitionRows(int(count), as_of) for table, day, count, as_of in rows}
+
+
+def analytics_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[ColumnInfo]]:
+    """Every column of every analytics table, in order, with its type and ``COMMENT``."""
+    columns: dict[str, list[ColumnInfo]] = {}
+    for table, name, data_type, comment in con.execute(load_sql("analytics_columns")).fetchall():
+        columns.setdefault(table, []).append(ColumnInfo(name, data_type, comment))
+    return columns
+
+
+def missing_sources(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> list[str]:
+    """The source tables that building ``tables`` needs but the file does not have.
+
+    ``task_sla`` reads ``topo.tasks``; a rollup built without ``task_sla`` in the same
+    breath reads an existing ``analytics.task_sla``.
+
+    Args:
+        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
+        tables: the analytics tables about to be built (names without schema).
+
+    Returns:
+        Qualified names (``topo.tasks``, ``analytics.task_sla``) of the missing sources.
+    """
+    wanted = set(tables)
+    needed = []
+    if "task_sla" in wanted:
+        needed.append("topo.tasks")
+    elif wanted & set(ROLLUP_TABLES):
+        needed.append("analytics.task_sla")
+    present = {name for (name,) in con.execute(load_sql("analytics_source_tables")).fetchall()}
+    return [name for name in needed if name not in present]
 
 
 def _replace(con: duckdb.DuckDBPyConnection, table: str, params: Mapping[str, Any]) -> int:
