@@ -1,0 +1,87 @@
+"""Declarative automation: assets downstream of ``topo/tasks`` follow it, old days included.
+
+The refresh job already rebuilds downstream assets in the same run. This covers runs that
+materialize ``topo/tasks`` alone, e.g. a UI "Materialize" of a few old partitions: every
+asset downstream of ``topo/tasks`` gets :func:`downstream_automation_condition`, which is
+``AutomationCondition.eager()`` with its "latest partition only" clause widened to the last
+``TOPO_AUTOMATION_LOOKBACK_DAYS`` days. Plain ``eager()`` would ignore any partition but
+the latest. Updates made by a run that also materializes the downstream asset are ignored
+by ``eager()``, so the refresh job's runs trigger nothing extra.
+
+:data:`DOWNSTREAM_AUTOMATION_SENSOR_NAME` evaluates those conditions; it is on by default
+(Dagster's own default automation sensor starts stopped).
+
+The condition is applied in :func:`with_downstream_automation`, by selection, so the
+analytics module does not need to set it (a condition set there is replaced).
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import dagster as dg
+
+from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION, REFRESH_SELECTION
+
+DOWNSTREAM_AUTOMATION_SENSOR_NAME = "downstream_automation_sensor"
+"""Automation condition sensor for every asset downstream of ``topo/tasks``."""
+
+AUTOMATION_SENSOR_INTERVAL_SECONDS = 30
+
+
+def downstream_automation_condition(lookback_days: int) -> dg.AutomationCondition:
+    """``eager()`` over the last ``lookback_days`` partitions instead of only the latest.
+
+    A partition is requested when an upstream partition it depends on was updated (by a
+    run that did not also update it), once none of its upstream partitions is missing or
+    in progress and it is not in progress itself.
+    """
+    return (
+        dg.AutomationCondition.eager()
+        .replace(
+            "in_latest_time_window",
+            dg.AutomationCondition.in_latest_time_window(
+                lookback_delta=timedelta(days=lookback_days)
+            ),
+        )
+        .with_label(f"eager over the last {lookback_days} days")
+    )
+
+
+def pipeline_asset_keys(
+    assets: Sequence[dg.AssetsDefinition], selection: dg.AssetSelection = REFRESH_SELECTION
+) -> list[dg.AssetKey]:
+    """The keys ``selection`` picks among ``assets`` (default: ``topo/tasks`` and downstream)."""
+    return sorted(selection.resolve(list(assets)), key=lambda key: key.to_user_string())
+
+
+def with_downstream_automation(
+    assets: Sequence[dg.AssetsDefinition], lookback_days: int
+) -> list[dg.AssetsDefinition]:
+    """``assets`` with :func:`downstream_automation_condition` on every asset downstream
+    of ``topo/tasks`` (whatever its module set); other assets are returned unchanged."""
+    downstream = set(pipeline_asset_keys(assets, DOWNSTREAM_SELECTION))
+    condition = downstream_automation_condition(lookback_days)
+    return list(
+        dg.map_asset_specs(
+            lambda spec: (
+                spec.replace_attributes(automation_condition=condition)
+                if spec.key in downstream
+                else spec
+            ),
+            list(assets),
+        )
+    )
+
+
+def build_downstream_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """The :data:`DOWNSTREAM_AUTOMATION_SENSOR_NAME` sensor, on by default."""
+    return dg.AutomationConditionSensorDefinition(
+        DOWNSTREAM_AUTOMATION_SENSOR_NAME,
+        target=DOWNSTREAM_SELECTION,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=AUTOMATION_SENSOR_INTERVAL_SECONDS,
+        description=(
+            "Evaluates the automation conditions of the assets downstream of topo/tasks: "
+            "rebuilds their partitions after topo/tasks partitions were materialized without them."
+        ),
+    )
