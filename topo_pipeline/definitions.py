@@ -4,20 +4,44 @@ from __future__ import annotations
 
 import dagster as dg
 
+from topo_pipeline.defs.assets.analyst_copy import build_analyst_copy_asset, build_publish_job
 from topo_pipeline.defs.assets.analytics import build_analytics_assets
 from topo_pipeline.defs.assets.ingestion import build_tasks_asset
+from topo_pipeline.defs.automation import (
+    build_downstream_automation_sensor,
+    pipeline_asset_keys,
+    with_downstream_automation,
+)
+from topo_pipeline.defs.jobs import build_refresh_job
 from topo_pipeline.defs.partitions import daily_partitions
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
+from topo_pipeline.defs.schedules import build_daily_refresh_schedule
+from topo_pipeline.defs.sensors import build_analyst_copy_sensor, build_open_tasks_sensor
 from topo_pipeline.settings import API_KEY_ENV, Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
     """Every asset, check, schedule, sensor and resource, wired for ``settings``."""
     partitions_def = daily_partitions(settings)
+    pipeline_assets = [
+        build_tasks_asset(partitions_def),
+        build_analytics_assets(partitions_def, settings.sla_target_minutes),
+    ]
+    # Operations (schedules, sensors, automation, the analyst copy): see defs/jobs.py,
+    # defs/schedules.py, defs/sensors.py, defs/automation.py, defs/assets/analyst_copy.py.
+    refresh_job = build_refresh_job()
+    publish_job = build_publish_job()
     return dg.Definitions(
         assets=[
-            build_tasks_asset(partitions_def),
-            build_analytics_assets(partitions_def, settings.sla_target_minutes),
+            *with_downstream_automation(pipeline_assets, settings.automation_lookback_days),
+            build_analyst_copy_asset(settings.analyst_duckdb_path),
+        ],
+        jobs=[refresh_job, publish_job],
+        schedules=[build_daily_refresh_schedule(settings, partitions_def, refresh_job)],
+        sensors=[
+            build_open_tasks_sensor(settings, refresh_job),
+            build_analyst_copy_sensor(publish_job, pipeline_asset_keys(pipeline_assets)),
+            build_downstream_automation_sensor(),
         ],
         resources={
             "topo_api": TopoApiResource(
