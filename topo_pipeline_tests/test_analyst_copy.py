@@ -1,0 +1,312 @@
+"""The analyst copy: a complete, commented, DuckDB-1.4-readable copy, swapped in atomically.
+
+The last test is the operator's story end to end: the daily schedule's run request is
+executed against the simulated API, ``analyst_copy_sensor`` asks for a publish and the
+publish job runs, while an analyst's session (another process) holds the copy open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from topo_pipeline.definitions import build_defs
+from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY, PUBLISH_JOB_NAME
+from topo_pipeline.defs.assets.ingestion import TASKS_KEY
+from topo_pipeline.defs.jobs import REFRESH_JOB_NAME
+from topo_pipeline.defs.schedules import DAILY_REFRESH_SCHEDULE_NAME
+from topo_pipeline.defs.sensors import ANALYST_COPY_SENSOR_NAME
+from topo_pipeline.settings import API_KEY_ENV, Settings
+from topo_pipeline.simulator import (
+    DEMO_API_KEY,
+    DatasetSpec,
+    SimulatedTopoApi,
+    TaskStore,
+    generate_dataset,
+    make_task,
+)
+from topo_pipeline.warehouse.analyst_copy import (
+    COPY_CATALOG,
+    STORAGE_VERSION,
+    AnalystCopyError,
+    _verify_copy,
+    publish_analyst_copy,
+)
+from topo_pipeline.warehouse.duckdb import WarehouseLockedError, connect
+from topo_pipeline_tests.duckdb_holder import hold_duckdb
+from topo_pipeline_tests.warehouse_seed import seed_tasks
+
+LOADED_AT = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
+DAY = date(2025, 3, 14)
+
+
+def some_tasks(day: date = DAY, n: int = 12) -> list[dict]:
+    statuses = ["PENDING", "IN_PROGRESS", "COMPLETED", "SKIPPED"]
+    start = datetime.combine(day, time(8), UTC)
+    return [
+        make_task(
+            created_at=start + timedelta(minutes=17 * i),
+            status=statuses[i % 4],
+            priority=["HOT", "TODAY", "EXTRA"][i % 3],
+            assignee_user_id=None if i % 5 == 0 else f"user-{i % 3}",
+        )
+        for i in range(n)
+    ]
+
+
+def catalog_snapshot(path: Path) -> dict[str, object]:
+    """Tables, comments, constraints and every row of the file, for comparison."""
+    with connect(path, read_only=True) as con:
+        tables = con.execute(
+            "SELECT schema_name, table_name, comment FROM duckdb_tables() "
+            "WHERE database_name = 'warehouse' ORDER BY ALL"
+        ).fetchall()
+        columns = con.execute(
+            "SELECT schema_name, table_name, column_name, data_type, comment "
+            "FROM duckdb_columns() WHERE database_name = 'warehouse' ORDER BY ALL"
+        ).fetchall()
+        constraints = con.execute(
+            "SELECT schema_name, table_name, constraint_type, constraint_text "
+            "FROM duckdb_constraints() WHERE database_name = 'warehouse' ORDER BY ALL"
+        ).fetchall()
+        rows = {
+            f"{schema}.{table}": con.execute(
+                f'SELECT * FROM warehouse."{schema}"."{table}" ORDER BY ALL'
+            ).fetchall()
+            for schema, table, _ in tables
+        }
+    return {"tables": tables, "columns": columns, "constraints": constraints, "rows": rows}
+
+
+def storage_version(path: Path) -> str:
+    with connect(path, read_only=True) as con:
+        (version,) = con.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() "
+            "WHERE database_name = 'warehouse'"
+        ).fetchone()
+    return version
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "pipeline.duckdb"
+    seed_tasks(path, some_tasks(DAY) + some_tasks(DAY + timedelta(days=1), 7), loaded_at=LOADED_AT)
+    return path
+
+
+def test_the_copy_holds_every_table_row_comment_and_constraint(
+    source: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "analyst.duckdb"
+    result = publish_analyst_copy(source, target)
+
+    expected = catalog_snapshot(source)
+    assert catalog_snapshot(target) == expected
+    # The snapshot really covers both schemas, with comments on tables and columns.
+    schemas = {schema for schema, _, _ in expected["tables"]}
+    assert schemas == {"topo", "analytics"}
+    assert all(comment for _, _, comment in expected["tables"])
+    assert all(column[-1] for column in expected["columns"])
+    assert {t.qualified_name: t.rows for t in result.tables} == {
+        name: len(rows) for name, rows in expected["rows"].items()
+    }
+    assert {t.qualified_name: t.rows for t in result.tables}["topo.tasks"] == 19
+    assert result.path == target
+    assert result.size_bytes == target.stat().st_size
+
+
+def test_the_copy_is_written_for_duckdb_1_4_clients(source: Path, tmp_path: Path) -> None:
+    target = tmp_path / "analyst.duckdb"
+    result = publish_analyst_copy(source, target)
+    assert STORAGE_VERSION == "v1.4.0"
+    assert result.storage_version == "v1.4.0+"
+    assert storage_version(target) == "v1.4.0+"
+    # The pipeline's own file is in DuckDB 2's format, which 1.4 cannot open.
+    assert storage_version(source) != "v1.4.0+"
+
+
+@pytest.mark.parametrize(
+    ("source_name", "target_name"),
+    [
+        ("topo.duckdb", "analytics.duckdb"),
+        ("analytics.duckdb", "topo.duckdb"),
+        ("warehouse.duckdb", "analyst_copy.duckdb"),
+        ("analyst_copy.duckdb", "warehouse.duckdb"),
+        ("memory.db", "main"),
+    ],
+)
+def test_any_file_names_work(source_name: str, target_name: str, tmp_path: Path) -> None:
+    src = tmp_path / "in" / source_name
+    src.parent.mkdir()
+    seed_tasks(src, some_tasks(), loaded_at=LOADED_AT)
+    target = tmp_path / "out" / target_name  # the folder is created
+    publish_analyst_copy(src, target)
+    assert catalog_snapshot(target) == catalog_snapshot(src)
+    assert sorted(p.name for p in target.parent.iterdir()) == [target_name]
+
+
+def test_republishing_replaces_the_copy_and_leaves_no_temporary_files(
+    source: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "analyst.duckdb"
+    publish_analyst_copy(source, target)
+    seed_tasks(source, some_tasks(DAY + timedelta(days=3), 5), loaded_at=LOADED_AT)
+    publish_analyst_copy(source, target)
+    assert catalog_snapshot(target) == catalog_snapshot(source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["analyst.duckdb", "pipeline.duckdb"]
+
+
+def test_a_missing_pipeline_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="materialize topo/tasks"):
+        publish_analyst_copy(tmp_path / "nothing.duckdb", tmp_path / "analyst.duckdb")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_copy_must_be_another_file(source: Path) -> None:
+    with pytest.raises(ValueError, match="different file"):
+        publish_analyst_copy(source, source.parent / "." / source.name)
+
+
+def test_a_publish_that_cannot_read_the_pipeline_file_keeps_the_old_copy(
+    source: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "analyst.duckdb"
+    publish_analyst_copy(source, target)
+    before = catalog_snapshot(target)
+    # Another process writing the pipeline's file holds its lock for longer than we wait.
+    with (
+        hold_duckdb(source, read_only=False),
+        pytest.raises(WarehouseLockedError, match="stayed locked"),
+    ):
+        publish_analyst_copy(source, target, lock_timeout=0.3)
+    assert catalog_snapshot(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["analyst.duckdb", "pipeline.duckdb"]
+
+
+def test_a_copy_that_differs_from_the_source_is_refused(source: Path, tmp_path: Path) -> None:
+    # COPY FROM DATABASE does not drift on its own, so check the guard directly: a copy
+    # catalog with rows missing is refused before anything is swapped in.
+    short = tmp_path / "short.duckdb"
+    seed_tasks(short, some_tasks(DAY), loaded_at=LOADED_AT)  # lacks the second day
+    with connect(source, read_only=True) as con:
+        con.execute(f"ATTACH ? AS {COPY_CATALOG} (READ_ONLY)", [str(short)])
+        with pytest.raises(
+            AnalystCopyError, match=r"the analyst copy holds \d+ rows, the pipeline's file \d+"
+        ):
+            _verify_copy(con)
+        con.execute(f"DETACH {COPY_CATALOG}")
+        # Same rows but a table missing: refused as well.
+        seed_tasks(
+            tmp_path / "no_analytics.duckdb",
+            some_tasks(),
+            loaded_at=LOADED_AT,
+            with_analytics=False,
+        )
+        con.execute(
+            f"ATTACH ? AS {COPY_CATALOG} (READ_ONLY)", [str(tmp_path / "no_analytics.duckdb")]
+        )
+        with pytest.raises(AnalystCopyError, match="tables or table comments differ"):
+            _verify_copy(con)
+
+
+# --- end to end: a run and a publish while an analyst holds the copy ------------------
+
+START = date(2026, 3, 2)
+SPEC = DatasetSpec(seed=5, start_date=START, days=3, tasks_per_day=[70, 40, 55], tie_group_size=0)
+
+
+@pytest.fixture
+def api() -> Iterator[SimulatedTopoApi]:
+    data = generate_dataset(SPEC)
+    with SimulatedTopoApi(TaskStore(data.tasks, data.sequence_templates)) as server:
+        yield server
+
+
+def test_runs_publish_while_an_analyst_session_holds_the_copy(
+    api: SimulatedTopoApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
+    settings = Settings(
+        api_base_url=api.base_url,
+        duckdb_path=tmp_path / "pipeline.duckdb",
+        analyst_duckdb_path=tmp_path / "analyst.duckdb",
+        start_date=START,
+        requests_per_minute=None,
+    )
+    defs = build_defs(settings)
+    refresh_job = defs.resolve_job_def(REFRESH_JOB_NAME)
+    publish_job = defs.resolve_job_def(PUBLISH_JOB_NAME)
+    schedule = defs.resolve_schedule_def(DAILY_REFRESH_SCHEDULE_NAME)
+    sensor = defs.resolve_sensor_def(ANALYST_COPY_SENSOR_NAME)
+
+    with dg.instance_for_test() as instance:
+
+        def publish(cursor: str | None) -> str:
+            tick = sensor.evaluate_tick(
+                dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+            )
+            assert tick.run_requests, tick.skip_message
+            (request,) = tick.run_requests
+            assert tick.cursor is not None
+            assert request.run_key == f"analyst_copy:{tick.cursor}"
+            result = publish_job.execute_in_process(
+                instance=instance, tags=request.tags, run_config=request.run_config
+            )
+            assert result.success
+            assert [e.asset_key for e in result.get_asset_materialization_events()] == [
+                ANALYST_COPY_KEY
+            ]
+            return tick.cursor
+
+        # The schedule's tick after the third day: one run over all three days.
+        tick_time = datetime.combine(START + timedelta(days=3), time(0, 30), UTC)
+        scheduled = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=tick_time)
+        )
+        (request,) = scheduled.run_requests
+        first = refresh_job.execute_in_process(instance=instance, tags=request.tags)
+        assert first.success
+        materialized = {
+            (e.asset_key, e.partition) for e in first.get_asset_materialization_events()
+        }
+        assert {(TASKS_KEY, str(START + timedelta(days=i))) for i in range(3)} <= materialized
+        cursor = publish(None)
+        assert catalog_snapshot(settings.analyst_duckdb_path) == catalog_snapshot(
+            settings.duckdb_path
+        )
+
+        old_rows = len(api.store.all())
+        with hold_duckdb(settings.analyst_duckdb_path, read_only=True) as analyst:
+            assert analyst.first[0] == old_rows
+            # Topo changes: one task completed, one new task on the second day.
+            changed = next(t for t in api.store.all() if t["status"] == "PENDING")
+            api.store.upsert(
+                {**changed, "status": "COMPLETED", "completed_at": changed["created_at"]}
+            )
+            api.store.upsert(
+                make_task(created_at=datetime.combine(START + timedelta(days=1), time(9), UTC))
+            )
+            second = refresh_job.execute_in_process(
+                instance=instance, partition_key=str(START + timedelta(days=1))
+            )
+            assert second.success
+            # Nothing new since the last publish from the schedule's run; now there is.
+            cursor = publish(cursor)
+
+            # The open session still reads the copy it opened; new sessions see the new one.
+            assert analyst.read() == analyst.first
+        with hold_duckdb(settings.analyst_duckdb_path, read_only=True) as fresh:
+            assert fresh.first[0] == old_rows + 1
+            assert fresh.first != analyst.first
+        assert catalog_snapshot(settings.analyst_duckdb_path) == catalog_snapshot(
+            settings.duckdb_path
+        )
+        # Nothing changed since: the sensor asks for no further publish.
+        idle = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        )
+        assert not idle.run_requests
