@@ -1,0 +1,235 @@
+"""``make dev``: the Dagster UI (webserver and daemon) on this project, in the foreground.
+
+    python -m topo_pipeline.dev [--host 127.0.0.1] [--port 3000] [--sim-days 14]
+
+1. Prepares ``$DAGSTER_HOME`` (``.dagster_home/`` by default) with the repository's
+   ``dagster.yaml``, so run history, schedule and sensor state survive restarts.
+2. Unless ``TOPO_API_KEY`` is set, starts the simulated Topo API on a free loopback port,
+   seeded with ``--sim-days`` days of tasks up to now (recent ones still open, so the
+   schedule and the open-task sensor have work), and points ``TOPO_API_BASE_URL`` and
+   ``TOPO_API_KEY`` at it. ``TOPO_START_DATE``, when unset, becomes the first simulated
+   day so the partitions match the data. With ``TOPO_API_KEY`` set it runs against Topo.
+3. Runs ``dagster dev -w workspace.yaml`` until Ctrl-C, then stops it and the simulator.
+
+The API key is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, date, datetime, timedelta
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from topo_pipeline.api.errors import TopoError
+from topo_pipeline.instance import REPO_ROOT, prepare_dagster_home
+from topo_pipeline.settings import API_KEY_ENV, Settings
+from topo_pipeline.simulator import (
+    DEMO_API_KEY,
+    DatasetSpec,
+    SimulatedTopoApi,
+    TaskStore,
+    generate_dataset,
+)
+
+WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
+SHUTDOWN_GRACE_SECONDS = 30.0
+"""How long ``dagster dev`` gets to stop its webserver, daemon and code servers."""
+READY_TIMEOUT_SECONDS = 300.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the UI until Ctrl-C; return the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _serve(args.host, args.port, args.sim_days)
+    except KeyboardInterrupt:  # before dagster dev started
+        return 130
+
+
+def _serve(host: str, port: int, sim_days: int) -> int:
+    home = prepare_dagster_home()
+    _say(home.describe())
+    try:
+        settings = Settings.from_env()
+    except TopoError as error:
+        _say(f"configuration error: {error}", error=True)
+        return 2
+    with ExitStack() as stack:
+        if _api_key_set(os.environ):
+            _say(f"Topo API: {settings.api_base_url} (key from {API_KEY_ENV}, not shown)")
+        else:
+            spec = _simulated_data(settings.timezone, sim_days)
+            api = stack.enter_context(_simulator(spec))
+            _use_simulator(os.environ, api.base_url, spec.start_date)
+            _say(
+                f"{API_KEY_ENV} is not set: simulated Topo API at {api.base_url} with "
+                f"{len(api.store)} tasks from {spec.start_date} to now ({settings.timezone})"
+            )
+            try:
+                settings = Settings.from_env()
+            except TopoError as error:
+                _say(f"configuration error: {error}", error=True)
+                return 2
+        _say(
+            f"Pipeline DuckDB file: {settings.duckdb_path}; "
+            f"analyst copy: {settings.analyst_duckdb_path}"
+        )
+        return _run_dagster_dev(host, port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m topo_pipeline.dev",
+        description="Run the Dagster webserver and daemon on this project (Ctrl-C stops).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="webserver host")
+    parser.add_argument("--port", type=int, default=3000, help="webserver port")
+    parser.add_argument(
+        "--sim-days",
+        type=_positive_int,
+        default=14,
+        help="days of simulated tasks, ending today (only without TOPO_API_KEY)",
+    )
+    return parser
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def _api_key_set(environ: MutableMapping[str, str]) -> bool:
+    return bool(environ.get(API_KEY_ENV, "").strip())
+
+
+def _simulated_data(timezone: str, days: int) -> DatasetSpec:
+    """``days`` days of seeded tasks ending today in ``timezone``, up to now."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    return DatasetSpec(
+        start_date=today - timedelta(days=days - 1),
+        days=days,
+        timezone=timezone,
+        as_of=now,  # tasks exist up to now and recent ones are still open
+    )
+
+
+@contextmanager
+def _simulator(spec: DatasetSpec) -> Iterator[SimulatedTopoApi]:
+    """The simulated API serving ``spec``'s tasks on a free loopback port."""
+    dataset = generate_dataset(spec)
+    with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
+        yield api
+
+
+def _use_simulator(environ: MutableMapping[str, str], base_url: str, first_day: date) -> None:
+    """Point the pipeline at the simulator, whose data starts on ``first_day``."""
+    environ["TOPO_API_BASE_URL"] = base_url
+    environ[API_KEY_ENV] = DEMO_API_KEY
+    if not environ.get("TOPO_START_DATE", "").strip():
+        environ["TOPO_START_DATE"] = first_day.isoformat()
+    if not environ.get("TOPO_API_REQUESTS_PER_MINUTE", "").strip():
+        # The simulator has no rate limit unless asked for one; pacing would only slow runs.
+        environ["TOPO_API_REQUESTS_PER_MINUTE"] = "0"
+
+
+def _run_dagster_dev(host: str, port: int) -> int:
+    """Run ``dagster dev`` in the foreground; stop it cleanly on Ctrl-C or SIGTERM."""
+    url = f"http://{host}:{port}"
+    command = [
+        sys.executable,
+        # `dagster dev` suggests `dg dev`, from a CLI this project does not install.
+        "-W",
+        "ignore:Function `dev_command` is superseded",
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(WORKSPACE_YAML),
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
+    _say(f"Starting the Dagster webserver and daemon; the UI will be at {url} (Ctrl-C stops)")
+    # Same process group: a terminal's Ctrl-C reaches dagster dev directly, and it stops
+    # its webserver, daemon and code servers itself.
+    process = subprocess.Popen(command, cwd=REPO_ROOT)  # noqa: S603 - fixed argv, no shell
+    stopped = threading.Event()
+    threading.Thread(
+        target=_announce_when_ready, args=(_probe_url(host, port), url, stopped), daemon=True
+    ).start()
+
+    def forward_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, forward_sigterm)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        _say("Stopping Dagster ...")
+        return _stop(process)
+    finally:
+        stopped.set()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    """Give ``dagster dev`` time to shut down its children, then insist."""
+    if process.poll() is None:
+        # Ctrl-C in a terminal already sent SIGINT; a SIGTERM to this process did not.
+        process.send_signal(signal.SIGINT)
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            process.send_signal(sig)
+        try:
+            process.wait(timeout=SHUTDOWN_GRACE_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting politely
+            continue
+    return 130
+
+
+def _probe_url(host: str, port: int) -> str:
+    # A webserver bound to every interface still answers on loopback.
+    probe_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
+    if ":" in probe_host:
+        probe_host = f"[{probe_host}]"
+    return f"http://{probe_host}:{port}/server_info"
+
+
+def _announce_when_ready(probe: str, url: str, stopped: threading.Event) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while not stopped.is_set() and time.monotonic() < deadline:
+        try:
+            if httpx.get(probe, timeout=2.0).status_code == 200:
+                _say(f"Dagster UI ready: {url}")
+                return
+        except httpx.HTTPError:
+            pass
+        stopped.wait(1.0)
+
+
+def _say(message: str, *, error: bool = False) -> None:
+    stream = sys.stderr if error else sys.stdout
+    stream.write(f"[make dev] {message}\n")
+    stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
