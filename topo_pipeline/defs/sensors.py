@@ -40,6 +40,7 @@ import duckdb
 from topo_pipeline.settings import Settings
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError
 from topo_pipeline.warehouse.open_tasks import (
+    READ_LOCK_TIMEOUT_SECONDS,
     OpenTaskPartition,
     OpenTasksUnavailableError,
     read_open_task_partitions,
@@ -214,6 +215,7 @@ def build_open_tasks_sensor(
     job: "UnresolvedAssetJobDefinition",
     *,
     clock: Clock = utc_now,
+    read_lock_timeout: float = READ_LOCK_TIMEOUT_SECONDS,
 ) -> dg.SensorDefinition:
     """The :data:`OPEN_TASKS_SENSOR_NAME` sensor, on by default, launching ``job``.
 
@@ -221,6 +223,7 @@ def build_open_tasks_sensor(
         settings: the limits and the analyst copy's path.
         job: the refresh job (``topo/tasks`` and everything downstream).
         clock: the current time; tests pass a fixed one.
+        read_lock_timeout: seconds to wait for a lock on the analyst copy before skipping.
     """
     policy = OpenTaskPolicy.from_settings(settings)
     copy_path = settings.analyst_duckdb_path
@@ -242,7 +245,7 @@ def build_open_tasks_sensor(
         cursor = load_open_tasks_cursor(context.cursor)
         first, _last = policy.window(now)
         try:
-            stored = read_open_task_partitions(copy_path, first)
+            stored = read_open_task_partitions(copy_path, first, lock_timeout=read_lock_timeout)
         except (OpenTasksUnavailableError, WarehouseLockedError, duckdb.Error) as error:
             # Never fail the tick: the next one reads again.
             return dg.SensorResult(skip_reason=f"cannot read open tasks this tick: {error}")
