@@ -1,0 +1,136 @@
+"""Downstream automation: analytics follow topo/tasks for every refreshed day in the lookback."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from topo_pipeline.definitions import build_defs
+from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
+from topo_pipeline.defs.assets.ingestion import TASKS_KEY
+from topo_pipeline.defs.automation import (
+    DOWNSTREAM_AUTOMATION_SENSOR_NAME,
+    downstream_automation_condition,
+    with_downstream_automation,
+)
+from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION
+from topo_pipeline.settings import Settings
+
+EVALUATED_AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)  # the latest partition is 2025-05-31
+RECENT, OLD, ANCIENT = "2025-05-30", "2025-04-01", "2025-01-15"  # 2, 61 and 137 days back
+
+
+def settings_for(tmp_path: Path, lookback_days: int = 90) -> Settings:
+    return Settings(
+        duckdb_path=tmp_path / "pipeline.duckdb",
+        analyst_duckdb_path=tmp_path / "analyst.duckdb",
+        start_date=date(2025, 1, 1),
+        automation_lookback_days=lookback_days,
+    )
+
+
+def test_every_asset_downstream_of_tasks_carries_the_lookback_condition(tmp_path: Path) -> None:
+    defs = build_defs(settings_for(tmp_path, lookback_days=45))
+    graph = defs.resolve_asset_graph()
+    downstream = DOWNSTREAM_SELECTION.resolve(graph)
+    assert {key.path[0] for key in downstream} == {"analytics"}
+    for spec in defs.resolve_all_asset_specs():
+        label = spec.automation_condition.get_label() if spec.automation_condition else None
+        if spec.key in downstream:
+            assert label == "eager over the last 45 days"
+        else:
+            assert spec.key in {TASKS_KEY, ANALYST_COPY_KEY}
+            assert label is None  # driven by the schedule, the sensors, or by hand
+
+    sensor = defs.resolve_sensor_def(DOWNSTREAM_AUTOMATION_SENSOR_NAME)
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.asset_selection.resolve(graph) == downstream
+
+
+def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) -> None:
+    """The real code location: topo/tasks days materialized on their own (as from the UI)
+    make the automation request the analytics of those days, within the lookback."""
+    defs = build_defs(settings_for(tmp_path))
+    analytics = sorted(DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()))
+    with dg.instance_for_test() as instance:
+        first = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=EVALUATED_AT
+        )
+        assert first.total_requested == 0  # nothing upstream yet
+
+        for day in (RECENT, OLD, ANCIENT):
+            instance.report_runless_asset_event(dg.AssetMaterialization(TASKS_KEY, partition=day))
+        second = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=first.cursor
+        )
+        for key in analytics:
+            # Not only the latest partition (plain eager()), and not beyond 90 days.
+            assert second.get_requested_partitions(key) == {RECENT, OLD}, key
+
+        third = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=second.cursor
+        )
+        assert third.total_requested == 0  # requested once, not on every tick
+
+
+DAILY = dg.DailyPartitionsDefinition(start_date="2025-01-01")
+
+
+@dg.asset(key=TASKS_KEY, partitions_def=DAILY)
+def tasks_stand_in() -> None:
+    """Stands in for topo/tasks: only the graph and the run records matter here."""
+
+
+@dg.asset(key=["analytics", "stand_in"], partitions_def=DAILY, deps=[TASKS_KEY])
+def analytics_stand_in() -> None:
+    """Stands in for an analytics table downstream of topo/tasks."""
+
+
+@pytest.fixture
+def stand_in_assets() -> list[dg.AssetsDefinition]:
+    return with_downstream_automation([tasks_stand_in, analytics_stand_in], lookback_days=90)
+
+
+def test_a_run_that_already_rebuilt_downstream_triggers_nothing_more(
+    stand_in_assets: list[dg.AssetsDefinition],
+) -> None:
+    downstream = dg.AssetKey(["analytics", "stand_in"])
+    with dg.instance_for_test() as instance:
+        cursor = dg.evaluate_automation_conditions(
+            defs=stand_in_assets, instance=instance, evaluation_time=EVALUATED_AT
+        ).cursor
+
+        # As the refresh job does: topo/tasks and downstream in the same run.
+        assert dg.materialize(stand_in_assets, partition_key=OLD, instance=instance).success
+        result = dg.evaluate_automation_conditions(
+            defs=stand_in_assets, instance=instance, evaluation_time=EVALUATED_AT, cursor=cursor
+        )
+        assert result.total_requested == 0
+
+        # topo/tasks alone (a UI materialization of that day): downstream follows.
+        only_tasks = dg.materialize(
+            stand_in_assets, partition_key=OLD, instance=instance, selection=[TASKS_KEY]
+        )
+        assert only_tasks.success
+        result = dg.evaluate_automation_conditions(
+            defs=stand_in_assets,
+            instance=instance,
+            evaluation_time=EVALUATED_AT,
+            cursor=result.cursor,
+        )
+        assert result.get_requested_partitions(downstream) == {OLD}
+        assert result.get_requested_partitions(TASKS_KEY) == set()
+
+
+def test_the_condition_is_eager_with_a_wider_window() -> None:
+    condition = downstream_automation_condition(7)
+    assert condition.get_label() == "eager over the last 7 days"
+    window, *rest = condition.children
+    assert window.name == "in_latest_time_window(lookback_timedelta=7 days, 0:00:00)"
+    # eager()'s other clauses are kept as they are.
+    eager = dg.AutomationCondition.eager()
+    assert rest == list(eager.children[1:])
