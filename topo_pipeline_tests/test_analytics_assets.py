@@ -1,0 +1,574 @@
+"""The ``analytics/*`` assets end to end: Dagster runs against the simulated API over HTTP.
+
+Each test materializes the real assets of :func:`build_defs` with ``dg.materialize`` (range
+runs through Dagster's partition-range run tags, as the UI and the CLI launch them), then
+compares every analytics table with rows computed independently in plain Python
+(``analytics_oracle``) from the tasks the simulator serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+import pytest
+
+from topo_pipeline.api.models import parse_timestamp
+from topo_pipeline.definitions import build_defs
+from topo_pipeline.defs.assets.analytics import ANALYTICS_KEYS, OP_NAME, TASK_SLA_KEY
+from topo_pipeline.defs.assets.ingestion import TASKS_KEY
+from topo_pipeline.settings import API_KEY_ENV, Settings
+from topo_pipeline.simulator import (
+    DEMO_API_KEY,
+    DatasetSpec,
+    SimulatedTopoApi,
+    TaskStore,
+    generate_dataset,
+    make_task,
+)
+from topo_pipeline.warehouse.analytics import (
+    ANALYTICS_TABLES,
+    DEFAULT_SLA_TARGET_MINUTES,
+    ROLLUP_TABLES,
+)
+from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline_tests.analytics_oracle import (
+    Task,
+    assert_rows_match,
+    expected_tables,
+    guide_queries,
+    promised_columns,
+    ratio,
+    read_table,
+    row_key,
+    table_columns,
+    task_from_api,
+)
+
+ZONE = "America/New_York"  # partition days are not UTC days
+START = date(2026, 3, 2)
+DAYS = [START + timedelta(days=i) for i in range(4)]
+# The simulated present is the evening of the last day, so recent tasks are still open,
+# some within their SLA and some past it; day 2 has no tasks at all.
+PRESENT = datetime(2026, 3, 5, 18, 0, tzinfo=ZoneInfo(ZONE))
+SPEC = DatasetSpec(
+    seed=23,
+    start_date=START,
+    days=4,
+    tasks_per_day=[160, 0, 120, 90],
+    timezone=ZONE,
+    as_of=PRESENT,
+    tie_group_size=0,
+)
+AS_OF = "2026-03-05T23:30:00Z"  # run config: half an hour after the simulated present
+
+
+@dataclass
+class Pipeline:
+    """A simulator serving a data set, and a Dagster instance running the real assets."""
+
+    api: SimulatedTopoApi
+    settings: Settings
+    instance: dg.DagsterInstance
+
+    @property
+    def store(self) -> TaskStore:
+        return self.api.store
+
+    def materialize(
+        self,
+        first: date,
+        last: date | None = None,
+        *,
+        tables: Sequence[str] | None = ANALYTICS_TABLES,
+        tasks: bool = True,
+        as_of: str | None = None,
+        settings: Settings | None = None,
+        raise_on_error: bool = True,
+    ) -> dg.ExecuteInProcessResult:
+        """One run over the days ``first..last``: ``topo/tasks`` and/or analytics ``tables``."""
+        defs = build_defs(settings or self.settings)
+        selection = ([TASKS_KEY] if tasks else []) + [ANALYTICS_KEYS[t] for t in tables or ()]
+        config = {"as_of": as_of} if as_of is not None else {}
+        return dg.materialize(
+            [defs.get_assets_def(TASKS_KEY), defs.get_assets_def(TASK_SLA_KEY)],
+            selection=selection,
+            resources=defs.resources,
+            instance=self.instance,
+            run_config={"ops": {OP_NAME: {"config": config}}} if tables else None,
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": (last or first).isoformat(),
+            },
+            raise_on_error=raise_on_error,
+        )
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every analytics table, read back from the pipeline's file."""
+        with connect(self.settings.duckdb_path, read_only=True) as con:
+            return {table: read_table(con, table) for table in ANALYTICS_TABLES}
+
+    def columns(self) -> dict[str, list[str]]:
+        with connect(self.settings.duckdb_path, read_only=True) as con:
+            return {table: table_columns(con, table) for table in ANALYTICS_TABLES}
+
+    def served(self, days: Sequence[date] = DAYS) -> list[Task]:
+        """The simulator's tasks created on ``days``, as the oracle's :class:`Task`."""
+        tasks = [task_from_api(task, self.settings.timezone) for task in self.store.all()]
+        return [task for task in tasks if task.partition_date in days]
+
+
+PipelineFactory = Callable[[DatasetSpec], Pipeline]
+
+
+@pytest.fixture
+def make_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineFactory]:
+    monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
+    with ExitStack() as stack:
+
+        def make(spec: DatasetSpec, *, file_name: str = "pipeline.duckdb") -> Pipeline:
+            data = generate_dataset(spec)
+            api = stack.enter_context(
+                SimulatedTopoApi(TaskStore(data.tasks, data.sequence_templates))
+            )
+            settings = Settings(
+                api_base_url=api.base_url,
+                duckdb_path=tmp_path / file_name,
+                analyst_duckdb_path=tmp_path / "published" / "topo_analytics.duckdb",
+                start_date=spec.start_date - timedelta(days=3),
+                timezone=spec.timezone,
+                requests_per_minute=None,
+            )
+            return Pipeline(api, settings, stack.enter_context(dg.instance_for_test()))
+
+        yield make
+
+
+@pytest.fixture
+def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
+    return make_pipeline(SPEC)
+
+
+def assert_tables_match(
+    actual: Mapping[str, Sequence[Mapping[str, Any]]],
+    expected: Mapping[str, Sequence[Mapping[str, Any]]],
+    columns: Mapping[str, Sequence[str]],
+    days: Sequence[date] = DAYS,
+) -> None:
+    """Every analytics table holds exactly the expected rows of ``days``, column by column."""
+    for table in ANALYTICS_TABLES:
+        rows = [row for row in actual[table] if row["partition_date"] in days]
+        want = [row for row in expected[table] if row["partition_date"] in days]
+        assert_rows_match(rows, want, table, columns[table])
+
+
+def materializations(
+    result: dg.ExecuteInProcessResult,
+) -> dict[tuple[str, str], dict[str, dg.MetadataValue]]:
+    """Metadata of each ``(asset key, partition)`` materialization of the run."""
+    events = (
+        e.event_specific_data.materialization  # type: ignore[union-attr]
+        for e in result.get_asset_materialization_events()
+    )
+    return {
+        (event.asset_key.to_user_string(), event.partition): dict(event.metadata)
+        for event in events
+    }
+
+
+def day_rows(rows: Sequence[Mapping[str, Any]], day: date) -> list[Mapping[str, Any]]:
+    return [row for row in rows if row["partition_date"] == day]
+
+
+# -- a range run --------------------------------------------------------------------------
+
+
+def test_a_range_run_builds_every_table_as_the_rules_say(pipeline: Pipeline) -> None:
+    result = pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
+
+    as_of = parse_timestamp(AS_OF)
+    tasks = pipeline.served()
+    expected = expected_tables(tasks, as_of, DEFAULT_SLA_TARGET_MINUTES)
+    assert_tables_match(pipeline.tables(), expected, pipeline.columns())
+    # The data set exercises every verdict and both kinds of groups that need care.
+    verdicts = {row["sla_status"] for row in expected["task_sla"]}
+    assert verdicts == {"MET", "BREACHED", "OPEN", "SKIPPED"}
+    assert any(t.assignee_user_id is None for t in tasks)
+    assert any(t.reopened_at is not None and t.status != "COMPLETED" for t in tasks)
+    assert not day_rows(expected["task_sla"], DAYS[1]), "day 2 is an empty partition"
+
+    # One run, two steps: topo/tasks, then the five analytics tables together.
+    assert len(result.get_step_success_events()) == 2
+    metadata = materializations(result)
+    assert set(metadata) == {
+        (key.to_user_string(), day.isoformat())
+        for key in [TASKS_KEY, *ANALYTICS_KEYS.values()]
+        for day in DAYS
+    }
+    for table in ANALYTICS_TABLES:
+        for day in DAYS:
+            values = metadata[(f"analytics/{table}", day.isoformat())]
+            assert values["dagster/row_count"].value == len(day_rows(expected[table], day))
+            assert values["dagster/table_name"].value == f"analytics.{table}"
+            assert values["partitions_in_run"].value == len(DAYS)
+            assert values["rows_written_in_run"].value == len(expected[table])
+            schema = values["dagster/column_schema"].value
+            assert [c.name for c in schema.columns] == pipeline.columns()[table]
+            assert all(c.description for c in schema.columns)
+
+
+def _headline(rows: Sequence[Mapping[str, Any]], priority: str | None = None) -> dict[str, Any]:
+    """A day's headline numbers from the oracle's task rows (optionally of one priority)."""
+    mine = [r for r in rows if priority is None or r["priority"] == priority]
+    verdicts = [r["sla_status"] for r in mine]
+    met, breached = verdicts.count("MET"), verdicts.count("BREACHED")
+    completed = [r["status"] for r in mine].count("COMPLETED")
+    return {
+        "tasks": len(mine),
+        "met": met,
+        "breached": breached,
+        "sla_attainment": ratio(met, met + breached),
+        "completion_rate": ratio(completed, len(mine)),
+    }
+
+
+def test_headline_numbers_are_numeric_metadata_per_partition(pipeline: Pipeline) -> None:
+    result = pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
+
+    task_sla = expected_tables(
+        pipeline.served(), parse_timestamp(AS_OF), DEFAULT_SLA_TARGET_MINUTES
+    )["task_sla"]
+    metadata = materializations(result)
+    for day in DAYS:
+        rows = day_rows(task_sla, day)
+        whole, hot = _headline(rows), _headline(rows, "HOT")
+        sla = metadata[("analytics/task_sla", day.isoformat())]
+        by_priority = metadata[("analytics/sla_by_priority", day.isoformat())]
+        completion = metadata[("analytics/completion_rate_by_priority", day.isoformat())]
+        by_assignee = metadata[("analytics/completion_rate_by_assignee", day.isoformat())]
+        assert sla["tasks"].value == whole["tasks"]
+        assert (sla["met"].value, sla["breached"].value) == (whole["met"], whole["breached"])
+        assert by_assignee["unassigned_tasks"].value == sum(
+            r["assignee_user_id"] is None for r in rows
+        )
+        pairs = [
+            (sla, "sla_attainment", whole["sla_attainment"]),
+            (by_priority, "hot_sla_attainment", hot["sla_attainment"]),
+            (completion, "completion_rate", whole["completion_rate"]),
+            (completion, "hot_completion_rate", hot["completion_rate"]),
+        ]
+        for values, name, want in pairs:
+            if want is None:  # an undefined rate is left out, not sent as null
+                assert name not in values, (day, name)
+            else:
+                assert isinstance(values[name], dg.FloatMetadataValue), (day, name)
+                assert values[name].value == pytest.approx(want), (day, name)
+        for values in (sla, by_priority, completion, by_assignee):
+            assert isinstance(values["dagster/row_count"], dg.IntMetadataValue)
+    empty_day = metadata[("analytics/sla_by_priority", DAYS[1].isoformat())]
+    assert empty_day["tasks"].value == 0
+    assert "hot_sla_attainment" not in empty_day
+    busy_day = metadata[("analytics/sla_by_priority", DAYS[0].isoformat())]
+    assert "| partition | rows |" in busy_day["per_day"].value
+
+
+# -- as_of and SLA targets -------------------------------------------------------------------
+
+
+def test_as_of_from_run_config_is_honoured_and_reproducible(pipeline: Pipeline) -> None:
+    pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
+    first = pipeline.tables()
+    # The same as_of written with another offset is the same instant: identical tables.
+    result = pipeline.materialize(DAYS[0], DAYS[-1], tasks=False, as_of="2026-03-05T18:30:00-05:00")
+    assert pipeline.tables() == first
+    assert {row["as_of"] for row in first["task_sla"]} == {parse_timestamp(AS_OF)}
+    sla_metadata = materializations(result)[("analytics/sla_by_priority", DAYS[0].isoformat())]
+    assert sla_metadata["as_of"].value == parse_timestamp(AS_OF).timestamp()
+
+    # A later as_of judges more open tasks overdue, exactly as the rules say.
+    later = "2026-03-07T12:00:00Z"
+    pipeline.materialize(DAYS[0], DAYS[-1], tasks=False, as_of=later)
+    expected = expected_tables(
+        pipeline.served(), parse_timestamp(later), DEFAULT_SLA_TARGET_MINUTES
+    )
+    assert_tables_match(pipeline.tables(), expected, pipeline.columns())
+    before = {row["id"]: row["sla_status"] for row in first["task_sla"]}
+    after = {row["id"]: row["sla_status"] for row in expected["task_sla"]}
+    assert any(before[i] == "OPEN" and after[i] == "BREACHED" for i in before)
+
+    # Without config, as_of is when the run evaluated the SLA.
+    started = datetime.now(UTC)
+    pipeline.materialize(DAYS[2], tasks=False)
+    finished = datetime.now(UTC)
+    stamps = {row["as_of"] for row in day_rows(pipeline.tables()["task_sla"], DAYS[2])}
+    assert len(stamps) == 1
+    assert started <= stamps.pop() <= finished
+
+
+def test_a_bad_as_of_fails_the_run_and_keeps_the_tables(pipeline: Pipeline) -> None:
+    pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
+    before = pipeline.tables()
+
+    for bad in ("2026-03-05T23:30:00", "2026-03-05", "yesterday"):
+        result = pipeline.materialize(DAYS[0], tasks=False, as_of=bad, raise_on_error=False)
+        assert not result.success
+        (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+        assert repr(bad) in message
+        assert "UTC offset" in message
+    assert pipeline.tables() == before
+
+
+def test_sla_targets_from_the_environment_reach_tables_and_metadata(pipeline: Pipeline) -> None:
+    settings = Settings.from_env(
+        {
+            "TOPO_API_BASE_URL": pipeline.settings.api_base_url,
+            "TOPO_DUCKDB_PATH": str(pipeline.settings.duckdb_path),
+            "TOPO_ANALYST_DUCKDB_PATH": str(pipeline.settings.analyst_duckdb_path),
+            "TOPO_START_DATE": pipeline.settings.start_date.isoformat(),
+            "TOPO_TIMEZONE": ZONE,
+            "TOPO_API_REQUESTS_PER_MINUTE": "0",
+            "TOPO_SLA_HOT_MINUTES": "20",
+            "TOPO_SLA_TODAY_MINUTES": "300",
+            "TOPO_SLA_EXTRA_MINUTES": "7000",
+        }
+    )
+    targets = {"HOT": 20, "TODAY": 300, "EXTRA": 7000}
+    assert dict(settings.sla_target_minutes) == targets
+
+    result = pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF, settings=settings)
+
+    tasks = pipeline.served()
+    expected = expected_tables(tasks, parse_timestamp(AS_OF), targets)
+    assert_tables_match(pipeline.tables(), expected, pipeline.columns())
+    assert {row["sla_target_minutes"] for row in pipeline.tables()["task_sla"]} == {20, 300, 7000}
+    # The targets change verdicts: some task is judged differently than under the defaults.
+    defaults = expected_tables(tasks, parse_timestamp(AS_OF), DEFAULT_SLA_TARGET_MINUTES)
+    assert expected["task_sla"] != defaults["task_sla"]
+
+    metadata = materializations(result)
+    for table in ("task_sla", "sla_by_priority", "sla_by_assignee"):
+        values = metadata[(f"analytics/{table}", DAYS[0].isoformat())]
+        assert values["sla_target_minutes"].value == targets
+        assert values["as_of"].value == parse_timestamp(AS_OF).timestamp()
+    spec = build_defs(settings).get_assets_def(TASK_SLA_KEY).specs_by_key[TASK_SLA_KEY]
+    assert "HOT 20, TODAY 300, EXTRA 7000" in (spec.description or "")
+
+
+# -- re-materializing one day --------------------------------------------------------------
+
+
+def test_rematerializing_one_day_changes_only_that_days_rows(pipeline: Pipeline) -> None:
+    pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
+    before = pipeline.tables()
+
+    # Day 3 moves on in Topo: a task gets completed, one skipped, one unassigned, one is
+    # deleted. A change on day 1 must not show up: that day is not re-materialized.
+    day3 = sorted(
+        (t for t in pipeline.store.all() if task_from_api(t, ZONE).partition_date == DAYS[2]),
+        key=lambda t: t["id"],
+    )
+    open_tasks = [t for t in day3 if t["status"] in ("PENDING", "IN_PROGRESS")]
+    done = [t for t in day3 if t["status"] == "COMPLETED"]
+    now = "2026-03-06T15:00:00Z"
+    pipeline.store.upsert(
+        {**open_tasks[0], "status": "COMPLETED", "completed_at": now, "updated_at": now}
+    )
+    pipeline.store.upsert(
+        {**open_tasks[1], "status": "SKIPPED", "skipped_at": now, "updated_at": now}
+    )
+    pipeline.store.upsert({**done[0], "assignee_user_id": None, "updated_at": now})
+    assert pipeline.store.delete(done[1]["id"])
+    day1_task = next(
+        t for t in pipeline.store.all() if task_from_api(t, ZONE).partition_date == DAYS[0]
+    )
+    pipeline.store.upsert({**day1_task, "status": "SKIPPED", "skipped_at": now})
+
+    # topo/tasks alone first: the analytics keep their rows until they are rebuilt.
+    pipeline.materialize(DAYS[2], tables=None)
+    assert pipeline.tables() == before
+
+    later = "2026-03-06T16:00:00Z"
+    pipeline.materialize(DAYS[2], tasks=False, as_of=later)
+
+    after = pipeline.tables()
+    served_day3 = [t for t in pipeline.served([DAYS[2]])]
+    expected = expected_tables(served_day3, parse_timestamp(later), DEFAULT_SLA_TARGET_MINUTES)
+    assert_tables_match(after, expected, pipeline.columns(), days=[DAYS[2]])
+    for table in ANALYTICS_TABLES:
+        for day in (DAYS[0], DAYS[1], DAYS[3]):
+            assert sorted(day_rows(after[table], day), key=lambda r: row_key(r, table)) == sorted(
+                day_rows(before[table], day), key=lambda r: row_key(r, table)
+            ), f"{table} {day} changed"
+        assert day_rows(after[table], DAYS[2]) != day_rows(before[table], DAYS[2]), table
+    rows = {row["id"]: row for row in after["task_sla"]}
+    assert rows[open_tasks[0]["id"]]["status"] == "COMPLETED"
+    assert rows[open_tasks[1]["id"]]["sla_status"] == "SKIPPED"
+    assert rows[done[0]["id"]]["assignee_user_id"] is None
+    assert done[1]["id"] not in rows
+    assert rows[day1_task["id"]]["status"] == day1_task["status"]
+
+
+# -- selecting some of the five ------------------------------------------------------------
+
+
+def test_one_rollup_can_be_rebuilt_alone(pipeline: Pipeline) -> None:
+    pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
+    before = pipeline.tables()
+    with connect(pipeline.settings.duckdb_path) as con:
+        con.execute("DELETE FROM warehouse.analytics.sla_by_priority")
+
+    result = pipeline.materialize(DAYS[0], tasks=False, tables=["sla_by_priority"])
+
+    after = pipeline.tables()
+    assert after["task_sla"] == before["task_sla"]  # not selected, not touched
+    assert after["sla_by_priority"] == day_rows(before["sla_by_priority"], DAYS[0])
+    (key,) = {key for key, _ in materializations(result)}
+    assert key == "analytics/sla_by_priority"
+    values = materializations(result)[(key, DAYS[0].isoformat())]
+    # Its as_of is the evaluation it was built from, not the time of this run.
+    assert values["as_of"].value == parse_timestamp(AS_OF).timestamp()
+    assert "sla_target_minutes" not in values
+
+
+def test_analytics_before_any_tasks_fail_naming_what_to_materialize(pipeline: Pipeline) -> None:
+    result = pipeline.materialize(DAYS[0], tasks=False, raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    assert "topo.tasks does not exist" in message
+    assert "materialize topo/tasks" in message
+
+
+def test_the_code_location_defines_the_five_assets(pipeline: Pipeline) -> None:
+    defs = build_defs(pipeline.settings)
+    tasks_def = defs.get_assets_def(TASKS_KEY)
+    analytics_def = defs.get_assets_def(TASK_SLA_KEY)
+    assert set(analytics_def.keys) == set(ANALYTICS_KEYS.values())
+    assert analytics_def.can_subset
+    assert analytics_def.partitions_def == tasks_def.partitions_def
+    assert analytics_def.backfill_policy == dg.BackfillPolicy.single_run()
+    assert analytics_def.op.pool == "duckdb"
+    graph = defs.resolve_asset_graph()
+    for table, key in ANALYTICS_KEYS.items():
+        spec = analytics_def.specs_by_key[key]
+        assert spec.group_name == "analytics"
+        assert spec.kinds == {"duckdb"}
+        assert spec.metadata["dagster/table_name"] == f"analytics.{table}"
+        upstream = TASKS_KEY if table == "task_sla" else TASK_SLA_KEY
+        assert graph.get(key).parent_keys == {upstream}
+        (dep,) = spec.deps
+        assert dep.partition_mapping in (None, dg.IdentityPartitionMapping())
+    assert set(ROLLUP_TABLES) | {"task_sla"} == set(ANALYTICS_TABLES)
+
+
+# -- the analyst guide on a demo-like data set --------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoDatabase:
+    """A materialized pipeline file, and the tasks the simulator served for it."""
+
+    path: Path
+    tasks: list[Task]
+
+
+@pytest.fixture(scope="module")
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> DemoDatabase:
+    """A database materialized like ``make demo`` does: the last complete days up to now.
+
+    Smaller days than the demo's, so the test stays quick. The file is named like the
+    analyst copy, so analysts' unqualified ``topo.tasks`` and ``analytics.*`` names resolve
+    as they do there. Besides the seeded data set, Topo "added" a priority the pipeline has
+    no SLA target for, as real data will one day.
+    """
+    now = datetime.now(UTC).replace(microsecond=0)
+    today = now.date()
+    spec = DatasetSpec(
+        seed=5,
+        start_date=today - timedelta(days=13),
+        days=14,
+        tasks_per_day=[50] * 14,
+        as_of=now,
+        tie_group_size=0,
+    )
+    data = generate_dataset(spec)
+    yesterday = today - timedelta(days=1)
+    surprise = make_task(priority="CRITICAL", status="PENDING", created_at=f"{yesterday}T09:00:00Z")
+    path = tmp_path_factory.mktemp("demo") / "topo_analytics.duckdb"
+    with (
+        pytest.MonkeyPatch.context() as monkeypatch,
+        SimulatedTopoApi(TaskStore([*data.tasks, surprise], data.sequence_templates)) as api,
+        dg.instance_for_test() as instance,
+    ):
+        monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
+        settings = Settings(
+            api_base_url=api.base_url,
+            duckdb_path=path,
+            analyst_duckdb_path=path.parent / "published" / "topo_analytics.duckdb",
+            start_date=spec.start_date,
+            requests_per_minute=None,
+        )
+        pipeline = Pipeline(api, settings, instance)
+        pipeline.materialize(spec.start_date, yesterday)
+        days = [spec.start_date + timedelta(days=i) for i in range(13)]
+        return DemoDatabase(path, pipeline.served(days))
+
+
+def _run(path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        cursor = con.execute(sql)
+        return [column[0] for column in cursor.description], cursor.fetchall()
+
+
+@pytest.mark.parametrize("index", range(len(guide_queries())))
+def test_every_guide_query_runs_on_the_demo_database(
+    demo_database: DemoDatabase, index: int
+) -> None:
+    sql = guide_queries()[index]
+    columns = promised_columns(sql)
+    assert columns, f"query {index} declares no '-- columns:' line"
+    names, rows = _run(demo_database.path, sql)
+    assert names == columns
+    assert rows, f"query {index} returns nothing on demo data:\n{sql}"
+
+
+def test_guide_numbers_agree_with_the_rules_on_demo_data(demo_database: DemoDatabase) -> None:
+    with duckdb.connect(str(demo_database.path), read_only=True) as con:
+        cursor = con.execute("SELECT * FROM analytics.task_sla")
+        names = [column[0] for column in cursor.description]
+        task_sla = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        ((as_of,),) = con.execute("SELECT DISTINCT as_of FROM analytics.task_sla").fetchall()
+    expected = expected_tables(demo_database.tasks, as_of, DEFAULT_SLA_TARGET_MINUTES)["task_sla"]
+    assert_rows_match(task_sla, expected, "task_sla", names)
+    assert {row["sla_status"] for row in task_sla} >= {"MET", "BREACHED", "OPEN", "UNKNOWN"}
+
+    (sql,) = [q for q in guide_queries() if "HOT SLA attainment per assignee" in q]
+    _, rows = _run(demo_database.path, sql)
+    today = datetime.now().astimezone().date()  # the session's current_date
+    recent = [
+        r
+        for r in expected
+        if r["priority"] == "HOT" and r["partition_date"] > today - timedelta(30)
+    ]
+    for assignee, tasks_count, met, breached, attainment in rows:
+        mine = [r["sla_status"] for r in recent if r["assignee_user_id"] == assignee]
+        assert (tasks_count, met, breached) == (
+            len(mine),
+            mine.count("MET"),
+            mine.count("BREACHED"),
+        )
+        assert attainment == pytest.approx(ratio(met, met + breached))
+    assert {row[0] for row in rows} == {r["assignee_user_id"] for r in recent}
+
+    (sql,) = [q for q in guide_queries() if "per week of creation" in q]
+    _, rows = _run(demo_database.path, sql)
+    assert len(rows) >= 2
+    assert any(row[4] is not None for row in rows), "two weeks give a week-over-week change"
