@@ -319,7 +319,10 @@ def test_the_open_task_sensor_runs_the_refresh_job_and_is_on_by_default(tmp_path
 
 # --- analyst copy sensor --------------------------------------------------------------
 
-M = Materialization
+
+def M(storage_id: int, run_id: str, minutes_ago: float = 1) -> Materialization:
+    return Materialization(storage_id, run_id, (NOW - timedelta(minutes=minutes_ago)).timestamp())
+
 
 # (cursor, materializations seen, unfinished runs, publish?, next cursor, run key)
 PUBLISH_SCENARIOS = {
@@ -344,6 +347,22 @@ PUBLISH_SCENARIOS = {
     ),
     "nothing after the cursor": (9, [M(9, "c"), M(4, "a")], set(), False, 9, None),
     "an event reported outside any run": (9, [M(12, "")], set(), True, 12, "analyst_copy:12"),
+    "a run unfinished 59 minutes after writing: still waiting": (
+        5,
+        [M(7, "b", minutes_ago=59)],
+        {"b"},
+        False,
+        5,
+        None,
+    ),
+    "a run unfinished an hour after writing (stuck): publish anyway": (
+        5,
+        [M(7, "b", minutes_ago=60), M(8, "c")],
+        {"b"},
+        True,
+        8,
+        "analyst_copy:8",
+    ),
 }
 
 
@@ -360,7 +379,7 @@ def test_analyst_copy_publish_planning(
     next_cursor: int | None,
     run_key: str | None,
 ) -> None:
-    plan = plan_analyst_copy_publish(cursor, seen, unfinished)
+    plan = plan_analyst_copy_publish(cursor, seen, unfinished, NOW)
     assert (plan.publish, plan.cursor, plan.run_key) == (publish, next_cursor, run_key)
 
 

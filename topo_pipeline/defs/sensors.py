@@ -22,7 +22,8 @@ the sensor bodies only gather those inputs and turn the plan into run requests.
     writing some tables) it launches ``publish_analyst_copy_job``. It waits until every
     run that wrote since the last publish has finished, so analysts never get a copy
     with new tasks but stale analytics of the same run, and many runs ending close
-    together lead to one publish. The cursor is the event-log storage id published
+    together lead to one publish. A run still unfinished an hour after it wrote (a stuck
+    run) no longer holds the copy back. The cursor is the event-log storage id published
     through; the run key carries it, so a publish is requested once per change.
 """
 
@@ -59,6 +60,9 @@ ANALYST_COPY_SENSOR_NAME = "analyst_copy_sensor"
 """Sensor: publishes the analyst copy after runs that changed topo/analytics tables."""
 
 ANALYST_COPY_SENSOR_INTERVAL_SECONDS = 30
+
+PUBLISH_MAX_WAIT = timedelta(hours=1)
+"""How long ``analyst_copy_sensor`` waits for a run that wrote tables to finish."""
 
 OPEN_TASKS_TAG = "topo/open_tasks"
 """Run tag of an open-task refresh: how many open tasks the day held when requested."""
@@ -278,6 +282,8 @@ class Materialization:
 
     storage_id: int
     run_id: str
+    timestamp: float
+    """When it was recorded (seconds since the epoch)."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +301,8 @@ def plan_analyst_copy_publish(
     cursor: int | None,
     seen: Sequence[Materialization],
     unfinished_run_ids: Collection[str],
+    now: datetime,
+    max_wait: timedelta = PUBLISH_MAX_WAIT,
 ) -> PublishPlan:
     """Decide whether to publish the analyst copy. Pure: no I/O, no clock.
 
@@ -303,31 +311,44 @@ def plan_analyst_copy_publish(
         seen: watched materializations after ``cursor`` (with no cursor: the latest one
             of each watched asset).
         unfinished_run_ids: the runs among ``seen`` that have not finished yet.
+        now: the tick's time.
+        max_wait: how long to wait for unfinished runs before publishing anyway.
 
     Returns:
         Publish when something was materialized after ``cursor`` and every run that did
-        so has finished; the next cursor is then the newest storage id seen.
+        so has finished, or when a still-unfinished one wrote more than ``max_wait`` ago
+        (a stuck run must not hold the copy back forever; what it writes later is after
+        the new cursor, so it is published again). The next cursor is then the newest
+        storage id seen.
     """
     new = [m for m in seen if cursor is None or m.storage_id > cursor]
     if not new:
         since = "yet" if cursor is None else f"since event {cursor}"
         return PublishPlan(False, cursor, None, f"no topo/analytics materialization {since}")
-    waiting = sorted({m.run_id for m in new if m.run_id in unfinished_run_ids})
-    if waiting:
-        return PublishPlan(
-            False,
-            cursor,
-            None,
-            f"waiting for {len(waiting)} run(s) that changed tables to finish: "
-            + ", ".join(waiting[:5]),
-        )
+    waiting = [m for m in new if m.run_id in unfinished_run_ids]
+    waiting_runs = sorted({m.run_id for m in waiting})
     through = max(m.storage_id for m in new)
+    run_key = f"analyst_copy:{through}"
+    if waiting:
+        oldest = min(m.timestamp for m in waiting)
+        if now.timestamp() - oldest < max_wait.total_seconds():
+            return PublishPlan(
+                False,
+                cursor,
+                None,
+                f"waiting for {len(waiting_runs)} run(s) that changed tables to finish: "
+                + ", ".join(waiting_runs[:5]),
+            )
+        return PublishPlan(
+            True,
+            through,
+            run_key,
+            f"publishing although run(s) {', '.join(waiting_runs[:5])} wrote tables more "
+            f"than {max_wait} ago and have not finished",
+        )
     runs = len({m.run_id for m in new})
     return PublishPlan(
-        True,
-        through,
-        f"analyst_copy:{through}",
-        f"{len(new)} materialization(s) from {runs} finished run(s)",
+        True, through, run_key, f"{len(new)} materialization(s) from {runs} finished run(s)"
     )
 
 
@@ -344,6 +365,8 @@ _FINISHED = {
 def build_analyst_copy_sensor(
     publish_job: "UnresolvedAssetJobDefinition",
     watched: Sequence[dg.AssetKey],
+    *,
+    clock: Clock = utc_now,
 ) -> dg.SensorDefinition:
     """The :data:`ANALYST_COPY_SENSOR_NAME` sensor, on by default, launching ``publish_job``.
 
@@ -351,6 +374,7 @@ def build_analyst_copy_sensor(
         publish_job: the job that materializes ``publish/analyst_copy``.
         watched: the assets whose materializations change published tables
             (``topo/tasks`` and everything downstream of it).
+        clock: the current time; tests pass a fixed one.
     """
     watched = tuple(watched)
 
@@ -368,7 +392,7 @@ def build_analyst_copy_sensor(
         cursor = int(context.cursor) if context.cursor and context.cursor.isdigit() else None
         seen = _materializations_after(context.instance, watched, cursor)
         unfinished = _unfinished_runs(context.instance, {m.run_id for m in seen})
-        plan = plan_analyst_copy_publish(cursor, seen, unfinished)
+        plan = plan_analyst_copy_publish(cursor, seen, unfinished, clock())
         if not plan.publish:
             return dg.SensorResult(skip_reason=plan.reason)
         context.log.info("publishing the analyst copy: %s", plan.reason)
@@ -387,7 +411,7 @@ def _materializations_after(
         if after is None:
             # First tick: the latest state of each asset is what needs publishing.
             result = instance.fetch_materializations(key, limit=1)
-            seen.extend(Materialization(r.storage_id, r.run_id) for r in result.records)
+            seen.extend(_materialization(r) for r in result.records)
             continue
         records_filter = dg.AssetRecordsFilter(asset_key=key, after_storage_id=after)
         page_cursor = None
@@ -395,11 +419,15 @@ def _materializations_after(
             result = instance.fetch_materializations(
                 records_filter, limit=_PAGE, cursor=page_cursor, ascending=True
             )
-            seen.extend(Materialization(r.storage_id, r.run_id) for r in result.records)
+            seen.extend(_materialization(r) for r in result.records)
             if not result.has_more:
                 break
             page_cursor = result.cursor
     return seen
+
+
+def _materialization(record: dg.EventLogRecord) -> Materialization:
+    return Materialization(record.storage_id, record.run_id, record.timestamp)
 
 
 def _unfinished_runs(instance: dg.DagsterInstance, run_ids: set[str]) -> set[str]:
