@@ -7,6 +7,8 @@ publish job runs, while an analyst's session (another process) holds the copy op
 
 from __future__ import annotations
 
+import os
+import time as time_module
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -158,6 +160,24 @@ def test_republishing_replaces_the_copy_and_leaves_no_temporary_files(
     publish_analyst_copy(source, target)
     assert catalog_snapshot(target) == catalog_snapshot(source)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["analyst.duckdb", "pipeline.duckdb"]
+
+
+def test_files_left_by_an_interrupted_publish_are_removed_later(
+    source: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "analyst.duckdb"
+    stale = tmp_path / ".analyst.duckdb.0123abcd.publishing"
+    stale_wal = tmp_path / ".analyst.duckdb.0123abcd.publishing.wal"
+    recent = tmp_path / ".analyst.duckdb.4567cdef.publishing"  # maybe still being built
+    for path in (stale, stale_wal, recent):
+        path.write_bytes(b"partial")
+    day_ago = time_module.time() - 24 * 3600
+    for path in (stale, stale_wal):
+        os.utime(path, (day_ago, day_ago))
+    publish_analyst_copy(source, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [recent.name, "analyst.duckdb", "pipeline.duckdb"]
+    )
 
 
 def test_a_missing_pipeline_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ STORAGE_VERSION = "v1.4.0"
 
 COPY_CATALOG = "analyst_copy"
 """Alias the copy being built is attached under, next to the source's ``warehouse``."""
+
+STALE_BUILD_SECONDS = 6 * 3600
+"""A temporary file older than this is left over from a publish that crashed; removed."""
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,7 @@ def publish_analyst_copy(
     if source.resolve() == target.resolve():
         raise ValueError("the analyst copy must be a different file from the pipeline's")
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(target)
     # Same folder, so the final rename never crosses file systems; hidden and unique, so
     # nobody opens it by accident and two publishers never share one.
     building = target.with_name(f".{target.name}.{uuid.uuid4().hex}.publishing")
@@ -202,6 +207,16 @@ def _names(tables: Sequence[tuple[str, str, str]]) -> list[str]:
 
 def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _remove_stale_builds(target: Path) -> None:
+    # A publisher killed mid-copy (SIGKILL, power loss) cannot clean up after itself.
+    cutoff = time.time() - STALE_BUILD_SECONDS
+    for stale in target.parent.glob(f".{target.name}.*.publishing*"):
+        with contextlib.suppress(FileNotFoundError):
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+                log.info("removed %s, left over from an interrupted publish", stale)
 
 
 def _remove_leftovers(building: Path) -> None:
