@@ -362,6 +362,66 @@ def test_a_task_created_during_the_fetch_makes_the_window_read_again(serve: Serv
     assert client.stats.rereads == 1
 
 
+class ChangingCollector(WindowCollector):
+    """A collector that runs ``change`` once, right after its first page (pages 2+ are
+    requested only after that)."""
+
+    def __init__(self, change: Callable[[], None]) -> None:
+        super().__init__()
+        self._change: Callable[[], None] | None = change
+
+    def __call__(self, window: Window, tasks: list[Task]) -> None:
+        super().__call__(window, tasks)
+        if self._change is not None:
+            self._change()
+            self._change = None
+
+
+def test_a_task_deleted_during_the_fetch_does_not_land(serve: Serve) -> None:
+    window = day_window(DAY)
+    stored = [at(window.start + timedelta(minutes=i)) for i in range(250)]
+    api = serve(stored)
+    gone = stored[3]  # handed over with page 1, then deleted: later rows move up one place
+    collector = ChangingCollector(lambda: api.store.delete(gone["id"]))
+
+    with client_for(api) as client:
+        (result,) = client.fetch_windows([window], collector)
+
+    landed = {t.id for t in collector.tasks(window)}
+    assert landed == {t["id"] for t in stored} - {gone["id"]}
+    assert result.in_window == len(landed) == 249
+    assert result.reads == 2
+
+
+def test_a_deletion_between_reads_is_not_counted_in_place_of_a_missed_tie(
+    serve: Serve,
+) -> None:
+    # The first read misses some of a shuffled tie; before the second read a task it saw
+    # is deleted. Ids of the first read then no longer add up to the new total: the client
+    # must start afresh rather than count the deleted task in place of a missed one.
+    stored, window = tie_data()
+    api = serve(stored, FaultPlan(unstable_tie_order=True, seed=5))
+    gone = next(t for t in stored if t["created_at"] == stored[-1]["created_at"])
+    pages = 0
+
+    class DeleteAfterFirstRead(WindowCollector):
+        def __call__(self, page_window: Window, tasks: list[Task]) -> None:
+            nonlocal pages
+            super().__call__(page_window, tasks)
+            pages += 1
+            if pages == 10:  # the first read's last page
+                api.store.delete(gone["id"])
+
+    collector = DeleteAfterFirstRead()
+    with client_for(api, max_rereads=60) as client:
+        (result,) = client.fetch_windows([window], collector)
+
+    assert result.reads > 2  # the read after the deletion started afresh
+    landed = {t.id for t in collector.tasks(window)}
+    assert landed == ids_in(stored, window) - {gone["id"]}
+    assert result.in_window == 999
+
+
 # --- faults: 5xx, dropped connections, malformed bodies, timeouts ----------------------------
 
 
@@ -687,6 +747,13 @@ def test_fetch_windows_with_no_windows_sends_nothing(serve: Serve) -> None:
     api = serve([at(DAY)])
     with client_for(api) as client:
         assert client.fetch_windows([], ignore) == []
+    assert api.requests == []
+
+
+def test_the_same_window_twice_is_refused(serve: Serve) -> None:
+    api = serve([at(DAY)])
+    with client_for(api) as client, pytest.raises(ValueError, match="only once"):
+        client.fetch_windows([day_window(DAY), day_window(DAY)], ignore)
     assert api.requests == []
 
 

@@ -10,8 +10,10 @@ exactly once, or to say loudly that it could not:
   removed by ``id`` by the consumer (:class:`WindowCollector` does it).
 - **Reconciliation.** The unique ids fetched must equal ``total_count`` with one
   ``total_count`` across every page of a read. Otherwise the window is read again (ids
-  accumulate across reads, which also heals unstable ordering of ties), a bounded number of
-  times, and then :class:`TopoReconciliationError` reports the gap.
+  accumulate across reads that all saw the same ``total_count``, which also heals unstable
+  ordering of ties; when the total moves, earlier ids are dropped and the page handler is
+  told to discard the window's tasks), a bounded number of times, and then
+  :class:`TopoReconciliationError` reports the gap.
 - **Concurrency and pacing.** Page 1 of every window is requested first; the remaining
   pages are requested concurrently (at most ``concurrency`` requests in flight) and every
   request takes a slot from one :class:`RequestPacer`, so a normal run never provokes a 429.
@@ -239,7 +241,13 @@ class WindowResult:
 T = TypeVar("T")
 
 PageHandler = Callable[[Window, list[Task]], None]
-"""Receives the in-window tasks of each page as it arrives (always on the calling thread)."""
+"""Receives the in-window tasks of each page as it arrives (always on the calling thread).
+
+A handler may also have a ``discard(window)`` method. It is called, before the window is
+read afresh, when the window's set of tasks changed while it was being read (its
+``total_count`` moved): tasks handed over earlier may then include one Topo no longer has.
+:class:`WindowCollector` has it; a handler without it keeps what it was given.
+"""
 
 
 class TopoClient:
@@ -308,7 +316,8 @@ class TopoClient:
 
         ``on_page`` is called on this thread, one page at a time, with the page's tasks that
         fall inside its window. The same task may be handed over more than once (ties that
-        move between pages, re-reads): consumers keep the last one per id.
+        move between pages, re-reads): consumers keep the last one per id, and drop a
+        window's tasks when ``on_page.discard(window)`` is called (see :data:`PageHandler`).
 
         Returns:
             One :class:`WindowResult` per window, in the order given.
@@ -317,7 +326,10 @@ class TopoClient:
             TopoReconciliationError: a window's ids still disagreed with ``total_count``
                 after every re-read. No further pages are handed over once raised.
             TopoError: any other failure of a request; see the module docstring.
+            ValueError: a window is given twice.
         """
+        if len(set(windows)) != len(windows):
+            raise ValueError("each window may be fetched only once per call")
         reads = [_WindowRead(window) for window in windows]
         with ThreadPoolExecutor(
             max_workers=self.config.concurrency, thread_name_prefix="topo-page"
@@ -342,7 +354,8 @@ class TopoClient:
                         if read.complete:
                             if read.reconciled():
                                 continue
-                            self._reread_or_fail(read)
+                            if self._reread_or_fail(read):
+                                _discard(on_page, read.window)
                             self.stats.add(rereads=1)
                             submit(read, 1)
             except BaseException:
@@ -351,7 +364,12 @@ class TopoClient:
                 raise
         return [read.result() for read in reads]
 
-    def _reread_or_fail(self, read: _WindowRead) -> None:
+    def _reread_or_fail(self, read: _WindowRead) -> bool:
+        """Prepare ``read`` to read its window again, or raise if it may not.
+
+        Returns:
+            True if the ids of earlier reads were dropped (the task set changed).
+        """
         if read.reads > self.config.max_rereads:
             raise TopoReconciliationError(
                 f"tasks created in {read.window.start.isoformat()} .. "
@@ -369,7 +387,7 @@ class TopoClient:
             len(read.ids),
             read.total,
         )
-        read.restart()
+        return read.restart()
 
     # -- one page --------------------------------------------------------------------------
 
@@ -467,19 +485,33 @@ class _WindowRead:
         self.pages_requested = 0
         self.total = 0
         self.totals_seen: set[int] = set()
+        # The one total_count every read since the ids were last cleared has seen.
+        self.steady_total: int | None = None
         self.restart()
 
-    def restart(self) -> None:
-        # Ids are kept across reads: with a static data set each read can only add ids
-        # (healing ties ordered differently between requests). If the total moved, the
-        # set changed under us and earlier ids may be stale, so start afresh.
-        if len(self.totals_seen) > 1:
-            self.ids.clear()
-            self.in_window_ids.clear()
+    def restart(self) -> bool:
+        """Prepare the next read; return whether the ids of earlier reads were dropped.
+
+        Ids are kept across reads while every read sees one and the same total: with an
+        unchanged set each read can only add ids (healing ties ordered differently between
+        requests). If the total moved, within a read or between reads, the set changed
+        under us and earlier ids may be stale (a deleted task among them, or counted in
+        place of one missed), so start afresh.
+        """
+        dropped = False
+        if self.totals_seen:  # a read has finished
+            if len(self.totals_seen) == 1 and self.steady_total in (None, self.total):
+                self.steady_total = self.total
+            else:
+                self.ids.clear()
+                self.in_window_ids.clear()
+                self.steady_total = None
+                dropped = True
         self.reads += 1
         self.totals_seen = set()
         self.page_count = 1
         self.pending_pages = {1}
+        return dropped
 
     def accept(self, number: int, page: TaskPage) -> list[Task]:
         self.pages_requested += 1
@@ -504,7 +536,11 @@ class _WindowRead:
         return not self.pending_pages
 
     def reconciled(self) -> bool:
-        return len(self.totals_seen) == 1 and len(self.ids) == self.total
+        return (
+            len(self.totals_seen) == 1
+            and self.steady_total in (None, self.total)
+            and len(self.ids) == self.total
+        )
 
     def result(self) -> WindowResult:
         return WindowResult(
@@ -527,6 +563,10 @@ class WindowCollector:
         for task in tasks:
             by_id[task.id] = task
 
+    def discard(self, window: Window) -> None:
+        """Forget the window's tasks (it is about to be read afresh)."""
+        self._tasks.pop(window, None)
+
     def tasks(self, window: Window) -> list[Task]:
         """The window's tasks, ordered by ``created_at`` then ``id``."""
         return sorted(self._tasks.get(window, {}).values(), key=lambda t: (t.created_at, t.id))
@@ -535,6 +575,12 @@ class WindowCollector:
         """Every collected task, window by window."""
         for by_id in self._tasks.values():
             yield from by_id.values()
+
+
+def _discard(handler: PageHandler, window: Window) -> None:
+    discard = getattr(handler, "discard", None)
+    if callable(discard):
+        discard(window)
 
 
 # -- error answers -------------------------------------------------------------------------
