@@ -1,0 +1,34 @@
+-- make demo: SLA attainment and completion rate per priority over days $first..$last (DATE).
+-- Rates are pooled over the days (sums over sums) and shown as percentages.
+WITH sla AS (
+    SELECT
+        priority,
+        sum(tasks) AS tasks,
+        sum(met) AS met,
+        sum(breached) AS breached
+    FROM warehouse.analytics.sla_by_priority
+    WHERE partition_date BETWEEN $first::DATE AND $last::DATE
+    GROUP BY priority
+),
+completion AS (
+    SELECT
+        priority,
+        sum(completed) AS completed,
+        sum(skipped) AS skipped,
+        sum(tasks) AS tasks
+    FROM warehouse.analytics.completion_rate_by_priority
+    WHERE partition_date BETWEEN $first::DATE AND $last::DATE
+    GROUP BY priority
+)
+SELECT
+    sla.priority,
+    sla.tasks,
+    sla.met,
+    sla.breached,
+    round(100 * sla.met / NULLIF(sla.met + sla.breached, 0), 1) AS sla_attainment_pct,
+    round(100 * completion.completed / NULLIF(completion.tasks, 0), 1) AS completion_rate_pct,
+    round(100 * completion.skipped / NULLIF(completion.tasks, 0), 1) AS skip_rate_pct
+FROM sla
+JOIN completion USING (priority)
+ORDER BY CASE sla.priority WHEN 'HOT' THEN 1 WHEN 'TODAY' THEN 2 WHEN 'EXTRA' THEN 3 ELSE 4 END,
+    sla.priority;
