@@ -1,8 +1,10 @@
 """The analyst copy: a complete, commented, DuckDB-1.4-readable copy, swapped in atomically.
 
-The last test is the operator's story end to end: the daily schedule's run request is
-executed against the simulated API, ``analyst_copy_sensor`` asks for a publish and the
-publish job runs, while an analyst's session (another process) holds the copy open.
+The last test is the operator's story end to end against the simulated API: the daily
+schedule's run request is executed, ``analyst_copy_sensor`` asks for a publish and the
+publish job runs; then, while an analyst's session (another process) holds the copy open,
+``open_tasks_sensor`` reads the copy and re-requests a day, that run and the next publish
+succeed, the open session keeps its old data and a new session sees the change.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY, PUBLISH_JOB_NAME
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
-from topo_pipeline.defs.jobs import REFRESH_JOB_NAME, REFRESH_SELECTION
+from topo_pipeline.defs.jobs import REFRESH_JOB_NAME, REFRESH_SELECTION, build_refresh_job
 from topo_pipeline.defs.schedules import DAILY_REFRESH_SCHEDULE_NAME
-from topo_pipeline.defs.sensors import ANALYST_COPY_SENSOR_NAME
+from topo_pipeline.defs.sensors import ANALYST_COPY_SENSOR_NAME, build_open_tasks_sensor
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
@@ -256,6 +259,7 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
         analyst_duckdb_path=tmp_path / "analyst.duckdb",
         start_date=START,
         requests_per_minute=None,
+        open_tasks_max_age_days=3650,  # the data set's days are in the past
     )
     defs = build_defs(settings)
     refresh_job = defs.resolve_job_def(REFRESH_JOB_NAME)
@@ -307,16 +311,25 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
         old_rows = len(api.store.all())
         with hold_duckdb(settings.analyst_duckdb_path, read_only=True) as analyst:
             assert analyst.first[0] == old_rows
-            # Topo changes: one task completed, one new task on the second day.
-            changed = next(t for t in api.store.all() if t["status"] == "PENDING")
+            # The open-task sensor reads the published copy and asks for a day still open.
+            open_tasks = build_open_tasks_sensor(
+                settings, build_refresh_job(), clock=lambda: datetime.now(UTC) + timedelta(hours=2)
+            )
+            ticked = open_tasks.evaluate_tick(dg.build_sensor_context(definitions=defs))
+            request = ticked.run_requests[0]
+            day = date.fromisoformat(request.partition_key)
+            # Meanwhile in Topo: an open task of that day is completed, and one is added.
+            changed = next(
+                t
+                for t in api.store.all()
+                if t["status"] == "PENDING" and parse_timestamp(t["created_at"]).date() == day
+            )
             api.store.upsert(
                 {**changed, "status": "COMPLETED", "completed_at": changed["created_at"]}
             )
-            api.store.upsert(
-                make_task(created_at=datetime.combine(START + timedelta(days=1), time(9), UTC))
-            )
+            api.store.upsert(make_task(created_at=datetime.combine(day, time(9), UTC)))
             second = refresh_job.execute_in_process(
-                instance=instance, partition_key=str(START + timedelta(days=1))
+                instance=instance, partition_key=request.partition_key, tags=request.tags
             )
             assert second.success
             # Nothing new since the last publish from the schedule's run; now there is.
@@ -327,6 +340,11 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
         with hold_duckdb(settings.analyst_duckdb_path, read_only=True) as fresh:
             assert fresh.first[0] == old_rows + 1
             assert fresh.first != analyst.first
+        with connect(settings.analyst_duckdb_path, read_only=True) as con:
+            (status,) = con.execute(
+                "SELECT status FROM warehouse.topo.tasks WHERE id = ?", [changed["id"]]
+            ).fetchone()
+        assert status == "COMPLETED"
         assert catalog_snapshot(settings.analyst_duckdb_path) == catalog_snapshot(
             settings.duckdb_path
         )
