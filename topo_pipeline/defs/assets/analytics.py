@@ -29,10 +29,10 @@ makes a recomputation of a past day reproducible.
 **Metadata** per materialization (one per partition): ``dagster/row_count`` and the day's
 headline numbers (``hot_sla_attainment``, ``completion_rate``, ... as plain numbers, so the
 UI plots them per partition; a rate with a zero denominator is left out rather than sent as
-null), ``dagster/table_name``, ``dagster/column_schema`` from the table's comments, a
-``per_day`` table of the run's days, and on the SLA tables ``as_of`` and, when
-``analytics/task_sla`` was built in the same step, ``sla_target_minutes`` (the targets in
-force).
+null), ``dagster/table_name`` and ``dagster/column_schema`` (from the table's comments). On
+the SLA tables also ``as_of`` and, when ``analytics/task_sla`` was built in the same step,
+``sla_target_minutes`` (the targets in force). The last day of a range run carries a
+``per_day`` overview of the run's days.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -69,6 +69,9 @@ ANALYTICS_KEYS: Mapping[str, dg.AssetKey] = {
 """Asset key per table of schema ``analytics`` (``analytics/task_sla`` etc.)."""
 
 TASK_SLA_KEY = ANALYTICS_KEYS["task_sla"]
+
+PER_DAY_ROWS = 62
+"""Most days the ``per_day`` overview of a range run lists."""
 
 SLA_TABLES = ("task_sla", "sla_by_priority", "sla_by_assignee")
 """The tables whose numbers depend on ``as_of`` and the SLA targets."""
@@ -263,6 +266,12 @@ def _materialize_result(
         }
         if table in SLA_TABLES and partition is not None and partition.as_of is not None:
             metadata["as_of"] = dg.MetadataValue.timestamp(partition.as_of)
+        if len(days) > 1 and day == days[-1]:
+            # A range run's overview goes on its last day only: metadata without a partition
+            # is copied to every partition's event, and a year's table 365 times is too much.
+            metadata["per_day"] = dg.MetadataValue.md(
+                _per_day_table(table, days, counts, headlines)
+            )
         context.add_asset_metadata(metadata, asset_key=key, partition_key=day.isoformat())
 
     run_metadata: dict[str, object] = {
@@ -275,7 +284,6 @@ def _materialize_result(
         ),
         "rows_written_in_run": rows,
         "partitions_in_run": len(days),
-        "per_day": dg.MetadataValue.md(_per_day_table(table, days, counts, headlines)),
     }
     if table in SLA_TABLES and as_of is not None:
         run_metadata["as_of"] = dg.MetadataValue.timestamp(as_of)
@@ -295,13 +303,18 @@ def _per_day_table(
     counts: Mapping[tuple[str, date], PartitionRows],
     headlines: Mapping[date, Mapping[str, float | int | None]],
 ) -> str:
+    """The run's days, one row each (the latest :data:`PER_DAY_ROWS` of a longer range)."""
     names = list(headlines[days[0]]) if days else []
     rows = []
-    for day in days:
+    shown = days[-PER_DAY_ROWS:]
+    for day in shown:
         partition = counts.get((table, day))
         values = [_format(headlines[day][name]) for name in names]
         rows.append([day.isoformat(), partition.row_count if partition else 0, *values])
-    return markdown_table(["partition", "rows", *names], rows)
+    text = markdown_table(["partition", "rows", *names], rows)
+    if len(shown) < len(days):
+        text = f"The last {len(shown)} of the run's {len(days)} days.\n\n{text}"
+    return text
 
 
 def _format(value: float | int | None) -> object:
