@@ -111,9 +111,12 @@ class Pipeline:
         )
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
-        """Every analytics table, read back from the pipeline's file."""
+        """Every analytics table, read back from the pipeline's file, in key order."""
         with connect(self.settings.duckdb_path, read_only=True) as con:
-            return {table: read_table(con, table) for table in ANALYTICS_TABLES}
+            return {
+                table: sorted(read_table(con, table), key=lambda row, t=table: row_key(row, t))
+                for table in ANALYTICS_TABLES
+            }
 
     def columns(self) -> dict[str, list[str]]:
         with connect(self.settings.duckdb_path, read_only=True) as con:
@@ -187,10 +190,68 @@ def day_rows(rows: Sequence[Mapping[str, Any]], day: date) -> list[Mapping[str, 
     return [row for row in rows if row["partition_date"] == day]
 
 
+def _headline(rows: Sequence[Mapping[str, Any]], priority: str | None = None) -> dict[str, Any]:
+    """A day's headline numbers from the oracle's task rows (optionally of one priority)."""
+    mine = [r for r in rows if priority is None or r["priority"] == priority]
+    verdicts = [r["sla_status"] for r in mine]
+    met, breached = verdicts.count("MET"), verdicts.count("BREACHED")
+    completed = [r["status"] for r in mine].count("COMPLETED")
+    return {
+        "tasks": len(mine),
+        "met": met,
+        "breached": breached,
+        "sla_attainment": ratio(met, met + breached),
+        "completion_rate": ratio(completed, len(mine)),
+    }
+
+
+def assert_headline_metadata(
+    metadata: Mapping[tuple[str, str], Mapping[str, dg.MetadataValue]],
+    task_sla: Sequence[Mapping[str, Any]],
+) -> None:
+    """Each partition's headline numbers are the day's numbers, as plottable numbers."""
+    for day in DAYS:
+        rows = day_rows(task_sla, day)
+        whole, hot = _headline(rows), _headline(rows, "HOT")
+        sla = metadata[("analytics/task_sla", day.isoformat())]
+        by_priority = metadata[("analytics/sla_by_priority", day.isoformat())]
+        completion = metadata[("analytics/completion_rate_by_priority", day.isoformat())]
+        by_assignee = metadata[("analytics/completion_rate_by_assignee", day.isoformat())]
+        assert sla["tasks"].value == whole["tasks"]
+        assert (sla["met"].value, sla["breached"].value) == (whole["met"], whole["breached"])
+        assert by_assignee["unassigned_tasks"].value == sum(
+            r["assignee_user_id"] is None for r in rows
+        )
+        pairs = [
+            (sla, "sla_attainment", whole["sla_attainment"]),
+            (by_priority, "hot_sla_attainment", hot["sla_attainment"]),
+            (completion, "completion_rate", whole["completion_rate"]),
+            (completion, "hot_completion_rate", hot["completion_rate"]),
+        ]
+        for values, name, want in pairs:
+            if want is None:  # an undefined rate is left out, not sent as null
+                assert name not in values, (day, name)
+            else:
+                assert isinstance(values[name], dg.FloatMetadataValue), (day, name)
+                assert values[name].value == pytest.approx(want), (day, name)
+        for values in (sla, by_priority, completion, by_assignee):
+            assert isinstance(values["dagster/row_count"], dg.IntMetadataValue)
+    empty_day = metadata[("analytics/sla_by_priority", DAYS[1].isoformat())]
+    assert empty_day["tasks"].value == 0
+    assert "hot_sla_attainment" not in empty_day
+    # The range's overview is on its last day only, one line per day of the run.
+    for table in ANALYTICS_TABLES:
+        overview = metadata[(f"analytics/{table}", DAYS[-1].isoformat())]["per_day"].value
+        assert overview.startswith("| partition | rows |")
+        assert all(f"| {day} |" in overview for day in DAYS)
+        for day in DAYS[:-1]:
+            assert "per_day" not in metadata[(f"analytics/{table}", day.isoformat())]
+
+
 # -- a range run --------------------------------------------------------------------------
 
 
-def test_a_range_run_builds_every_table_as_the_rules_say(pipeline: Pipeline) -> None:
+def test_a_range_run_builds_every_table_and_its_metadata(pipeline: Pipeline) -> None:
     result = pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
 
     as_of = parse_timestamp(AS_OF)
@@ -222,61 +283,7 @@ def test_a_range_run_builds_every_table_as_the_rules_say(pipeline: Pipeline) -> 
             schema = values["dagster/column_schema"].value
             assert [c.name for c in schema.columns] == pipeline.columns()[table]
             assert all(c.description for c in schema.columns)
-
-
-def _headline(rows: Sequence[Mapping[str, Any]], priority: str | None = None) -> dict[str, Any]:
-    """A day's headline numbers from the oracle's task rows (optionally of one priority)."""
-    mine = [r for r in rows if priority is None or r["priority"] == priority]
-    verdicts = [r["sla_status"] for r in mine]
-    met, breached = verdicts.count("MET"), verdicts.count("BREACHED")
-    completed = [r["status"] for r in mine].count("COMPLETED")
-    return {
-        "tasks": len(mine),
-        "met": met,
-        "breached": breached,
-        "sla_attainment": ratio(met, met + breached),
-        "completion_rate": ratio(completed, len(mine)),
-    }
-
-
-def test_headline_numbers_are_numeric_metadata_per_partition(pipeline: Pipeline) -> None:
-    result = pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
-
-    task_sla = expected_tables(
-        pipeline.served(), parse_timestamp(AS_OF), DEFAULT_SLA_TARGET_MINUTES
-    )["task_sla"]
-    metadata = materializations(result)
-    for day in DAYS:
-        rows = day_rows(task_sla, day)
-        whole, hot = _headline(rows), _headline(rows, "HOT")
-        sla = metadata[("analytics/task_sla", day.isoformat())]
-        by_priority = metadata[("analytics/sla_by_priority", day.isoformat())]
-        completion = metadata[("analytics/completion_rate_by_priority", day.isoformat())]
-        by_assignee = metadata[("analytics/completion_rate_by_assignee", day.isoformat())]
-        assert sla["tasks"].value == whole["tasks"]
-        assert (sla["met"].value, sla["breached"].value) == (whole["met"], whole["breached"])
-        assert by_assignee["unassigned_tasks"].value == sum(
-            r["assignee_user_id"] is None for r in rows
-        )
-        pairs = [
-            (sla, "sla_attainment", whole["sla_attainment"]),
-            (by_priority, "hot_sla_attainment", hot["sla_attainment"]),
-            (completion, "completion_rate", whole["completion_rate"]),
-            (completion, "hot_completion_rate", hot["completion_rate"]),
-        ]
-        for values, name, want in pairs:
-            if want is None:  # an undefined rate is left out, not sent as null
-                assert name not in values, (day, name)
-            else:
-                assert isinstance(values[name], dg.FloatMetadataValue), (day, name)
-                assert values[name].value == pytest.approx(want), (day, name)
-        for values in (sla, by_priority, completion, by_assignee):
-            assert isinstance(values["dagster/row_count"], dg.IntMetadataValue)
-    empty_day = metadata[("analytics/sla_by_priority", DAYS[1].isoformat())]
-    assert empty_day["tasks"].value == 0
-    assert "hot_sla_attainment" not in empty_day
-    busy_day = metadata[("analytics/sla_by_priority", DAYS[0].isoformat())]
-    assert "| partition | rows |" in busy_day["per_day"].value
+    assert_headline_metadata(metadata, expected["task_sla"])
 
 
 # -- as_of and SLA targets -------------------------------------------------------------------
@@ -404,9 +411,7 @@ def test_rematerializing_one_day_changes_only_that_days_rows(pipeline: Pipeline)
     assert_tables_match(after, expected, pipeline.columns(), days=[DAYS[2]])
     for table in ANALYTICS_TABLES:
         for day in (DAYS[0], DAYS[1], DAYS[3]):
-            assert sorted(day_rows(after[table], day), key=lambda r: row_key(r, table)) == sorted(
-                day_rows(before[table], day), key=lambda r: row_key(r, table)
-            ), f"{table} {day} changed"
+            assert day_rows(after[table], day) == day_rows(before[table], day), (table, day)
         assert day_rows(after[table], DAYS[2]) != day_rows(before[table], DAYS[2]), table
     rows = {row["id"]: row for row in after["task_sla"]}
     assert rows[open_tasks[0]["id"]]["status"] == "COMPLETED"
@@ -447,8 +452,8 @@ def test_analytics_before_any_tasks_fail_naming_what_to_materialize(pipeline: Pi
     assert "materialize topo/tasks" in message
 
 
-def test_the_code_location_defines_the_five_assets(pipeline: Pipeline) -> None:
-    defs = build_defs(pipeline.settings)
+def test_the_code_location_defines_the_five_assets(tmp_path: Path) -> None:
+    defs = build_defs(Settings(duckdb_path=tmp_path / "pipeline.duckdb"))
     tasks_def = defs.get_assets_def(TASKS_KEY)
     analytics_def = defs.get_assets_def(TASK_SLA_KEY)
     assert set(analytics_def.keys) == set(ANALYTICS_KEYS.values())
