@@ -13,7 +13,10 @@ exactly once, or to say loudly that it could not:
   accumulate across reads that all saw the same ``total_count``, which also heals unstable
   ordering of ties; when the total moves, earlier ids are dropped and the page handler is
   told to discard the window's tasks), a bounded number of times, and then
-  :class:`TopoReconciliationError` reports the gap.
+  :class:`TopoReconciliationError` reports the gap. When the total held steady and tasks
+  sharing one ``created_at`` straddle a page boundary, only the pages around those ties
+  are read again first (the order within a tie is what Topo may vary between requests),
+  which is far cheaper than reading the whole window again.
 - **Concurrency and pacing.** Page 1 of every window is requested first; the remaining
   pages are requested concurrently (at most ``concurrency`` requests in flight) and every
   request takes a slot from one :class:`RequestPacer`, so a normal run never provokes a 429.
@@ -79,6 +82,8 @@ class ClientConfig:
         backoff_base: first backoff step in seconds (doubles each retry).
         backoff_cap: longest single backoff in seconds (``Retry-After`` may exceed it).
         max_rereads: extra reads of a window whose ids do not reconcile with ``total_count``.
+        max_tie_rereads: rounds of re-reading only the pages around ties that straddle a
+            page boundary, tried before a whole window is read again.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -90,6 +95,7 @@ class ClientConfig:
     backoff_base: float = 0.5
     backoff_cap: float = 60.0
     max_rereads: int = 3
+    max_tie_rereads: int = 20
 
     def __post_init__(self) -> None:
         validate_base_url(self.base_url)
@@ -99,8 +105,8 @@ class ClientConfig:
             raise TopoConfigError("concurrency must be at least 1")
         if self.max_attempts < 1:
             raise TopoConfigError("max_attempts must be at least 1")
-        if self.max_rereads < 0:
-            raise TopoConfigError("max_rereads must not be negative")
+        if self.max_rereads < 0 or self.max_tie_rereads < 0:
+            raise TopoConfigError("max_rereads and max_tie_rereads must not be negative")
         if min(self.connect_timeout, self.read_timeout) <= 0:
             raise TopoConfigError("timeouts must be positive")
 
@@ -173,6 +179,8 @@ class FetchStats:
         transport_errors: timeouts and dropped connections.
         malformed_bodies: 200 answers whose body was not a valid page.
         rereads: extra reads of windows that did not reconcile at first.
+        tie_rereads: rounds of re-reading only the pages around ties that straddle a page
+            boundary (each round requests a few pages, not the window).
         wait_seconds: time spent waiting for pacing slots and backoff.
         api_seconds: time spent waiting for the API to answer.
     """
@@ -185,6 +193,7 @@ class FetchStats:
     transport_errors: int = 0
     malformed_bodies: int = 0
     rereads: int = 0
+    tie_rereads: int = 0
     wait_seconds: float = 0.0
     api_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -348,11 +357,17 @@ class TopoClient:
                         read, page_number = pending.pop(future)
                         page = future.result()
                         on_page(read.window, read.accept(page_number, page))
-                        if page_number == 1:
+                        if page_number == 1 and not read.partial:
                             for number in range(2, read.page_count + 1):
                                 submit(read, number)
                         if read.complete:
                             if read.reconciled():
+                                continue
+                            tie_pages = read.tie_pages(self.config.max_tie_rereads)
+                            if tie_pages:
+                                self.stats.add(tie_rereads=1)
+                                for number in tie_pages:
+                                    submit(read, number)
                                 continue
                             if self._reread_or_fail(read):
                                 _discard(on_page, read.window)
@@ -487,6 +502,10 @@ class _WindowRead:
         self.totals_seen: set[int] = set()
         # The one total_count every read since the ids were last cleared has seen.
         self.steady_total: int | None = None
+        # created_at of the first and last task of each page, as last received.
+        self.page_edges: dict[int, tuple[datetime, datetime]] = {}
+        self.tie_rounds = 0
+        self.partial = False  # re-reading only the pages around ties
         self.restart()
 
     def restart(self) -> bool:
@@ -511,24 +530,53 @@ class _WindowRead:
         self.totals_seen = set()
         self.page_count = 1
         self.pending_pages = {1}
+        self.page_edges = {}
+        self.partial = False
         return dropped
+
+    def tie_pages(self, max_rounds: int) -> list[int]:
+        """Start a round of re-reading the pages around straddling ties; return them.
+
+        Only when the finished read saw one steady total (the task set did not change)
+        and fewer than ``max_rounds`` rounds ran: then the missing ids can only be tasks
+        whose position within a tie moved between requests. Returns ``[]`` otherwise, or
+        when no tie straddles a page boundary.
+        """
+        steady = len(self.totals_seen) == 1 and self.steady_total in (None, self.total)
+        if not steady or self.tie_rounds >= max_rounds:
+            return []
+        pages: set[int] = set()
+        for number in range(1, self.page_count):
+            before, after = self.page_edges.get(number), self.page_edges.get(number + 1)
+            if before and after and before[1] == after[0]:
+                pages.update((number, number + 1))
+        if not pages:
+            return []
+        self.tie_rounds += 1
+        self.partial = True
+        self.pending_pages = set(pages)
+        return sorted(pages)
 
     def accept(self, number: int, page: TaskPage) -> list[Task]:
         self.pages_requested += 1
         self.totals_seen.add(page.total_count)
         self.total = page.total_count
-        if number == 1:
+        if number == 1 and not self.partial:
             self.page_count = page.page_count_for(PAGE_SIZE)
             self.pending_pages = set(range(2, self.page_count + 1))
         else:
             self.pending_pages.discard(number)
         tasks = []
+        created = []
         for item in page.items:
             task = Task.from_api(item)
+            created.append(task.created_at)
             self.ids.add(task.id)
             if self.window.contains(task.created_at):
                 self.in_window_ids.add(task.id)
                 tasks.append(task)
+        if created:
+            self.page_edges[number] = (created[0], created[-1])
         return tasks
 
     @property
