@@ -8,8 +8,7 @@ compares every analytics table with rows computed independently in plain Python
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analytics import ANALYTICS_KEYS, OP_NAME, TASK_SLA_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
+from topo_pipeline.defs.jobs import partition_range_tags
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
@@ -51,6 +51,7 @@ from topo_pipeline_tests.analytics_oracle import (
     table_columns,
     task_from_api,
 )
+from topo_pipeline_tests.harness import SimulatedPipeline
 
 ZONE = "America/New_York"  # partition days are not UTC days
 START = date(2026, 3, 2)
@@ -70,17 +71,8 @@ SPEC = DatasetSpec(
 AS_OF = "2026-03-05T23:30:00Z"  # run config: half an hour after the simulated present
 
 
-@dataclass
-class Pipeline:
-    """A simulator serving a data set, and a Dagster instance running the real assets."""
-
-    api: SimulatedTopoApi
-    settings: Settings
-    instance: dg.DagsterInstance
-
-    @property
-    def store(self) -> TaskStore:
-        return self.api.store
+class Pipeline(SimulatedPipeline):
+    """The pipeline of one test: runs of ``topo/tasks`` and the analytics, and reads."""
 
     def materialize(
         self,
@@ -103,10 +95,7 @@ class Pipeline:
             resources=defs.resources,
             instance=self.instance,
             run_config={"ops": {OP_NAME: {"config": config}}} if tables else None,
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": (last or first).isoformat(),
-            },
+            tags=partition_range_tags(first.isoformat(), (last or first).isoformat()),
             raise_on_error=raise_on_error,
         )
 
@@ -128,30 +117,12 @@ class Pipeline:
         return [task for task in tasks if task.partition_date in days]
 
 
-PipelineFactory = Callable[[DatasetSpec], Pipeline]
+PipelineFactory = Callable[..., Pipeline]
 
 
 @pytest.fixture
-def make_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineFactory]:
-    monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
-    with ExitStack() as stack:
-
-        def make(spec: DatasetSpec, *, file_name: str = "pipeline.duckdb") -> Pipeline:
-            data = generate_dataset(spec)
-            api = stack.enter_context(
-                SimulatedTopoApi(TaskStore(data.tasks, data.sequence_templates))
-            )
-            settings = Settings(
-                api_base_url=api.base_url,
-                duckdb_path=tmp_path / file_name,
-                analyst_duckdb_path=tmp_path / "published" / "topo_analytics.duckdb",
-                start_date=spec.start_date - timedelta(days=3),
-                timezone=spec.timezone,
-                requests_per_minute=None,
-            )
-            return Pipeline(api, settings, stack.enter_context(dg.instance_for_test()))
-
-        yield make
+def make_pipeline(pipeline_factory: Callable[..., Pipeline]) -> PipelineFactory:
+    return lambda spec, **options: pipeline_factory(spec, Pipeline, **options)
 
 
 @pytest.fixture

@@ -7,11 +7,9 @@ the run wrote, comparing it with what the simulator serves.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,18 +19,12 @@ import pytest
 from topo_pipeline.api.models import TASK_FIELDS, TIMESTAMP_FIELDS, parse_timestamp
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
+from topo_pipeline.defs.jobs import partition_range_tags
 from topo_pipeline.defs.resources import TopoApiResource
-from topo_pipeline.settings import API_KEY_ENV, Settings
-from topo_pipeline.simulator import (
-    DEMO_API_KEY,
-    DatasetSpec,
-    FaultPlan,
-    SimulatedTopoApi,
-    TaskStore,
-    generate_dataset,
-    make_task,
-)
+from topo_pipeline.settings import API_KEY_ENV
+from topo_pipeline.simulator import DEMO_API_KEY, DatasetSpec, FaultPlan, TaskStore, make_task
 from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline_tests.harness import SimulatedPipeline
 
 START = date(2026, 3, 2)
 DAYS = [START + timedelta(days=i) for i in range(3)]
@@ -40,17 +32,8 @@ DAYS = [START + timedelta(days=i) for i in range(3)]
 SPEC = DatasetSpec(seed=11, start_date=START, days=3, tasks_per_day=[450, 0, 260])
 
 
-@dataclass
-class Pipeline:
-    """A simulator serving a data set, and the settings and asset that read it."""
-
-    api: SimulatedTopoApi
-    settings: Settings
-    instance: dg.DagsterInstance
-
-    @property
-    def store(self) -> TaskStore:
-        return self.api.store
+class Pipeline(SimulatedPipeline):
+    """The pipeline of one test, running ``topo/tasks`` alone."""
 
     def materialize(
         self, first: date, last: date | None = None, *, raise_on_error: bool = True
@@ -62,10 +45,7 @@ class Pipeline:
             [tasks_asset],
             resources=defs.resources,
             instance=self.instance,
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": (last or first).isoformat(),
-            },
+            tags=partition_range_tags(first.isoformat(), (last or first).isoformat()),
             raise_on_error=raise_on_error,
         )
 
@@ -81,27 +61,9 @@ PipelineFactory = Callable[[DatasetSpec], Pipeline]
 
 
 @pytest.fixture
-def make_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineFactory]:
+def make_pipeline(pipeline_factory: Callable[..., Pipeline]) -> PipelineFactory:
     """Builds a :class:`Pipeline` over a data set; its zone is the data set's zone."""
-    monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
-    with ExitStack() as stack:
-
-        def make(spec: DatasetSpec) -> Pipeline:
-            data = generate_dataset(spec)
-            api = stack.enter_context(
-                SimulatedTopoApi(TaskStore(data.tasks, data.sequence_templates))
-            )
-            settings = Settings(
-                api_base_url=api.base_url,
-                duckdb_path=tmp_path / "pipeline.duckdb",
-                analyst_duckdb_path=tmp_path / "analyst.duckdb",
-                start_date=spec.start_date - timedelta(days=5),
-                timezone=spec.timezone,
-                requests_per_minute=None,
-            )
-            return Pipeline(api, settings, stack.enter_context(dg.instance_for_test()))
-
-        yield make
+    return lambda spec: pipeline_factory(spec, Pipeline)
 
 
 @pytest.fixture

@@ -1,0 +1,54 @@
+"""Shared fixtures: the real pipeline wired to a simulated Topo API and a test instance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dagster as dg
+import pytest
+
+from topo_pipeline.settings import API_KEY_ENV, Settings
+from topo_pipeline.simulator import (
+    DEMO_API_KEY,
+    DatasetSpec,
+    SimulatedTopoApi,
+    TaskStore,
+    generate_dataset,
+)
+from topo_pipeline_tests.harness import SimulatedPipeline
+
+P = TypeVar("P", bound=SimulatedPipeline)
+PipelineFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineFactory]:
+    """Builds pipelines over data sets: ``factory(spec, cls, file_name="pipeline.duckdb")``.
+
+    Partitions start a few days before the data set, in its zone; request pacing is off
+    (the simulator has no rate limit unless a test sets one); ``TOPO_API_KEY`` is the
+    simulator's demo key. Servers and instances are closed when the test ends.
+    """
+    monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
+    with ExitStack() as stack:
+
+        def make(spec: DatasetSpec, cls: type[P], *, file_name: str = "pipeline.duckdb") -> P:
+            data = generate_dataset(spec)
+            api = stack.enter_context(
+                SimulatedTopoApi(TaskStore(data.tasks, data.sequence_templates))
+            )
+            settings = Settings(
+                api_base_url=api.base_url,
+                duckdb_path=tmp_path / file_name,
+                analyst_duckdb_path=tmp_path / "published" / "topo_analytics.duckdb",
+                start_date=spec.start_date - timedelta(days=5),
+                timezone=spec.timezone,
+                requests_per_minute=None,
+            )
+            return cls(api, settings, stack.enter_context(dg.instance_for_test()))
+
+        yield make
