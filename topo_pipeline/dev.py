@@ -51,6 +51,9 @@ READY_TIMEOUT_SECONDS = 300.0
 def main(argv: list[str] | None = None) -> int:
     """Run the UI until Ctrl-C; return the process exit status."""
     args = _parser().parse_args(argv)
+    # A shell starts background jobs with SIGINT ignored, and children inherit that; make
+    # Ctrl-C (and dagster dev's SIGTERM handling, which reuses SIGINT's) work regardless.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _serve(args.host, args.port, args.sim_days)
     except KeyboardInterrupt:  # before dagster dev started
@@ -165,44 +168,62 @@ def _run_dagster_dev(host: str, port: int) -> int:
         str(port),
     ]
     _say(f"Starting the Dagster webserver and daemon; the UI will be at {url} (Ctrl-C stops)")
-    # Same process group: a terminal's Ctrl-C reaches dagster dev directly, and it stops
-    # its webserver, daemon and code servers itself.
-    process = subprocess.Popen(command, cwd=REPO_ROOT)  # noqa: S603 - fixed argv, no shell
+    # Its own process group, shared with the webserver, daemon, code servers and run
+    # workers it starts: Ctrl-C is passed on to all of them, and if they do not stop,
+    # the whole group is ended, so nothing is left behind.
+    process = subprocess.Popen(command, cwd=REPO_ROOT, process_group=0)  # noqa: S603
     stopped = threading.Event()
     threading.Thread(
         target=_announce_when_ready, args=(_probe_url(host, port), url, stopped), daemon=True
     ).start()
 
-    def forward_sigterm(signum: int, frame: FrameType | None) -> None:
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, forward_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        return process.wait()
+        returncode = process.wait()
     except KeyboardInterrupt:
         _say("Stopping Dagster ...")
-        return _stop(process)
+        _stop_group(process, (signal.SIGINT, signal.SIGTERM, signal.SIGKILL))
+        return 130  # the shell's status for a program stopped by an interrupt
     finally:
         stopped.set()
         signal.signal(signal.SIGTERM, previous)
+    # dagster dev ended by itself (an error); end whatever it left running.
+    _stop_group(process, (signal.SIGTERM, signal.SIGKILL))
+    return returncode
 
 
-def _stop(process: subprocess.Popen[bytes]) -> int:
-    """Give ``dagster dev`` time to shut down its children, then insist."""
-    if process.poll() is None:
-        # Ctrl-C in a terminal already sent SIGINT; a SIGTERM to this process did not.
-        process.send_signal(signal.SIGINT)
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None:
-            process.send_signal(sig)
+def _stop_group(process: subprocess.Popen[bytes], signals: tuple[signal.Signals, ...]) -> None:
+    """Send ``signals`` in turn to ``process``'s group until every process in it exited."""
+    group = process.pid
+    for number, sig in enumerate(signals):
+        if number:
+            _say(f"Dagster is still running; sending {sig.name}", error=True)
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            return  # the whole group is gone
         try:
             process.wait(timeout=SHUTDOWN_GRACE_SECONDS)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting politely
-            continue
-    return 130
+            if not _group_alive(group, SHUTDOWN_GRACE_SECONDS):
+                return
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            continue  # another Ctrl-C: escalate without waiting out the grace period
+
+
+def _group_alive(group: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for every process of ``group`` to exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.2)
 
 
 def _probe_url(host: str, port: int) -> str:

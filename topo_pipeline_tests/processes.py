@@ -1,0 +1,100 @@
+"""Helpers for tests that start Dagster as real processes: ports, process groups, leftovers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def venv_executable(name: str) -> str:
+    """A console script installed next to this interpreter (``dagster-webserver``, ...)."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent))
+    assert path, f"{name} is not installed next to {sys.executable}"
+    return path
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process (a zombie included) is left in the process group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def pids_using_home(home: Path) -> list[int]:
+    """Processes whose environment carries ``DAGSTER_HOME=<home>`` (unique per test)."""
+    marker = f"DAGSTER_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_groups(
+    leaders: Sequence[subprocess.Popen[bytes]],
+    home: Path,
+    *,
+    first: signal.Signals = signal.SIGTERM,
+    grace: float = 30.0,
+) -> list[int]:
+    """Stop each leader's process group (``first``, then SIGKILL after ``grace`` s).
+
+    Each leader must have been started with ``start_new_session=True``, so its children
+    (code servers, run workers) share its group. Returns the pids of processes that still
+    carried ``DAGSTER_HOME=<home>`` afterwards (they are killed too); none is expected.
+    """
+    groups = [leader.pid for leader in leaders]
+
+    def any_alive() -> bool:
+        for leader in leaders:
+            leader.poll()  # reap the leader, or its group never looks empty
+        return any(group_alive(g) for g in groups)
+
+    for pgid in groups:
+        signal_group(pgid, first)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any_alive():
+        time.sleep(0.2)
+    for pgid in groups:
+        if group_alive(pgid):
+            signal_group(pgid, signal.SIGKILL)
+    for leader in leaders:
+        try:
+            leader.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            leader.kill()
+    stragglers = pids_using_home(home) if Path("/proc").is_dir() else []
+    for pid in stragglers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return stragglers
