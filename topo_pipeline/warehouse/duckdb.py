@@ -49,7 +49,10 @@ def connect(
     """Open ``path`` attached as :data:`CATALOG`, in UTC, and close it on exit.
 
     The parent folder is created for a writable connection. The session ``TimeZone`` is
-    UTC so ``TIMESTAMPTZ`` values print and compare the same on every host.
+    UTC so ``TIMESTAMPTZ`` values print and compare the same on every host. Data DuckDB
+    spills to disk goes to ``<path>.tmp`` beside the file (DuckDB's own default for a file
+    database; with the in-memory catalog used here it would be ``.tmp`` in the current
+    directory).
 
     Args:
         path: the DuckDB file.
@@ -65,6 +68,7 @@ def connect(
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET temp_directory = $dir", {"dir": f"{path}.tmp"})
         _attach_with_retry(con, path, read_only=read_only, lock_timeout=lock_timeout)
         con.execute(f"USE {CATALOG}")
         yield con

@@ -151,7 +151,7 @@ def replace_task_partitions(
     """
     if not _is_aware(loaded_at):
         raise ValueError("loaded_at must be timezone-aware")
-    index = _WindowIndex(windows)
+    index = WindowIndex(windows)
     dates = [w.partition_date for w in windows]
     try:
         with transaction(con):
@@ -159,19 +159,14 @@ def replace_task_partitions(
             insert_sql = load_sql("insert_topo_tasks_batch")
             seen_ids: set[str] = set()
             for batch in _batches(tasks, BATCH_SIZE):
-                frame = _batch_frame(batch, index, seen_ids)
+                frame = task_frame(batch, index, seen_ids)
                 con.register(_BATCH_VIEW, frame)
                 try:
                     con.execute(insert_sql, {"loaded_at": loaded_at})
                 except duckdb.ConstraintException as error:
                     # Ids within the run were checked above, so a duplicate key clashes
                     # with a row of a partition this run does not replace.
-                    if "Duplicate key" in str(error):
-                        error.add_note(
-                            "A task of this run is already stored under a partition outside "
-                            "the run's windows (did its created_at or TOPO_TIMEZONE change?). "
-                            "Nothing was changed."
-                        )
+                    explain_duplicate_key(error)
                     raise
                 con.unregister(_BATCH_VIEW)
             counts = dict(
@@ -187,8 +182,12 @@ def replace_task_partitions(
     return {d: int(counts.get(d, 0)) for d in dates}
 
 
-class _WindowIndex:
-    """Windows sorted by start, as UTC epoch microseconds, to place tasks vectorised."""
+class WindowIndex:
+    """Windows sorted by start, as UTC epoch microseconds, to place tasks vectorised.
+
+    Raises:
+        ValueError: on construction, if a date is given twice or two windows overlap.
+    """
 
     def __init__(self, windows: Sequence[PartitionWindow]) -> None:
         ordered = sorted(windows, key=lambda w: w.start_utc)
@@ -218,12 +217,40 @@ class _WindowIndex:
         return clipped, inside
 
 
-def _batch_frame(batch: list[Task], index: _WindowIndex, seen_ids: set[str]) -> pd.DataFrame:
-    """One batch as a frame of the table's columns (``loaded_at`` is bound in SQL)."""
-    for task in batch:
-        if task.id in seen_ids:
-            raise ValueError(f"task {task.id} is given twice; de-duplicate before landing")
-        seen_ids.add(task.id)
+def explain_duplicate_key(error: duckdb.ConstraintException) -> None:
+    """Add a note saying what a duplicate-key clash on ``topo.tasks`` means, if it is one.
+
+    A run's own ids are de-duplicated before they are inserted, so a clash is with a row
+    stored under a partition the run does not replace.
+    """
+    if "Duplicate key" in str(error):
+        error.add_note(
+            "A task of this run is already stored under a partition outside "
+            "the run's windows (did its created_at or TOPO_TIMEZONE change?). "
+            "Nothing was changed."
+        )
+
+
+def task_frame(
+    batch: list[Task], index: WindowIndex, seen_ids: set[str] | None = None
+) -> pd.DataFrame:
+    """One batch as a frame of the table's columns (``loaded_at`` is bound in SQL).
+
+    Each task is placed in the partition whose window holds its ``created_at``.
+
+    Args:
+        batch: the tasks.
+        index: the run's windows.
+        seen_ids: ids of earlier batches; given, an id seen twice is refused (and added).
+
+    Raises:
+        ValueError: for a task in no window, an id seen twice, or a ``raw`` that is not JSON.
+    """
+    if seen_ids is not None:
+        for task in batch:
+            if task.id in seen_ids:
+                raise ValueError(f"task {task.id} is given twice; de-duplicate before landing")
+            seen_ids.add(task.id)
 
     # Microsecond unit: DuckDB's precision, and unlike nanoseconds it spans years 1-9999,
     # so an absurd timestamp in the data is stored as sent rather than overflowing.

@@ -1,0 +1,372 @@
+"""Staging a run's fetched tasks on disk while pages arrive, then landing them at once.
+
+A range run can fetch hundreds of thousands of tasks. Holding them all as Python objects
+until the last page arrives costs a few KB each; instead every page goes into a
+:class:`TaskStage` as it arrives: a run-local DuckDB file (never the pipeline's own file,
+so fetching holds no lock on the warehouse), filled in columnar batches of
+:data:`STAGE_BATCH_SIZE` tasks. Memory stays flat whatever the size of the run.
+
+Only when the fetch has finished (every window reconciled with Topo's ``total_count``)
+does :func:`replace_task_partitions_from_stage` land the stage: in one transaction on
+the warehouse it deletes the run's partitions and inserts the staged tasks, the last
+arrival of each id only, then commits. A fetch that fails, or a landing that fails
+part-way, leaves every previous row of ``topo.tasks`` as it was.
+
+The rules are those of :func:`topo_pipeline.warehouse.tasks.replace_task_partitions`:
+each task lands in the partition whose window holds its ``created_at`` (compared in UTC,
+so DST days are 23 or 25 hours), a task in no window is refused when it is staged, and
+an empty window is a legitimate empty day.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import numpy as np
+
+from topo_pipeline.api.models import Task
+from topo_pipeline.warehouse.duckdb import transaction
+from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.warehouse.tasks import (
+    PartitionWindow,
+    WindowIndex,
+    explain_duplicate_key,
+    task_frame,
+)
+
+STAGE_BATCH_SIZE = 2_000
+"""Tasks buffered before they are written to the stage (20 pages: ~6 MB of objects)."""
+
+STAGE_CATALOG = "stage"
+"""The name a stage file is attached under while it is landed."""
+
+STAGE_FILE_NAME = "stage.duckdb"
+
+log = logging.getLogger(__name__)
+
+_BATCH_VIEW = "staged_tasks_batch"
+"""Name the batch frame is registered under; ``insert_staged_tasks_batch.sql`` reads it."""
+
+_STAGE_MEMORY_LIMIT = "32MB"
+"""DuckDB memory of the staging connection; beyond it DuckDB writes blocks to disk."""
+
+_LANDING_BASE_BYTES = 32 << 20
+_INDEX_BYTES_PER_TASK = 160
+_OUT_OF_MEMORY_PHRASES = ("could not allocate", "failed to allocate", "failed to pin")
+"""How DuckDB's buffer manager words running out of memory (also inside a failed COMMIT)."""
+
+
+class _Span(Protocol):
+    """A created-at window: aware ``start`` and ``end`` (the client's ``Window`` is one)."""
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
+
+
+class TaskStage:
+    """A run's fetched tasks, appended in arrival order to a DuckDB file at ``path``.
+
+    Feed it with :meth:`add`, or hand it to :meth:`TopoClient.fetch_windows` as the page
+    handler (it has the ``on_page(window, tasks)`` call and ``discard(window)``), then
+    land it with :func:`replace_task_partitions_from_stage`. The same task may be added
+    several times; landing keeps the last one added. Not thread-safe: add from one thread.
+
+    Args:
+        path: the stage file; it must not exist yet.
+        windows: the run's partitions; their dates must be distinct and their windows
+            must not overlap.
+        batch_size: tasks buffered before a batch is written.
+
+    Raises:
+        ValueError: on construction, for repeated or overlapping windows.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        windows: Sequence[PartitionWindow],
+        *,
+        batch_size: int = STAGE_BATCH_SIZE,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.path = Path(path)
+        self.windows = list(windows)
+        self._index = WindowIndex(self.windows)
+        self._batch_size = batch_size
+        self._buffer: list[Task] = []
+        self._arrivals = 0
+        self._failed = False
+        if self.path.exists():
+            raise FileExistsError(f"stage file {self.path} already exists")
+        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.path))
+        try:
+            self._con.execute("SET TimeZone = 'UTC'")
+            self._con.execute(f"SET memory_limit = '{_STAGE_MEMORY_LIMIT}'")
+            self._con.execute(load_sql("create_staged_tasks"))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def staged(self) -> int:
+        """Tasks added so far (a task added twice counts twice)."""
+        return self._arrivals + len(self._buffer)
+
+    @property
+    def failed(self) -> bool:
+        """True once writing a batch failed: the stage is incomplete and cannot be landed."""
+        return self._failed
+
+    def add(self, tasks: Iterable[Task]) -> None:
+        """Append ``tasks``; they are written once a batch is full.
+
+        Raises:
+            ValueError: if a task lies in none of the windows, or its ``raw`` cannot be
+                stored as JSON (raised when its batch is written).
+            RuntimeError: if the stage is closed or failed earlier.
+        """
+        self._writable()
+        self._buffer.extend(tasks)
+        if len(self._buffer) >= self._batch_size:
+            self.flush()
+
+    def __call__(self, window: object, tasks: list[Task]) -> None:
+        """:meth:`add`, with the signature of a client ``on_page`` handler."""
+        self.add(tasks)
+
+    def flush(self) -> None:
+        """Write the buffered tasks to the stage file.
+
+        Raises:
+            ValueError: as :meth:`add`; the stage is then failed.
+            RuntimeError: if the stage is closed or failed earlier.
+        """
+        con = self._writable()
+        batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        try:
+            frame = task_frame(batch, self._index)
+            first = self._arrivals
+            frame["arrival"] = np.arange(first, first + len(batch), dtype=np.int64)
+            con.register(_BATCH_VIEW, frame)
+            try:
+                con.execute(load_sql("insert_staged_tasks_batch"))
+            finally:
+                con.unregister(_BATCH_VIEW)
+        except BaseException:
+            self._failed = True
+            raise
+        self._arrivals += len(batch)
+
+    def close(self) -> None:
+        """Write what is buffered (unless the stage failed) and close the file. Idempotent.
+
+        Raises:
+            ValueError: as :meth:`add`, for the last batch; the file is closed anyway.
+        """
+        if self._con is None:
+            return
+        try:
+            if not self._failed:
+                self.flush()
+        finally:
+            self._buffer = []
+            self._con.close()
+            self._con = None
+
+    def discard(self, window: _Span) -> None:
+        """Drop every task added so far whose ``created_at`` is in ``[start, end)``.
+
+        The client calls this when a window's set of tasks changed while it was being
+        read, before reading it afresh: a task handed over earlier may be gone from Topo.
+
+        Raises:
+            RuntimeError: if the stage is closed or failed earlier.
+        """
+        con = self._writable()
+        start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
+        self._buffer = [t for t in self._buffer if not start <= t.created_at < end]
+        con.execute(load_sql("delete_staged_tasks_in_window"), {"start": start, "end": end})
+
+    def abandon(self) -> None:
+        """Close the file without writing what is buffered; it can no longer be landed."""
+        self._failed = self._failed or bool(self._buffer)
+        self._buffer = []
+        self.close()
+
+    def _writable(self) -> duckdb.DuckDBPyConnection:
+        if self._failed:
+            raise RuntimeError(f"stage {self.path} failed earlier; it cannot take more tasks")
+        if self._con is None:
+            raise RuntimeError(f"stage {self.path} is closed")
+        return self._con
+
+    def __enter__(self) -> TaskStage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@contextmanager
+def task_stage(
+    windows: Sequence[PartitionWindow],
+    *,
+    directory: str | Path | None = None,
+    batch_size: int = STAGE_BATCH_SIZE,
+) -> Iterator[TaskStage]:
+    """A :class:`TaskStage` in a fresh temporary folder, removed with the stage on exit.
+
+    Args:
+        windows: the run's partitions.
+        directory: where the temporary folder goes (default: the system's temp folder).
+        batch_size: tasks buffered before a batch is written.
+    """
+    with tempfile.TemporaryDirectory(prefix=".topo-stage-", dir=directory) as folder:
+        stage = TaskStage(Path(folder) / STAGE_FILE_NAME, windows, batch_size=batch_size)
+        try:
+            yield stage
+        except BaseException:
+            # Only closed, not flushed: that could raise again and hide the first error.
+            stage.abandon()
+            raise
+        stage.close()
+
+
+def replace_task_partitions_from_stage(
+    con: duckdb.DuckDBPyConnection,
+    stage: TaskStage,
+    *,
+    loaded_at: datetime,
+    capped: bool = True,
+) -> dict[date, int]:
+    """Replace the rows of the stage's partitions with the staged tasks, in one transaction.
+
+    Closes the stage (writing what is buffered), attaches its file read-only, and in one
+    transaction deletes every row of the stage's partition dates and inserts the staged
+    tasks, the last arrival of each id only, then commits. A window with no tasks is a
+    legitimate empty day: its old rows are deleted. Any failure rolls the whole
+    transaction back, leaving every previous row as it was, and propagates.
+
+    DuckDB keeps a transaction's new rows in memory until it commits, and by default lets
+    that grow up to 80% of RAM: ~1.8 KB per task, 180 MB for a 100,000-task day. With
+    ``capped``, the landing runs under :func:`landing_memory_limit`, so DuckDB spills
+    those rows to its temporary folder instead; should the cap still prove too small,
+    the rolled-back landing is run once more without it.
+
+    Args:
+        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`, with
+            ``topo.tasks`` already created and no open transaction.
+        stage: the run's stage.
+        loaded_at: when the tasks were fetched (aware); stored on every row.
+        capped: land under a memory cap (see above).
+
+    Returns:
+        The rows landed per partition date, for every window's date (0 for an empty day),
+        in the order of the stage's windows.
+
+    Raises:
+        ValueError: for a naive ``loaded_at``.
+        RuntimeError: if filling the stage failed (it is incomplete).
+        duckdb.ConstraintException: if a task id already sits in a partition outside
+            the stage's windows.
+    """
+    if loaded_at.tzinfo is None or loaded_at.utcoffset() is None:
+        raise ValueError("loaded_at must be timezone-aware")
+    stage.close()
+    if stage.failed:
+        raise RuntimeError(f"stage {stage.path} failed while it was filled; refusing to land it")
+    dates = [w.partition_date for w in stage.windows]
+    con.execute(f"ATTACH ? AS {STAGE_CATALOG} (READ_ONLY)", [str(stage.path)])
+    try:
+        if capped:
+            stored = con.execute(load_sql("count_topo_tasks")).fetchone()
+            limit = landing_memory_limit(int(stored[0]) if stored else 0, stage.staged)
+            try:
+                with _memory_capped(con, limit):
+                    counts = _land(con, dates, loaded_at)
+                return {d: int(counts.get(d, 0)) for d in dates}
+            except (duckdb.OutOfMemoryException, duckdb.TransactionException) as error:
+                # A failed COMMIT reports running out of memory as a TransactionException.
+                if not _is_out_of_memory(error):
+                    raise
+                log.warning(
+                    "landing %d staged tasks did not fit in %d MB (%s); rolled back, "
+                    "landing again without a memory cap",
+                    stage.staged,
+                    limit >> 20,
+                    str(error).splitlines()[0],
+                )
+        counts = _land(con, dates, loaded_at)
+        return {d: int(counts.get(d, 0)) for d in dates}
+    finally:
+        # Only after COMMIT or ROLLBACK; best effort, it must never mask the real error.
+        with suppress(duckdb.Error):
+            con.execute(f"DETACH {STAGE_CATALOG}")
+
+
+def landing_memory_limit(stored_tasks: int, staged_tasks: int) -> int:
+    """Bytes of DuckDB memory to land ``staged_tasks`` in a table of ``stored_tasks``.
+
+    A fixed allowance for the rows in flight (the rest spill to disk), plus what DuckDB
+    cannot spill: the primary-key index over every id, stored and new (measured at
+    about 100-130 bytes per id on DuckDB 2.0; :data:`_INDEX_BYTES_PER_TASK` leaves
+    headroom).
+    """
+    return _LANDING_BASE_BYTES + _INDEX_BYTES_PER_TASK * (stored_tasks + staged_tasks)
+
+
+def _land(
+    con: duckdb.DuckDBPyConnection, dates: list[date], loaded_at: datetime
+) -> dict[date, int]:
+    with transaction(con):
+        con.execute(load_sql("delete_topo_tasks_partitions"), {"partition_dates": dates})
+        try:
+            con.execute(load_sql("insert_topo_tasks_from_stage"), {"loaded_at": loaded_at})
+        except duckdb.ConstraintException as error:
+            explain_duplicate_key(error)
+            raise
+        return dict(
+            con.execute(
+                load_sql("count_topo_tasks_by_partition"), {"partition_dates": dates}
+            ).fetchall()
+        )
+
+
+@contextmanager
+def _memory_capped(con: duckdb.DuckDBPyConnection, limit_bytes: int) -> Iterator[None]:
+    """Run the block with DuckDB's memory limit at ``limit_bytes``, then put it back.
+
+    The limit holds for the whole DuckDB instance behind ``con``. Afterwards it is reset
+    to DuckDB's default, or set back to the value it had if someone had changed it.
+    """
+    previous = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert previous is not None  # noqa: S101 - a SELECT without FROM returns one row
+    try:
+        con.execute(f"SET memory_limit = '{int(limit_bytes)}B'")
+        yield
+    finally:
+        with suppress(duckdb.Error):  # never mask the block's own error
+            con.execute("RESET memory_limit")
+            default = con.execute("SELECT current_setting('memory_limit')").fetchone()
+            if default != previous:
+                con.execute("SET memory_limit = $limit", {"limit": previous[0]})
+
+
+def _is_out_of_memory(error: duckdb.Error) -> bool:
+    if isinstance(error, duckdb.OutOfMemoryException):
+        return True
+    text = str(error)
+    return any(phrase in text for phrase in _OUT_OF_MEMORY_PHRASES)

@@ -1,0 +1,354 @@
+"""Staging fetched tasks in a run-local file, then landing them in topo.tasks at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from topo_pipeline.api.client import Window
+from topo_pipeline.api.models import Task
+from topo_pipeline.warehouse import staging
+from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.staging import (
+    TaskStage,
+    landing_memory_limit,
+    replace_task_partitions_from_stage,
+    task_stage,
+)
+from topo_pipeline.warehouse.tasks import (
+    PartitionWindow,
+    ensure_tasks_table,
+    replace_task_partitions,
+)
+
+LOADED_AT = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
+D1, D2, D3 = date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 16)
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def utc_window(day: date) -> PartitionWindow:
+    start = datetime.combine(day, time(), UTC)
+    return PartitionWindow(day, start, start + timedelta(days=1))
+
+
+def task(created_at: str, *, task_id: str | None = None, **fields: Any) -> Task:
+    obj = {
+        "id": task_id or str(uuid.uuid4()),
+        "organization_id": "org-1",
+        "type": "EMAIL_REPLY",
+        "priority": "TODAY",
+        "status": "PENDING",
+        "sequence_id": "seq-1",
+        "assignee_user_id": None,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+    obj.update(fields)
+    return Task.from_api(obj)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    with connect(tmp_path / "pipeline.duckdb") as con:
+        ensure_tasks_table(con)
+        yield con
+
+
+def rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute("SELECT * FROM warehouse.topo.tasks ORDER BY id").fetchall()
+
+
+def column(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]:
+    return dict(con.execute(f"SELECT id, {name} FROM warehouse.topo.tasks").fetchall())
+
+
+def seed(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Rows of D1 and D2 landed the classic way, as an earlier run left them."""
+    replace_task_partitions(
+        con,
+        [utc_window(D1), utc_window(D2)],
+        [task(f"2025-03-14T0{h}:00:00Z", task_id=f"old-{h}") for h in range(4)]
+        + [task("2025-03-15T06:00:00Z", task_id="old-d2")],
+        loaded_at=LOADED_AT - timedelta(days=1),
+    )
+    return rows(con)
+
+
+def land(
+    con: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    windows: list[PartitionWindow],
+    *pages: list[Task],
+    batch_size: int = staging.STAGE_BATCH_SIZE,
+) -> dict[date, int]:
+    """Stage ``pages`` in order and land them, as the asset does."""
+    with task_stage(windows, directory=tmp_path, batch_size=batch_size) as stage:
+        for page in pages:
+            stage.add(page)
+        return replace_task_partitions_from_stage(con, stage, loaded_at=LOADED_AT)
+
+
+# -- landing ----------------------------------------------------------------------------
+
+
+def test_lands_the_same_rows_as_the_direct_write(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    full = {
+        "id": "full-1",
+        "organization_id": "org-9",
+        "type": "CALL",
+        "priority": "HOT",
+        "status": "COMPLETED",
+        "sequence_id": "seq-9",
+        "assignee_user_id": "user-9",
+        "disposition": "ANSWERED",
+        "reopened_at": "2025-03-14T09:22:11.483Z",
+        "reopen_reason": "REMINDER_RULE",
+        "skipped_at": None,
+        "completed_at": "2025-03-14T10:00:00.000001+01:00",
+        "created_at": "2025-03-14T08:00:00Z",
+        "updated_at": "2025-03-14T10:00:00Z",
+        "brand_new_field": {"nested": [1, 2.5, "ü"], "flag": True},
+    }
+    tasks = [
+        Task.from_api(full),
+        Task.from_api({"id": "sparse-1", "created_at": "2025-03-14T23:59:59.999999Z"}),
+        task("2025-03-15T00:00:00Z", task_id="midnight"),
+    ]
+    windows = [utc_window(D1), utc_window(D2)]
+    with connect(tmp_path / "direct.duckdb") as direct:
+        ensure_tasks_table(direct)
+        replace_task_partitions(direct, windows, tasks, loaded_at=LOADED_AT)
+        expected = rows(direct)
+
+    assert land(db, tmp_path, windows, tasks[:1], tasks[1:]) == {D1: 2, D2: 1}
+
+    assert rows(db) == expected
+    stored = column(db, "raw")
+    assert json.loads(stored["full-1"]) == full  # the unknown key included
+    assert column(db, "partition_date")["midnight"] == D2
+
+
+def test_a_task_handed_over_twice_lands_once_in_its_last_state(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    first = task("2025-03-14T10:00:00Z", task_id="t-1", status="PENDING")
+    later = task("2025-03-14T10:00:00Z", task_id="t-1", status="COMPLETED")
+    other = task("2025-03-14T11:00:00Z", task_id="t-2")
+
+    # Batches of 2: the two versions of t-1 are written in different batches.
+    landed = land(db, tmp_path, [utc_window(D1)], [first, other], [other], [later], batch_size=2)
+
+    assert landed == {D1: 2}
+    assert column(db, "status") == {"t-1": "COMPLETED", "t-2": "PENDING"}
+
+
+def test_many_tasks_over_several_batches_and_days(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    start = datetime(2025, 3, 14, tzinfo=UTC)
+    tasks = [task((start + timedelta(hours=n)).isoformat(), task_id=f"t{n:02}") for n in range(50)]
+    pages = [tasks[i : i + 10] for i in range(0, 50, 10)]
+
+    landed = land(
+        db, tmp_path, [utc_window(D1), utc_window(D2), utc_window(D3)], *pages, batch_size=7
+    )
+
+    assert landed == {D1: 24, D2: 24, D3: 2}
+    assert db.execute(
+        "SELECT count(DISTINCT id), count(*) FROM warehouse.topo.tasks"
+    ).fetchone() == (
+        50,
+        50,
+    )
+
+
+def test_a_rerun_replaces_only_its_partitions_and_empty_days_empty_them(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    seed(db)
+
+    landed = land(db, tmp_path, [utc_window(D1)], [task("2025-03-14T12:00:00Z", task_id="new")])
+    assert landed == {D1: 1}
+    assert set(column(db, "partition_date")) == {"new", "old-d2"}
+
+    assert land(db, tmp_path, [utc_window(D2)]) == {D2: 0}  # an empty day is legitimate
+    assert set(column(db, "partition_date")) == {"new"}
+
+
+def test_new_york_days_hold_their_local_hours(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    # 2025-03-09 is 23 hours long in New York (clocks spring forward at 02:00).
+    days = [date(2025, 3, 8), date(2025, 3, 9), date(2025, 3, 10)]
+    windows = [
+        PartitionWindow(
+            day,
+            datetime.combine(day, time(), NEW_YORK),
+            datetime.combine(day + timedelta(days=1), time(), NEW_YORK),
+        )
+        for day in days
+    ]
+    tasks = [
+        task("2025-03-09T04:59:59Z", task_id="sat-late"),  # 23:59:59 EST on the 8th
+        task("2025-03-09T05:00:00Z", task_id="sun-first"),  # 00:00 EST on the 9th
+        task("2025-03-10T03:59:59Z", task_id="sun-last"),  # 23:59:59 EDT on the 9th
+        task("2025-03-10T04:00:00Z", task_id="mon-first"),  # 00:00 EDT on the 10th
+    ]
+
+    assert land(db, tmp_path, windows, tasks) == {days[0]: 1, days[1]: 2, days[2]: 1}
+    assert column(db, "partition_date") == {
+        "sat-late": days[0],
+        "sun-first": days[1],
+        "sun-last": days[1],
+        "mon-first": days[2],
+    }
+
+
+# -- discarding a window that is read again -----------------------------------------------
+
+
+def test_discard_drops_a_windows_tasks_written_or_buffered(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    gone = task("2025-03-14T09:00:00Z", task_id="deleted-in-topo")
+    kept = task("2025-03-14T10:00:00Z", task_id="kept")
+    day2 = task("2025-03-15T10:00:00Z", task_id="day-2")
+    with task_stage([utc_window(D1), utc_window(D2)], directory=tmp_path, batch_size=2) as stage:
+        stage.add([gone, day2])  # written (a full batch)
+        stage.add([kept])  # still buffered
+        stage.discard(Window(utc_window(D1).start, utc_window(D1).end))
+        stage(Window(utc_window(D1).start, utc_window(D1).end), [kept])  # the fresh read
+        landed = replace_task_partitions_from_stage(db, stage, loaded_at=LOADED_AT)
+
+    assert landed == {D1: 1, D2: 1}
+    assert set(column(db, "id")) == {"kept", "day-2"}
+
+
+# -- failures leave the previous rows --------------------------------------------------
+
+
+def test_a_task_outside_every_window_is_refused_when_staged(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    before = seed(db)
+    stray = task("2025-03-15T00:00:00Z", task_id="stray")  # exactly the end of D1
+    with task_stage([utc_window(D1)], directory=tmp_path, batch_size=1) as stage:
+        with pytest.raises(ValueError, match="task stray: created_at 2025-03-15T00:00:00"):
+            stage.add([stray])
+        assert stage.failed
+        with pytest.raises(RuntimeError, match="failed"):
+            stage.add([task("2025-03-14T01:00:00Z")])
+        with pytest.raises(RuntimeError, match="refusing to land it"):
+            replace_task_partitions_from_stage(db, stage, loaded_at=LOADED_AT)
+    assert rows(db) == before
+
+
+def test_an_id_stored_in_another_partition_aborts_the_whole_replace(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    before = seed(db)
+    moved = task("2025-03-14T22:00:00Z", task_id="old-d2")  # stored under D2, not replaced
+
+    with pytest.raises(duckdb.ConstraintException) as caught:
+        land(db, tmp_path, [utc_window(D1)], [task("2025-03-14T21:00:00Z"), moved])
+
+    assert "old-d2" in str(caught.value)
+    assert any("outside the run's windows" in note for note in caught.value.__notes__)
+    assert rows(db) == before
+    # The stage was detached and the connection still works.
+    attached = db.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    assert (staging.STAGE_CATALOG,) not in attached
+    assert land(db, tmp_path, [utc_window(D1)], [task("2025-03-14T21:00:00Z", task_id="x")]) == {
+        D1: 1
+    }
+
+
+def test_a_failing_fetch_removes_the_stage_and_lands_nothing(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    before = seed(db)
+
+    def run() -> None:
+        with task_stage([utc_window(D1)], directory=tmp_path, batch_size=1) as stage:
+            stage.add([task("2025-03-14T12:00:00Z")])
+            raise ConnectionError("page 3 failed")
+
+    with pytest.raises(ConnectionError, match="page 3"):
+        run()
+    assert rows(db) == before
+    assert list(tmp_path.glob(".topo-stage-*")) == []
+
+
+def test_the_stage_folder_is_removed_after_landing(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    land(db, tmp_path, [utc_window(D1)], [task("2025-03-14T12:00:00Z")])
+    assert list(tmp_path.glob(".topo-stage-*")) == []
+
+
+def test_a_stage_file_is_never_reused(tmp_path: Path) -> None:
+    path = tmp_path / "stage.duckdb"
+    path.touch()
+    with pytest.raises(FileExistsError):
+        TaskStage(path, [utc_window(D1)])
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def settings_of(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
+    row = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def test_the_memory_cap_grows_with_the_primary_key_index() -> None:
+    empty = landing_memory_limit(0, 0)
+    assert landing_memory_limit(0, 100_000) > empty
+    assert landing_memory_limit(3_000_000, 1_000_000) > landing_memory_limit(0, 1_000_000)
+
+
+def test_capped_landing_puts_the_connections_settings_back(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    before = settings_of(db)
+    land(db, tmp_path, [utc_window(D1)], [task("2025-03-14T12:00:00Z")])
+    assert settings_of(db) == before
+
+
+def test_a_cap_too_small_rolls_back_and_lands_without_it(
+    db: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seed(db)
+    before = settings_of(db)
+    monkeypatch.setattr(staging, "_LANDING_BASE_BYTES", 2 << 20)
+    monkeypatch.setattr(staging, "_INDEX_BYTES_PER_TASK", 0)
+    start = datetime(2025, 3, 14, tzinfo=UTC)
+    tasks = [
+        task((start + timedelta(seconds=n)).isoformat(), task_id=f"n{n:05}", padding="x" * 500)
+        for n in range(5_000)
+    ]
+
+    with caplog.at_level(logging.WARNING, logger=staging.__name__):
+        landed = land(db, tmp_path, [utc_window(D1)], tasks)
+
+    assert landed == {D1: 5_000}
+    assert "landing again without a memory cap" in caplog.text
+    assert db.execute("SELECT count(*) FROM warehouse.topo.tasks").fetchone() == (5_001,)
+    assert settings_of(db) == before
