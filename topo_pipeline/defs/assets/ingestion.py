@@ -1,20 +1,19 @@
 """The ``topo/tasks`` asset: Topo tasks of each day, landed in DuckDB ``topo.tasks``."""
 
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
-from topo_pipeline.api.client import Window, WindowCollector, WindowResult
+from topo_pipeline.api.client import Window, WindowResult
 from topo_pipeline.defs.metadata import markdown_table
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.warehouse import task_checks
 from topo_pipeline.warehouse.queries import load_sql
-from topo_pipeline.warehouse.tasks import (
-    PartitionWindow,
-    ensure_tasks_table,
-    replace_task_partitions,
-)
+from topo_pipeline.warehouse.staging import replace_task_partitions_from_stage, task_stage
+from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table
 
 TASKS_KEY = dg.AssetKey(["topo", "tasks"])
 POOL = "duckdb"
@@ -73,33 +72,42 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
     ) -> dg.MaterializeResult:
         windows = partition_windows(partitions_def, context.partition_keys)
         client_windows = {_client_window(w): w for w in windows}
-        collector = WindowCollector()
-        with topo_api.client() as client:
-            results = client.fetch_windows(list(client_windows), collector)
-            stats = client.stats.as_dict()
-        context.log.info(
-            "fetched %d partition(s): %d requests, %d retries, %d rate-limited",
-            len(windows),
-            stats["requests"],
-            stats["retries"],
-            stats["rate_limited"],
-        )
+        # Pages go to a run-local stage file as they arrive (memory stays flat however
+        # many days the run covers), and the warehouse is only opened, and locked, once
+        # every window reconciled with Topo's total_count. The stage sits beside the
+        # warehouse file: that disk has room for the data, a tmpfs /tmp may not.
+        stage_dir = Path(warehouse.path).parent
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        with task_stage(windows, directory=stage_dir) as stage:
+            fetch_started = time.monotonic()
+            with topo_api.client() as client:
+                results = client.fetch_windows(list(client_windows), stage)
+                stats = client.stats.as_dict()
+            fetch_seconds = time.monotonic() - fetch_started
+            context.log.info(
+                "fetched %d partition(s) in %.1fs: %d requests, %d retries, %d rate-limited",
+                len(windows),
+                fetch_seconds,
+                stats["requests"],
+                stats["retries"],
+                stats["rate_limited"],
+            )
 
-        loaded_at = datetime.now(UTC)
-        api_totals = {client_windows[r.window].partition_date: r.in_window for r in results}
-        with warehouse.connect() as con:
-            ensure_tasks_table(con)
-            landed = replace_task_partitions(
-                con, windows, collector.all_tasks(), loaded_at=loaded_at
-            )
-            outcomes = task_checks.evaluate_task_checks(con, windows, api_totals)
-            preview = con.execute(
-                load_sql("preview_topo_tasks"),
-                {"partition_dates": [w.partition_date for w in windows], "limit": PREVIEW_ROWS},
-            )
-            preview_md = markdown_table(
-                [column[0] for column in preview.description], preview.fetchall()
-            )
+            loaded_at = datetime.now(UTC)
+            api_totals = {client_windows[r.window].partition_date: r.in_window for r in results}
+            with warehouse.connect() as con:
+                land_started = time.monotonic()
+                ensure_tasks_table(con)
+                landed = replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
+                land_seconds = time.monotonic() - land_started
+                outcomes = task_checks.evaluate_task_checks(con, windows, api_totals)
+                preview = con.execute(
+                    load_sql("preview_topo_tasks"),
+                    {"partition_dates": [w.partition_date for w in windows], "limit": PREVIEW_ROWS},
+                )
+                preview_md = markdown_table(
+                    [column[0] for column in preview.description], preview.fetchall()
+                )
 
         for result in results:
             window = client_windows[result.window]
@@ -122,6 +130,8 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 "window_rereads": int(stats["rereads"]),
                 "api_seconds": round(stats["api_seconds"], 3),
                 "wait_seconds": round(stats["wait_seconds"], 3),
+                "fetch_wall_seconds": round(fetch_seconds, 3),
+                "land_wall_seconds": round(land_seconds, 3),
                 "dagster/table_name": "topo.tasks",
                 "preview": dg.MetadataValue.md(preview_md),
             },
