@@ -32,7 +32,7 @@ class Settings:
     start_date: date = date(2024, 1, 1)
     timezone: str = "UTC"
     requests_per_minute: float | None = 120.0
-    concurrency: int = 4
+    concurrency: int = 8
     request_timeout_seconds: float = 60.0
     max_attempts: int = 8
     lock_timeout_seconds: float = 120.0

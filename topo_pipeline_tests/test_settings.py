@@ -31,7 +31,7 @@ def test_every_variable_overrides() -> None:
             "TOPO_START_DATE": "2025-02-01",
             "TOPO_TIMEZONE": "America/New_York",
             "TOPO_API_REQUESTS_PER_MINUTE": "0",
-            "TOPO_API_CONCURRENCY": "8",
+            "TOPO_API_CONCURRENCY": "3",
             "TOPO_API_TIMEOUT_SECONDS": "5",
             "TOPO_API_MAX_ATTEMPTS": "3",
             "TOPO_SLA_HOT_MINUTES": "30",
@@ -47,7 +47,7 @@ def test_every_variable_overrides() -> None:
     assert config == ClientConfig(
         base_url="http://127.0.0.1:8765/v1/",
         requests_per_minute=None,
-        concurrency=8,
+        concurrency=3,
         read_timeout=5.0,
         max_attempts=3,
     )

@@ -88,7 +88,7 @@ class ClientConfig:
 
     base_url: str = DEFAULT_BASE_URL
     requests_per_minute: float | None = 120.0
-    concurrency: int = 4
+    concurrency: int = 8
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 8
