@@ -19,14 +19,9 @@ sensors and the automation still run in the daemon the whole time.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -49,6 +44,12 @@ from topo_pipeline.simulator import (
     generate_dataset,
 )
 from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline_tests.processes import (
+    free_port,
+    pids_using_home,
+    stop_groups,
+    venv_executable,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -294,79 +295,6 @@ def _start_service(name: str, argv: list[str], env: Mapping[str, str], workdir: 
     return Service(name=name, process=process, log_path=log_path)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _pids_using_home(home: Path) -> list[int]:
-    """Processes whose environment carries this module's unique ``DAGSTER_HOME``."""
-    marker = f"DAGSTER_HOME={home}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
-
-
-def _stop_services(services: Sequence[Service], home: Path) -> list[int]:
-    """Stop every service and its descendants; return pids that had to be killed late."""
-    groups = [s.process.pid for s in services]
-
-    def any_alive() -> bool:
-        for service in services:
-            service.process.poll()  # reap the leader, or its group never looks empty
-        return any(_group_alive(g) for g in groups)
-
-    for pgid in groups:
-        _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any_alive():
-        time.sleep(0.2)
-    for pgid in groups:
-        if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-    for service in services:
-        try:
-            service.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            service.process.kill()
-    # Anything that left its group (none should) but still runs on this instance.
-    stragglers = _pids_using_home(home) if Path("/proc").is_dir() else []
-    for pid in stragglers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return stragglers
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _executable(name: str) -> str:
-    path = shutil.which(name, path=str(Path(sys.executable).parent))
-    assert path, f"{name} is not installed next to {sys.executable}"
-    return path
-
-
 # --- the stack ------------------------------------------------------------------------
 
 
@@ -481,20 +409,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "TOPO_API_REQUESTS_PER_MINUTE": "0",
             }
         )
-        port = _free_port()
+        port = free_port()
         workspace = str(REPO_ROOT / "workspace.yaml")
         services = [
             _start_service(
                 "webserver",
                 [
-                    _executable("dagster-webserver"),
+                    venv_executable("dagster-webserver"),
                     *("-h", "127.0.0.1", "-p", str(port), "-w", workspace),
                 ],
                 env,
                 workdir,
             ),
             _start_service(
-                "daemon", [_executable("dagster-daemon"), "run", "-w", workspace], env, workdir
+                "daemon", [venv_executable("dagster-daemon"), "run", "-w", workspace], env, workdir
             ),
         ]
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120.0)
@@ -512,9 +440,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield running
         finally:
             client.close()
-            stragglers = _stop_services(services, running.home)
+            stragglers = stop_groups([s.process for s in services], running.home)
     assert not stragglers, f"processes outlived their webserver/daemon: {stragglers}"
-    assert not _pids_using_home(running.home)
+    assert not pids_using_home(running.home)
 
 
 def _wait_until_ready(stack: Stack) -> None:
