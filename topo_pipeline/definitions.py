@@ -37,6 +37,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
             build_analyst_copy_asset(settings.analyst_duckdb_path),
         ],
         jobs=[refresh_job, publish_job],
+        # Every step opens the DuckDB file and takes the one slot of pool "duckdb" anyway,
+        # so steps gain nothing from a process each; in-process, a step holds the slot for
+        # its work only, not for a worker process's start-up (seconds per step).
+        executor=dg.in_process_executor,
         schedules=[build_daily_refresh_schedule(settings, partitions_def, refresh_job)],
         sensors=[
             build_open_tasks_sensor(settings, refresh_job),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analyst_copy import PUBLISH_JOB_NAME
@@ -383,6 +384,41 @@ def test_analyst_copy_publish_planning(
     assert (plan.publish, plan.cursor, plan.run_key) == (publish, next_cursor, run_key)
 
 
+# (materializations seen, unfinished runs among them, queued or running runs, publish?)
+COMING_RUN_SCENARIOS = {
+    "a burst: more runs queued after a finished one": ([M(7, "b")], set(), {"c", "d"}, False),
+    "the queued runs are the ones that wrote": ([M(7, "b")], {"b"}, {"b"}, False),
+    "nothing queued any more: publish the burst once": (
+        [M(7, "b"), M(8, "c")],
+        set(),
+        set(),
+        True,
+    ),
+    "queue busy for an hour since the first change: publish anyway": (
+        [M(7, "b", minutes_ago=61)],
+        set(),
+        {"c"},
+        True,
+    ),
+    "queued runs but nothing new to publish": ([], set(), {"c"}, False),
+}
+
+
+@pytest.mark.parametrize(
+    ("seen", "unfinished", "coming", "publish"),
+    list(COMING_RUN_SCENARIOS.values()),
+    ids=list(COMING_RUN_SCENARIOS),
+)
+def test_analyst_copy_publish_waits_for_queued_and_running_runs(
+    seen: list[Materialization], unfinished: set[str], coming: set[str], publish: bool
+) -> None:
+    plan = plan_analyst_copy_publish(5, seen, unfinished, NOW, coming_run_ids=coming)
+    assert plan.publish is publish
+    assert plan.cursor == (max(m.storage_id for m in seen) if publish else 5)
+    if not publish and seen:
+        assert all(run in plan.reason for run in sorted(coming | unfinished))
+
+
 def test_the_analyst_copy_sensor_reacts_to_materializations_in_the_instance(
     tmp_path: Path,
 ) -> None:
@@ -412,6 +448,24 @@ def test_the_analyst_copy_sensor_reacts_to_materializations_in_the_instance(
         assert evaluate(first.cursor).run_requests == []
 
         instance.report_runless_asset_event(dg.AssetMaterialization(TASKS_KEY, partition="y"))
+        # A running refresh (it has not written yet) will change tables soon: wait for it.
+        running = create_run_for_test(
+            instance,
+            job_name=REFRESH_JOB_NAME,
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset({TASKS_KEY}),
+        )
+        held = evaluate(first.cursor)
+        assert held.run_requests == []
+        assert running.run_id in (held.skip_message or "")
+        # Once it ended, a running run of an unrelated job does not hold the copy back.
+        instance.report_run_canceled(running)
+        create_run_for_test(
+            instance,
+            job_name="other_job",
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset({dg.AssetKey("something_else")}),
+        )
         second = evaluate(first.cursor)
         assert len(second.run_requests) == 1
         assert int(second.cursor) > int(first.cursor)

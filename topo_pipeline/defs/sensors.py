@@ -303,6 +303,7 @@ def plan_analyst_copy_publish(
     unfinished_run_ids: Collection[str],
     now: datetime,
     max_wait: timedelta = PUBLISH_MAX_WAIT,
+    coming_run_ids: Collection[str] = (),
 ) -> PublishPlan:
     """Decide whether to publish the analyst copy. Pure: no I/O, no clock.
 
@@ -313,38 +314,43 @@ def plan_analyst_copy_publish(
         unfinished_run_ids: the runs among ``seen`` that have not finished yet.
         now: the tick's time.
         max_wait: how long to wait for unfinished runs before publishing anyway.
+        coming_run_ids: queued or running runs that target watched assets (they will
+            change tables soon), whether or not they wrote yet.
 
     Returns:
-        Publish when something was materialized after ``cursor`` and every run that did
-        so has finished, or when a still-unfinished one wrote more than ``max_wait`` ago
-        (a stuck run must not hold the copy back forever; what it writes later is after
-        the new cursor, so it is published again). The next cursor is then the newest
-        storage id seen.
+        Publish when something was materialized after ``cursor``, every run that did so
+        has finished and no run that will change tables is queued or running (so a burst
+        of runs gives one publish, not one per run), or when the oldest unpublished change
+        is more than ``max_wait`` old (a stuck or endless stream of runs must not hold the
+        copy back forever; what they write later is after the new cursor, so it is
+        published again). The next cursor is then the newest storage id seen.
     """
     new = [m for m in seen if cursor is None or m.storage_id > cursor]
     if not new:
         since = "yet" if cursor is None else f"since event {cursor}"
         return PublishPlan(False, cursor, None, f"no topo/analytics materialization {since}")
     waiting = [m for m in new if m.run_id in unfinished_run_ids]
-    waiting_runs = sorted({m.run_id for m in waiting})
+    waiting_runs = sorted({m.run_id for m in waiting} | set(coming_run_ids))
     through = max(m.storage_id for m in new)
     run_key = f"analyst_copy:{through}"
-    if waiting:
-        oldest = min(m.timestamp for m in waiting)
+    if waiting_runs:
+        # Measured from the oldest change not yet published, so the copy lags by at most
+        # max_wait however long the queue stays busy.
+        oldest = min(m.timestamp for m in new)
         if now.timestamp() - oldest < max_wait.total_seconds():
             return PublishPlan(
                 False,
                 cursor,
                 None,
-                f"waiting for {len(waiting_runs)} run(s) that changed tables to finish: "
+                f"waiting for {len(waiting_runs)} run(s) that change tables to finish: "
                 + ", ".join(waiting_runs[:5]),
             )
         return PublishPlan(
             True,
             through,
             run_key,
-            f"publishing although run(s) {', '.join(waiting_runs[:5])} wrote tables more "
-            f"than {max_wait} ago and have not finished",
+            f"publishing although run(s) {', '.join(waiting_runs[:5])} have not finished: "
+            f"the oldest unpublished change is more than {max_wait} old",
         )
     runs = len({m.run_id for m in new})
     return PublishPlan(
@@ -392,7 +398,8 @@ def build_analyst_copy_sensor(
         cursor = int(context.cursor) if context.cursor and context.cursor.isdigit() else None
         seen = _materializations_after(context.instance, watched, cursor)
         unfinished = _unfinished_runs(context.instance, {m.run_id for m in seen})
-        plan = plan_analyst_copy_publish(cursor, seen, unfinished, clock())
+        coming = _coming_runs(context.instance, watched)
+        plan = plan_analyst_copy_publish(cursor, seen, unfinished, clock(), coming_run_ids=coming)
         if not plan.publish:
             return dg.SensorResult(skip_reason=plan.reason)
         context.log.info("publishing the analyst copy: %s", plan.reason)
@@ -437,3 +444,18 @@ def _unfinished_runs(instance: dg.DagsterInstance, run_ids: set[str]) -> set[str
     runs = instance.get_runs(filters=dg.RunsFilter(run_ids=sorted(run_ids)))
     # A run missing from storage (deleted) counts as finished.
     return {run.run_id for run in runs if run.status not in _FINISHED}
+
+
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _coming_runs(instance: dg.DagsterInstance, watched: Sequence[dg.AssetKey]) -> set[str]:
+    """Queued or running runs that materialize any of ``watched``."""
+    keys = set(watched)
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=_ACTIVE), limit=_PAGE)
+    return {run.run_id for run in runs if run.asset_selection and run.asset_selection & keys}
