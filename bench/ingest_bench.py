@@ -1,7 +1,7 @@
 """Ingestion benchmark: the real ``topo/tasks`` asset against the simulated Topo API.
 
     python bench/ingest_bench.py            # everything (what ``make bench`` runs)
-    python bench/ingest_bench.py --quick    # smaller loads, same shape, ~2 minutes
+    python bench/ingest_bench.py --quick    # smaller loads, same shape, ~3 minutes
     python bench/ingest_bench.py --scenario 2
 
 Scenarios (see ``bench/README.md`` for the figures and how to read them):
