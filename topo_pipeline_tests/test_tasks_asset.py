@@ -145,7 +145,11 @@ def test_a_range_run_lands_every_task_field_by_field(pipeline: Pipeline) -> None
         assert metadata["window_end_utc"] == f"{day + timedelta(days=1)}T00:00:00+00:00"
         assert metadata["rows_landed_in_run"] == sum(expected_counts)
         assert metadata["api_pages"] >= 5 + 3  # 450 tasks in pages of 100, and 260
-        assert "| id |" in metadata["preview"]
+    # The run's overview tables go on its last day only, not onto every partition.
+    last = per_partition[DAYS[-1].isoformat()]
+    assert "| id |" in last["preview"]
+    assert last["per_day"].count("\n| 2026-03-0") == len(DAYS)
+    assert all("preview" not in per_partition[day.isoformat()] for day in DAYS[:-1])
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 5
     assert all(check.passed for check in checks), [c.description for c in checks]

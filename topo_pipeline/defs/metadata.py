@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+PER_DAY_ROWS = 62
+"""Most days a range run's ``per_day`` overview lists (it goes on the run's last day)."""
+
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A Markdown table of ``rows`` under ``columns``; ``(no rows)`` when there are none.

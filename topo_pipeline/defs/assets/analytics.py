@@ -42,7 +42,7 @@ import dagster as dg
 from pydantic import Field
 
 from topo_pipeline.defs.assets.ingestion import POOL, TASKS_KEY
-from topo_pipeline.defs.metadata import markdown_table
+from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.warehouse.analytics import (
@@ -69,9 +69,6 @@ ANALYTICS_KEYS: Mapping[str, dg.AssetKey] = {
 """Asset key per table of schema ``analytics`` (``analytics/task_sla`` etc.)."""
 
 TASK_SLA_KEY = ANALYTICS_KEYS["task_sla"]
-
-PER_DAY_ROWS = 62
-"""Most days the ``per_day`` overview of a range run lists."""
 
 SLA_TABLES = ("task_sla", "sla_by_priority", "sla_by_assignee")
 """The tables whose numbers depend on ``as_of`` and the SLA targets."""

@@ -1,13 +1,13 @@
 """The ``topo/tasks`` asset: Topo tasks of each day, landed in DuckDB ``topo.tasks``."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from topo_pipeline.api.client import Window, WindowResult
-from topo_pipeline.defs.metadata import markdown_table
+from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.warehouse import task_checks
@@ -115,11 +115,19 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 _partition_metadata(window, result, landed[window.partition_date]),
                 partition_key=window.partition_date.isoformat(),
             )
+        # Metadata without a partition is copied onto every partition of the run, so the
+        # run's tables (which grow with the range) go on its last day only.
+        context.add_asset_metadata(
+            {
+                "per_day": dg.MetadataValue.md(_per_day_table(windows, results, landed)),
+                "preview": dg.MetadataValue.md(preview_md),
+            },
+            partition_key=windows[-1].partition_date.isoformat(),
+        )
         return dg.MaterializeResult(
             metadata={
                 "rows_landed_in_run": sum(landed.values()),
                 "partitions_in_run": len(windows),
-                "per_day": dg.MetadataValue.md(_per_day_table(windows, results, landed)),
                 "api_requests": int(stats["requests"]),
                 "api_pages": int(stats["pages"]),
                 "api_retries": int(stats["retries"]),
@@ -128,12 +136,12 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 "api_transport_errors": int(stats["transport_errors"]),
                 "api_malformed_bodies": int(stats["malformed_bodies"]),
                 "window_rereads": int(stats["rereads"]),
+                "tie_rereads": int(stats["tie_rereads"]),
                 "api_seconds": round(stats["api_seconds"], 3),
                 "wait_seconds": round(stats["wait_seconds"], 3),
                 "fetch_wall_seconds": round(fetch_seconds, 3),
                 "land_wall_seconds": round(land_seconds, 3),
                 "dagster/table_name": "topo.tasks",
-                "preview": dg.MetadataValue.md(preview_md),
             },
             check_results=[_check_result(outcome) for outcome in outcomes],
         )
@@ -160,21 +168,30 @@ def _partition_metadata(
 
 
 def _per_day_table(
-    windows: list[PartitionWindow], results: list[WindowResult], landed: dict
+    windows: list[PartitionWindow], results: list[WindowResult], landed: dict[date, int]
 ) -> str:
+    """The run's days, one row each (the latest :data:`PER_DAY_ROWS` of a longer range)."""
     by_window = {_client_window(w): w for w in windows}
-    lines = [
-        "| partition | window start (UTC) | window end (UTC) | API tasks | landed | pages |",
-        "|---|---|---|---|---|---|",
-    ]
-    for result in results:
+    rows = []
+    for result in results[-PER_DAY_ROWS:]:
         window = by_window[result.window]
-        lines.append(
-            f"| {window.partition_date} | {window.start.astimezone(UTC):%Y-%m-%d %H:%M} "
-            f"| {window.end.astimezone(UTC):%Y-%m-%d %H:%M} | {result.in_window} "
-            f"| {landed[window.partition_date]} | {result.pages} |"
+        rows.append(
+            (
+                window.partition_date,
+                f"{window.start.astimezone(UTC):%Y-%m-%d %H:%M}",
+                f"{window.end.astimezone(UTC):%Y-%m-%d %H:%M}",
+                result.in_window,
+                landed[window.partition_date],
+                result.pages,
+            )
         )
-    return "\n".join(lines)
+    text = markdown_table(
+        ["partition", "window start (UTC)", "window end (UTC)", "API tasks", "landed", "pages"],
+        rows,
+    )
+    if len(rows) < len(results):
+        text = f"The last {len(rows)} of the run's {len(results)} days.\n\n{text}"
+    return text
 
 
 def _check_result(outcome: task_checks.CheckOutcome) -> dg.AssetCheckResult:
