@@ -880,6 +880,7 @@ def test_a_key_that_cannot_be_a_header_value_is_refused_without_showing_it(
         {"concurrency": 0},
         {"max_attempts": 0},
         {"max_rereads": -1},
+        {"max_tie_rereads": -1},
         {"requests_per_minute": -5.0},
         {"read_timeout": 0.0},
     ],

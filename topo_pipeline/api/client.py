@@ -74,7 +74,7 @@ class ClientConfig:
     Attributes:
         base_url: API root as Topo documents it (``/tasks`` is appended). ``https`` only,
             except for a loopback host.
-        requests_per_minute: client-side pacing; ``None`` disables it.
+        requests_per_minute: client-side pacing; ``None`` or ``0`` disables it.
         concurrency: most requests in flight at once (pages and windows together).
         connect_timeout: seconds to establish a connection.
         read_timeout: seconds to wait for a response.
@@ -100,7 +100,7 @@ class ClientConfig:
     def __post_init__(self) -> None:
         validate_base_url(self.base_url)
         if self.requests_per_minute is not None and self.requests_per_minute < 0:
-            raise TopoConfigError("requests_per_minute must be positive (or unset to disable)")
+            raise TopoConfigError("requests_per_minute must not be negative (0: no pacing)")
         if self.concurrency < 1:
             raise TopoConfigError("concurrency must be at least 1")
         if self.max_attempts < 1:
