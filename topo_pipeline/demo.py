@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from topo_pipeline.api.errors import TopoError
-from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.jobs import REFRESH_SELECTION, partition_range_tags
+from topo_pipeline.defs.location import build_defs
 from topo_pipeline.instance import prepare_dagster_home
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (

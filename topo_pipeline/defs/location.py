@@ -1,0 +1,64 @@
+"""Builds the code location's definitions for given settings, without reading the environment."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from topo_pipeline.defs.assets.analyst_copy import build_analyst_copy_asset, build_publish_job
+from topo_pipeline.defs.assets.analytics import build_analytics_assets
+from topo_pipeline.defs.assets.ingestion import build_tasks_asset
+from topo_pipeline.defs.automation import (
+    build_downstream_automation_sensor,
+    pipeline_asset_keys,
+    with_downstream_automation,
+)
+from topo_pipeline.defs.jobs import build_refresh_job
+from topo_pipeline.defs.partitions import daily_partitions
+from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
+from topo_pipeline.defs.schedules import build_daily_refresh_schedule
+from topo_pipeline.defs.sensors import build_analyst_copy_sensor, build_open_tasks_sensor
+from topo_pipeline.settings import API_KEY_ENV, Settings
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """Every asset, check, schedule, sensor and resource, wired for ``settings``."""
+    partitions_def = daily_partitions(settings)
+    pipeline_assets = [
+        build_tasks_asset(partitions_def),
+        build_analytics_assets(partitions_def, settings.sla_target_minutes),
+    ]
+    # Operations (schedules, sensors, automation, the analyst copy): see defs/jobs.py,
+    # defs/schedules.py, defs/sensors.py, defs/automation.py, defs/assets/analyst_copy.py.
+    refresh_job = build_refresh_job()
+    publish_job = build_publish_job()
+    return dg.Definitions(
+        assets=[
+            *with_downstream_automation(pipeline_assets, settings.automation_lookback_days),
+            build_analyst_copy_asset(settings.analyst_duckdb_path),
+        ],
+        jobs=[refresh_job, publish_job],
+        # Every step opens the DuckDB file and takes the one slot of pool "duckdb" anyway,
+        # so steps gain nothing from a process each; in-process, a step holds the slot for
+        # its work only, not for a worker process's start-up (seconds per step).
+        executor=dg.in_process_executor,
+        schedules=[build_daily_refresh_schedule(settings, partitions_def, refresh_job)],
+        sensors=[
+            build_open_tasks_sensor(settings, refresh_job),
+            build_analyst_copy_sensor(publish_job, pipeline_asset_keys(pipeline_assets)),
+            build_downstream_automation_sensor(),
+        ],
+        resources={
+            "topo_api": TopoApiResource(
+                api_key=dg.EnvVar(API_KEY_ENV),
+                base_url=settings.api_base_url,
+                requests_per_minute=settings.requests_per_minute,
+                concurrency=settings.concurrency,
+                timeout_seconds=settings.request_timeout_seconds,
+                max_attempts=settings.max_attempts,
+            ),
+            "warehouse": WarehouseResource(
+                path=str(settings.duckdb_path),
+                lock_timeout_seconds=settings.lock_timeout_seconds,
+            ),
+        },
+    )
