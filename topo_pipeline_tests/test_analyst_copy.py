@@ -20,11 +20,12 @@ import pytest
 
 from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.definitions import build_defs
+from topo_pipeline.defs.analyst_copy_sensor import ANALYST_COPY_SENSOR_NAME
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY, PUBLISH_JOB_NAME
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.jobs import REFRESH_JOB_NAME, REFRESH_SELECTION, build_refresh_job
+from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.schedules import DAILY_REFRESH_SCHEDULE_NAME
-from topo_pipeline.defs.sensors import ANALYST_COPY_SENSOR_NAME, build_open_tasks_sensor
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,

@@ -16,19 +16,21 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from topo_pipeline.definitions import build_defs
+from topo_pipeline.defs.analyst_copy_sensor import (
+    ANALYST_COPY_SENSOR_NAME,
+    Materialization,
+    plan_analyst_copy_publish,
+)
 from topo_pipeline.defs.assets.analyst_copy import PUBLISH_JOB_NAME
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.jobs import REFRESH_JOB_NAME, build_refresh_job
-from topo_pipeline.defs.sensors import (
-    ANALYST_COPY_SENSOR_NAME,
+from topo_pipeline.defs.open_tasks_sensor import (
     OPEN_TASKS_SENSOR_NAME,
     OPEN_TASKS_TAG,
-    Materialization,
     OpenTaskPolicy,
     build_open_tasks_sensor,
     dump_open_tasks_cursor,
     load_open_tasks_cursor,
-    plan_analyst_copy_publish,
     plan_open_task_refresh,
 )
 from topo_pipeline.settings import Settings

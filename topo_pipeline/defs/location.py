@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from topo_pipeline.defs.analyst_copy_sensor import build_analyst_copy_sensor
 from topo_pipeline.defs.assets.analyst_copy import build_analyst_copy_asset, build_publish_job
 from topo_pipeline.defs.assets.analytics import build_analytics_assets
 from topo_pipeline.defs.assets.ingestion import build_tasks_asset
@@ -13,10 +14,10 @@ from topo_pipeline.defs.automation import (
     with_downstream_automation,
 )
 from topo_pipeline.defs.jobs import build_refresh_job
+from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.defs.schedules import build_daily_refresh_schedule
-from topo_pipeline.defs.sensors import build_analyst_copy_sensor, build_open_tasks_sensor
 from topo_pipeline.settings import API_KEY_ENV, Settings
 
 
@@ -28,7 +29,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
         build_analytics_assets(partitions_def, settings.sla_target_minutes),
     ]
     # Operations (schedules, sensors, automation, the analyst copy): see defs/jobs.py,
-    # defs/schedules.py, defs/sensors.py, defs/automation.py, defs/assets/analyst_copy.py.
+    # defs/schedules.py, defs/open_tasks_sensor.py, defs/analyst_copy_sensor.py,
+    # defs/automation.py, defs/assets/analyst_copy.py.
     refresh_job = build_refresh_job()
     publish_job = build_publish_job()
     return dg.Definitions(

@@ -1,7 +1,7 @@
 """``publish/analyst_copy``: the copy of every ``topo`` and ``analytics`` table analysts open.
 
 How publishing is triggered, and why this way: ``analyst_copy_sensor``
-(:mod:`topo_pipeline.defs.sensors`) watches the event log for materializations of
+(:mod:`topo_pipeline.defs.analyst_copy_sensor`) watches the event log for materializations of
 ``topo/tasks`` and everything downstream of it and, once the runs that wrote them have
 finished, launches :data:`PUBLISH_JOB_NAME`. That reacts to *every* run that changed
 tables, whatever launched it (schedule, sensor, automation, the UI, the CLI), including
