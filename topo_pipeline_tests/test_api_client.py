@@ -57,8 +57,8 @@ from topo_pipeline.simulator import (
 REQUEST_ID = re.compile(r"req_[0-9a-hjkmnp-tv-z]{26}")
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-#: A key shaped like a real Topo key, so a leak would be easy to spot in any text.
-SECRET_KEY = "topo_Sup3rS3cretKeyValue0123456789"
+#: A long, distinctive key, so a leak would be easy to spot in any text.
+SECRET_KEY = "test-key-Sup3rS3cret-Value-0123456789"
 
 Serve = Callable[..., SimulatedTopoApi]
 
