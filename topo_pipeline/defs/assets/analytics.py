@@ -12,10 +12,9 @@ identity-mapped to the same day upstream; the four rollups depend on ``analytics
   name, column schema and plots of its headline numbers. Any one of them can be selected
   and materialized alone; the step then builds only the selected tables (a rollup alone is
   recomputed from the ``analytics.task_sla`` already in the file).
-* Building them takes one step instead of five: one process instead of five under the
-  multiprocess executor (each costs seconds to start), and one open of the DuckDB file and
-  one slot of the ``duckdb`` pool (limit 1) instead of five queued turns. So no other run
-  can rewrite ``analytics.task_sla`` between it and its rollups, and every table of a run
+* Building them takes one step instead of five: one open of the DuckDB file and one turn
+  in the ``duckdb`` pool (limit 1) instead of five queued turns. So no other run can
+  rewrite ``analytics.task_sla`` between it and its rollups, and every table of a run
   carries the same ``as_of``.
 * The cost: the run's timeline shows one ``analytics_tables`` step, and retrying it rebuilds
   every selected table (each is cheap and replaced atomically).
