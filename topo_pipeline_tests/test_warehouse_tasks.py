@@ -14,12 +14,11 @@ import duckdb
 import pytest
 
 from topo_pipeline.api.models import Task
-from topo_pipeline.warehouse import tasks as tasks_module
 from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.staging import STAGE_BATCH_SIZE, replace_task_partitions
 from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
-    replace_task_partitions,
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -91,9 +90,12 @@ def by_id(con: duckdb.DuckDBPyConnection, column: str) -> dict[str, Any]:
 
 
 def land(
-    con: duckdb.DuckDBPyConnection, windows: list[PartitionWindow], tasks: Any
+    con: duckdb.DuckDBPyConnection,
+    windows: list[PartitionWindow],
+    tasks: Any,
+    batch_size: int = STAGE_BATCH_SIZE,
 ) -> dict[date, int]:
-    return replace_task_partitions(con, windows, tasks, loaded_at=LOADED_AT)
+    return replace_task_partitions(con, windows, tasks, loaded_at=LOADED_AT, batch_size=batch_size)
 
 
 def test_lands_every_field_and_raw_exactly(db: duckdb.DuckDBPyConnection) -> None:
@@ -202,10 +204,9 @@ def _seed(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 
 def test_an_iterable_that_fails_midway_leaves_previous_rows(
-    db: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+    db: duckdb.DuckDBPyConnection,
 ) -> None:
     before = _seed(db)
-    monkeypatch.setattr(tasks_module, "BATCH_SIZE", 3)  # some batches are inserted first
 
     def flaky() -> Iterator[Task]:
         for n in range(8):
@@ -213,26 +214,20 @@ def test_an_iterable_that_fails_midway_leaves_previous_rows(
         raise ConnectionError("page 3 failed")
 
     with pytest.raises(ConnectionError, match="page 3 failed"):
-        land(db, [utc_window(D1), utc_window(D2)], flaky())
+        land(db, [utc_window(D1), utc_window(D2)], flaky(), batch_size=3)  # some staged first
     assert rows(db) == before
-    # The connection is still usable and the batch frame did not linger.
+    # The connection is still usable.
     assert land(db, [utc_window(D1)], [task("2025-03-14T11:00:00Z", task_id="x")]) == {D1: 1}
-    assert db.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'topo_tasks_batch'"
-    ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize("batch_size", [2, 10_000])
-def test_a_duplicate_id_is_refused_and_rolls_back(
-    db: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, batch_size: int
+def test_a_task_given_twice_lands_once_in_its_last_state(
+    db: duckdb.DuckDBPyConnection, batch_size: int
 ) -> None:
-    before = _seed(db)
-    monkeypatch.setattr(tasks_module, "BATCH_SIZE", batch_size)
     run = [task(f"2025-03-14T1{n}:00:00Z", task_id=f"n{n}") for n in range(5)]
-    run.append(task("2025-03-14T20:00:00Z", task_id="n1"))
-    with pytest.raises(ValueError, match="task n1 is given twice"):
-        land(db, [utc_window(D1)], run)
-    assert rows(db) == before
+    run.append(task("2025-03-14T11:00:00Z", task_id="n1", status="COMPLETED"))
+    assert land(db, [utc_window(D1)], run, batch_size=batch_size) == {D1: 5}
+    assert by_id(db, "status")["n1"] == "COMPLETED"
 
 
 def test_an_id_stored_in_another_partition_is_refused(db: duckdb.DuckDBPyConnection) -> None:
@@ -346,14 +341,11 @@ def test_any_file_name_works(tmp_path: Path, file_name: str) -> None:
         assert "TOPO_TIMEZONE" in comment[0]
 
 
-def test_more_rows_than_one_batch(
-    db: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(tasks_module, "BATCH_SIZE", 7)
+def test_more_rows_than_one_batch(db: duckdb.DuckDBPyConnection) -> None:
     start = datetime(2025, 3, 14, tzinfo=UTC)
     # 50 tasks 1 hour apart span 3 days; streamed in from a generator.
     stream = (task((start + timedelta(hours=n)).isoformat(), task_id=f"t{n:02}") for n in range(50))
-    landed = land(db, [utc_window(D1), utc_window(D2), utc_window(D3)], stream)
+    landed = land(db, [utc_window(D1), utc_window(D2), utc_window(D3)], stream, batch_size=7)
     assert landed == {D1: 24, D2: 24, D3: 2}
     assert db.execute("SELECT count(DISTINCT id) FROM warehouse.topo.tasks").fetchone() == (50,)
 
@@ -371,7 +363,7 @@ def test_a_large_day_with_the_default_batch_size(db: duckdb.DuckDBPyConnection) 
         )
         for n in range(25_000)
     ]
-    assert len(many) > tasks_module.BATCH_SIZE
+    assert len(many) > STAGE_BATCH_SIZE
     landed = land(db, [utc_window(D1)], many)
     assert landed == {D1: 25_000}
     landed = land(db, [utc_window(D1)], many[:24_000])

@@ -17,10 +17,10 @@ from topo_pipeline.warehouse.analytics import (
     replace_task_sla,
 )
 from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.staging import replace_task_partitions
 from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
-    replace_task_partitions,
 )
 
 

@@ -12,10 +12,10 @@ the warehouse it deletes the run's partitions and inserts the staged tasks, the 
 arrival of each id only, then commits. A fetch that fails, or a landing that fails
 part-way, leaves every previous row of ``topo.tasks`` as it was.
 
-The rules are those of :func:`topo_pipeline.warehouse.tasks.replace_task_partitions`:
-each task lands in the partition whose window holds its ``created_at`` (compared in UTC,
-so DST days are 23 or 25 hours), a task in no window is refused when it is staged, and
-an empty window is a legitimate empty day.
+:func:`replace_task_partitions` does both for an iterable of tasks. Each task lands in
+the partition whose window holds its ``created_at`` (compared in UTC, so DST days are 23
+or 25 hours), a task in no window is refused when it is staged, and an empty window is a
+legitimate empty day.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
@@ -243,6 +244,48 @@ def task_stage(
             stage.abandon()
             raise
         stage.close()
+
+
+def replace_task_partitions(
+    con: duckdb.DuckDBPyConnection,
+    windows: Sequence[PartitionWindow],
+    tasks: Iterable[Task],
+    *,
+    loaded_at: datetime,
+    directory: str | Path | None = None,
+    batch_size: int = STAGE_BATCH_SIZE,
+) -> dict[date, int]:
+    """Replace the rows of ``windows``' partitions with ``tasks``, in one transaction.
+
+    The same path as a run takes: ``tasks`` are drawn from the iterable into a stage (in
+    batches, so a generator is never held in memory at once), then landed with
+    :func:`replace_task_partitions_from_stage`. A task given twice lands once, the last
+    one given. Any failure, an exception raised by ``tasks`` itself included, leaves
+    every previous row as it was.
+
+    Args:
+        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`, with
+            ``topo.tasks`` already created and no open transaction.
+        windows: the partitions to replace; distinct dates, windows that do not overlap.
+        tasks: the tasks of those windows. May be a generator.
+        loaded_at: when the tasks were fetched (aware); stored on every row.
+        directory: where the stage's temporary folder goes (default: the system's).
+        batch_size: tasks written to the stage at a time.
+
+    Returns:
+        The rows landed per partition date, for every window's date (0 for an empty day).
+
+    Raises:
+        ValueError: for repeated or overlapping windows, a naive ``loaded_at``, a task
+            whose ``created_at`` lies in no window, or a ``raw`` that is not JSON.
+        duckdb.ConstraintException: if a task id already sits in a partition outside
+            ``windows``.
+    """
+    with task_stage(windows, directory=directory, batch_size=batch_size) as stage:
+        iterator = iter(tasks)
+        while batch := list(islice(iterator, batch_size)):
+            stage.add(batch)
+        return replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
 
 
 def replace_task_partitions_from_stage(

@@ -1,36 +1,26 @@
 """Landing Topo tasks in ``warehouse.topo.tasks``, one daily partition at a time.
 
 A partition is the tasks created in ``[day start, next day start)`` of the pipeline's
-timezone. :func:`replace_task_partitions` swaps whole partitions in one transaction: it
-deletes their rows and inserts the freshly fetched tasks, so a re-run shows status changes,
-drops tasks the API no longer returns, and a failure part-way leaves the old rows intact.
-
-Rows go in as columnar batches (a pandas frame registered with DuckDB and inserted
-``BY NAME`` with explicit casts), never row by row: a busy day holds ~100,000 tasks.
+timezone. This module holds the table (:func:`ensure_tasks_table`), the windows
+(:class:`PartitionWindow`, :class:`WindowIndex`) and the columnar form of a batch of tasks
+(:func:`task_frame`); :mod:`topo_pipeline.warehouse.staging` stages fetched tasks in that
+form and swaps whole partitions in one transaction.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import suppress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import islice, pairwise
+from itertools import pairwise
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from topo_pipeline.api.models import Task
-from topo_pipeline.warehouse.duckdb import transaction
 from topo_pipeline.warehouse.queries import load_sql
-
-BATCH_SIZE = 10_000
-"""Tasks per insert: large enough to be fast, small enough to keep a streamed run's memory flat."""
-
-_BATCH_VIEW = "topo_tasks_batch"
-"""Name the batch frame is registered under; ``insert_topo_tasks_batch.sql`` reads it."""
 
 # Built once: json.dumps with options builds a new encoder per call, a visible cost at 100k rows.
 # Compact, non-ASCII kept as is; NaN/Infinity refused because they are not JSON.
@@ -111,77 +101,6 @@ def ensure_tasks_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(load_sql("create_topo_tasks"))
 
 
-def replace_task_partitions(
-    con: duckdb.DuckDBPyConnection,
-    windows: Sequence[PartitionWindow],
-    tasks: Iterable[Task],
-    *,
-    loaded_at: datetime,
-) -> dict[date, int]:
-    """Replace the rows of the given partitions with ``tasks``, in one transaction.
-
-    Deletes every row whose ``partition_date`` is one of the windows' dates, then inserts
-    ``tasks`` in batches of :data:`BATCH_SIZE` as they are drawn from the iterable, then
-    commits. Each task lands in the partition whose window holds its ``created_at``. A
-    window with no tasks is a legitimate empty day: its old rows are deleted.
-
-    Any failure (a task outside every window, a duplicate id, ``raw`` that is not JSON, a
-    constraint violation, an exception raised by ``tasks`` itself) rolls the whole
-    transaction back, leaving every previous row as it was, and propagates.
-
-    Args:
-        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`, with
-            ``topo.tasks`` already created (:func:`ensure_tasks_table`) and no open
-            transaction.
-        windows: the partitions to replace; their dates must be distinct and their windows
-            must not overlap.
-        tasks: the tasks of those windows, each id once. May be a generator.
-        loaded_at: when the tasks were fetched (aware); stored on every row.
-
-    Returns:
-        The rows landed per partition date, for every window's date (0 for an empty day),
-        in the order of ``windows``.
-
-    Raises:
-        ValueError: for a naive ``loaded_at``, overlapping or repeated windows, a task whose
-            ``created_at`` lies in no window, a task id given twice, or a ``raw`` that
-            cannot be written as JSON. The message names the task id.
-        duckdb.ConstraintException: if a task id already sits in a partition outside
-            ``windows``.
-    """
-    if not _is_aware(loaded_at):
-        raise ValueError("loaded_at must be timezone-aware")
-    index = WindowIndex(windows)
-    dates = [w.partition_date for w in windows]
-    try:
-        with transaction(con):
-            con.execute(load_sql("delete_topo_tasks_partitions"), {"partition_dates": dates})
-            insert_sql = load_sql("insert_topo_tasks_batch")
-            seen_ids: set[str] = set()
-            for batch in _batches(tasks, BATCH_SIZE):
-                frame = task_frame(batch, index, seen_ids)
-                con.register(_BATCH_VIEW, frame)
-                try:
-                    con.execute(insert_sql, {"loaded_at": loaded_at})
-                except duckdb.ConstraintException as error:
-                    # Ids within the run were checked above, so a duplicate key clashes
-                    # with a row of a partition this run does not replace.
-                    explain_duplicate_key(error)
-                    raise
-                con.unregister(_BATCH_VIEW)
-            counts = dict(
-                con.execute(
-                    load_sql("count_topo_tasks_by_partition"), {"partition_dates": dates}
-                ).fetchall()
-            )
-    finally:
-        # Only after COMMIT or ROLLBACK: in an aborted transaction DuckDB refuses even this.
-        # Best effort (a no-op when the view is gone); it must never mask the real error.
-        with suppress(duckdb.Error):
-            con.unregister(_BATCH_VIEW)
-    return {d: int(counts.get(d, 0)) for d in dates}
-
-
 class WindowIndex:
     """Windows sorted by start, as UTC epoch microseconds, to place tasks vectorised.
 
@@ -220,7 +139,7 @@ class WindowIndex:
 def explain_duplicate_key(error: duckdb.ConstraintException) -> None:
     """Add a note saying what a duplicate-key clash on ``topo.tasks`` means, if it is one.
 
-    A run's own ids are de-duplicated before they are inserted, so a clash is with a row
+    A run's own ids are de-duplicated when the stage is landed, so a clash is with a row
     stored under a partition the run does not replace.
     """
     if "Duplicate key" in str(error):
@@ -231,9 +150,7 @@ def explain_duplicate_key(error: duckdb.ConstraintException) -> None:
         )
 
 
-def task_frame(
-    batch: list[Task], index: WindowIndex, seen_ids: set[str] | None = None
-) -> pd.DataFrame:
+def task_frame(batch: list[Task], index: WindowIndex) -> pd.DataFrame:
     """One batch as a frame of the table's columns (``loaded_at`` is bound in SQL).
 
     Each task is placed in the partition whose window holds its ``created_at``.
@@ -241,17 +158,10 @@ def task_frame(
     Args:
         batch: the tasks.
         index: the run's windows.
-        seen_ids: ids of earlier batches; given, an id seen twice is refused (and added).
 
     Raises:
-        ValueError: for a task in no window, an id seen twice, or a ``raw`` that is not JSON.
+        ValueError: for a task in no window, or a ``raw`` that is not JSON.
     """
-    if seen_ids is not None:
-        for task in batch:
-            if task.id in seen_ids:
-                raise ValueError(f"task {task.id} is given twice; de-duplicate before landing")
-            seen_ids.add(task.id)
-
     # Microsecond unit: DuckDB's precision, and unlike nanoseconds it spans years 1-9999,
     # so an absurd timestamp in the data is stored as sent rather than overflowing.
     created_at = pd.DatetimeIndex([t.created_at for t in batch], dtype="datetime64[us, UTC]")
@@ -281,12 +191,6 @@ def _raw_json(task: Task) -> str:
         return _RAW_ENCODER.encode(raw)
     except (TypeError, ValueError) as error:
         raise ValueError(f"task {task.id}: raw object cannot be stored as JSON: {error}") from None
-
-
-def _batches(tasks: Iterable[Task], size: int) -> Iterator[list[Task]]:
-    iterator = iter(tasks)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def _micros(ts: datetime) -> int:
