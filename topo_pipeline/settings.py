@@ -18,8 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, validate_base_url
 from topo_pipeline.api.errors import TopoConfigError
 from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
+from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS
 
 API_KEY_ENV = "TOPO_API_KEY"
+
+
+_CLIENT_DEFAULTS = ClientConfig()
+"""The client's own defaults are the settings' defaults."""
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,11 @@ class Settings:
     analyst_duckdb_path: Path = Path("data/topo_analytics.duckdb")
     start_date: date = date(2024, 1, 1)
     timezone: str = "UTC"
-    requests_per_minute: float | None = 120.0
-    concurrency: int = 8
-    request_timeout_seconds: float = 60.0
-    max_attempts: int = 8
-    lock_timeout_seconds: float = 120.0
+    requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
+    concurrency: int = _CLIENT_DEFAULTS.concurrency
+    request_timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
+    max_attempts: int = _CLIENT_DEFAULTS.max_attempts
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
     sla_target_minutes: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_SLA_TARGET_MINUTES)
     )
@@ -66,7 +71,9 @@ class Settings:
             ),
             start_date=reader.date("TOPO_START_DATE", defaults.start_date),
             timezone=reader.text("TOPO_TIMEZONE", defaults.timezone),
-            requests_per_minute=reader.number("TOPO_API_REQUESTS_PER_MINUTE", 120.0, zero_ok=True)
+            requests_per_minute=reader.number(
+                "TOPO_API_REQUESTS_PER_MINUTE", defaults.requests_per_minute or 0, zero_ok=True
+            )
             or None,
             concurrency=reader.integer("TOPO_API_CONCURRENCY", defaults.concurrency),
             request_timeout_seconds=reader.number(
@@ -136,16 +143,6 @@ class Settings:
         if self.open_tasks_sensor_interval_seconds < 30:
             # The daemon evaluates sensors about every 30 s; less only adds load.
             raise TopoConfigError("TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS must be at least 30")
-
-    def client_config(self) -> ClientConfig:
-        """The Topo client tuning these settings describe."""
-        return ClientConfig(
-            base_url=self.api_base_url,
-            requests_per_minute=self.requests_per_minute,
-            concurrency=self.concurrency,
-            read_timeout=self.request_timeout_seconds,
-            max_attempts=self.max_attempts,
-        )
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from topo_pipeline.api.client import ClientConfig
 from topo_pipeline.api.errors import TopoConfigError
+from topo_pipeline.defs.location import build_defs
 from topo_pipeline.settings import Settings
 
 
@@ -43,14 +43,9 @@ def test_every_variable_overrides() -> None:
     assert settings.requests_per_minute is None  # 0 disables pacing
     assert settings.sla_target_minutes["HOT"] == 30
     assert settings.sla_target_minutes["TODAY"] == 1440
-    config = settings.client_config()
-    assert config == ClientConfig(
-        base_url="http://127.0.0.1:8765/v1/",
-        requests_per_minute=None,
-        concurrency=3,
-        read_timeout=5.0,
-        max_attempts=3,
-    )
+    assert settings.api_base_url == "http://127.0.0.1:8765/v1/"
+    assert (settings.concurrency, settings.request_timeout_seconds) == (3, 5.0)
+    assert settings.max_attempts == 3
 
 
 @pytest.mark.parametrize(
@@ -132,3 +127,26 @@ def test_operations_overrides() -> None:
 def test_bad_operations_values_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(TopoConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "TOPO_API_BASE_URL": "http://127.0.0.1:9/v1",
+            "TOPO_DUCKDB_PATH": str(tmp_path / "p.duckdb"),
+            "TOPO_API_REQUESTS_PER_MINUTE": "90",
+            "TOPO_API_CONCURRENCY": "3",
+            "TOPO_API_TIMEOUT_SECONDS": "7",
+            "TOPO_API_MAX_ATTEMPTS": "2",
+            "TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS": "11",
+        }
+    )
+    resources = build_defs(settings).resources
+    api, warehouse = resources["topo_api"], resources["warehouse"]
+    assert (api.base_url, api.requests_per_minute, api.concurrency) == (
+        "http://127.0.0.1:9/v1",
+        90.0,
+        3,
+    )
+    assert (api.timeout_seconds, api.max_attempts) == (7.0, 2)
+    assert (warehouse.path, warehouse.lock_timeout_seconds) == (str(tmp_path / "p.duckdb"), 11.0)
