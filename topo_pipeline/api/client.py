@@ -41,7 +41,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -210,6 +210,22 @@ class FetchStats:
             return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
 
 
+class TimeWindow(Protocol):
+    """What the client needs of a created-at window ``[start, end)``.
+
+    :class:`Window` is one; so is the pipeline's ``PartitionWindow``. Implementations must
+    be hashable (windows key the results) and compare ``contains`` by instant.
+    """
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
+
+    def contains(self, moment: datetime) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """A created-at window ``[start, end)``; both ends are aware datetimes."""
@@ -240,7 +256,7 @@ class WindowResult:
         pages: pages requested for the window over every read.
     """
 
-    window: Window
+    window: TimeWindow
     api_total: int
     in_window: int
     reads: int
@@ -249,7 +265,7 @@ class WindowResult:
 
 T = TypeVar("T")
 
-PageHandler = Callable[[Window, list[Task]], None]
+PageHandler = Callable[[TimeWindow, list[Task]], None]
 """Receives the in-window tasks of each page as it arrives (always on the calling thread).
 
 A handler may also have a ``discard(window)`` method. It is called, before the window is
@@ -320,7 +336,9 @@ class TopoClient:
         results = self.fetch_windows([window], collector)
         return collector.tasks(window), results[0]
 
-    def fetch_windows(self, windows: Sequence[Window], on_page: PageHandler) -> list[WindowResult]:
+    def fetch_windows(
+        self, windows: Sequence[TimeWindow], on_page: PageHandler
+    ) -> list[WindowResult]:
         """Fetch several windows concurrently, handing each page to ``on_page``.
 
         ``on_page`` is called on this thread, one page at a time, with the page's tasks that
@@ -406,7 +424,7 @@ class TopoClient:
 
     # -- one page --------------------------------------------------------------------------
 
-    def _get_page(self, window: Window, page: int) -> TaskPage:
+    def _get_page(self, window: TimeWindow, page: int) -> TaskPage:
         params = {
             "page": page,
             "size": PAGE_SIZE,
@@ -492,7 +510,7 @@ class TopoClient:
 class _WindowRead:
     """Progress of reading one window: pages seen, ids accumulated, totals observed."""
 
-    def __init__(self, window: Window) -> None:
+    def __init__(self, window: TimeWindow) -> None:
         self.window = window
         self.ids: set[str] = set()
         self.in_window_ids: set[str] = set()
@@ -604,18 +622,18 @@ class WindowCollector:
     """A :data:`PageHandler` that keeps the last version of each task per window, in memory."""
 
     def __init__(self) -> None:
-        self._tasks: dict[Window, dict[str, Task]] = {}
+        self._tasks: dict[TimeWindow, dict[str, Task]] = {}
 
-    def __call__(self, window: Window, tasks: list[Task]) -> None:
+    def __call__(self, window: TimeWindow, tasks: list[Task]) -> None:
         by_id = self._tasks.setdefault(window, {})
         for task in tasks:
             by_id[task.id] = task
 
-    def discard(self, window: Window) -> None:
+    def discard(self, window: TimeWindow) -> None:
         """Forget the window's tasks (it is about to be read afresh)."""
         self._tasks.pop(window, None)
 
-    def tasks(self, window: Window) -> list[Task]:
+    def tasks(self, window: TimeWindow) -> list[Task]:
         """The window's tasks, ordered by ``created_at`` then ``id``."""
         return sorted(self._tasks.get(window, {}).values(), key=lambda t: (t.created_at, t.id))
 
@@ -625,7 +643,7 @@ class WindowCollector:
             yield from by_id.values()
 
 
-def _discard(handler: PageHandler, window: Window) -> None:
+def _discard(handler: PageHandler, window: TimeWindow) -> None:
     discard = getattr(handler, "discard", None)
     if callable(discard):
         discard(window)

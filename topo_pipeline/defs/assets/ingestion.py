@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from topo_pipeline.api.client import Window, WindowResult
+from topo_pipeline.api.client import WindowResult
 from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
@@ -71,7 +71,6 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
         windows = partition_windows(partitions_def, context.partition_keys)
-        client_windows = {_client_window(w): w for w in windows}
         # Pages go to a run-local stage file as they arrive (memory stays flat however
         # many days the run covers), and the warehouse is only opened, and locked, once
         # every window reconciled with Topo's total_count. The stage sits beside the
@@ -81,7 +80,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
         with task_stage(windows, directory=stage_dir) as stage:
             fetch_started = time.monotonic()
             with topo_api.client() as client:
-                results = client.fetch_windows(list(client_windows), stage)
+                results = client.fetch_windows(windows, stage)
                 stats = client.stats.as_dict()
             fetch_seconds = time.monotonic() - fetch_started
             context.log.info(
@@ -94,7 +93,9 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
             )
 
             loaded_at = datetime.now(UTC)
-            api_totals = {client_windows[r.window].partition_date: r.in_window for r in results}
+            api_totals = {
+                w.partition_date: r.in_window for w, r in zip(windows, results, strict=True)
+            }
             with warehouse.connect() as con:
                 land_started = time.monotonic()
                 ensure_tasks_table(con)
@@ -109,8 +110,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                     [column[0] for column in preview.description], preview.fetchall()
                 )
 
-        for result in results:
-            window = client_windows[result.window]
+        for window, result in zip(windows, results, strict=True):
             context.add_asset_metadata(
                 _partition_metadata(window, result, landed[window.partition_date]),
                 partition_key=window.partition_date.isoformat(),
@@ -149,10 +149,6 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
     return topo_tasks
 
 
-def _client_window(window: PartitionWindow) -> Window:
-    return Window(start=window.start, end=window.end)
-
-
 def _partition_metadata(
     window: PartitionWindow, result: WindowResult, landed: int
 ) -> dict[str, object]:
@@ -171,10 +167,8 @@ def _per_day_table(
     windows: list[PartitionWindow], results: list[WindowResult], landed: dict[date, int]
 ) -> str:
     """The run's days, one row each (the latest :data:`PER_DAY_ROWS` of a longer range)."""
-    by_window = {_client_window(w): w for w in windows}
     rows = []
-    for result in results[-PER_DAY_ROWS:]:
-        window = by_window[result.window]
+    for window, result in list(zip(windows, results, strict=True))[-PER_DAY_ROWS:]:
         rows.append(
             (
                 window.partition_date,
