@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time as time_module
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -354,3 +359,58 @@ def test_a_cap_too_small_rolls_back_and_lands_without_it(
     assert "landing again without a memory cap" in caplog.text
     assert db.execute("SELECT count(*) FROM warehouse.topo.tasks").fetchone() == (5_001,)
     assert settings_of(db) == before
+
+
+_STAGE_AND_WAIT = """
+import sys, time
+from datetime import UTC, date, datetime, time as day_start, timedelta
+from topo_pipeline.warehouse.staging import task_stage
+from topo_pipeline.warehouse.tasks import PartitionWindow
+
+start = datetime.combine(date(2025, 3, 14), day_start(), UTC)
+with task_stage([PartitionWindow(start.date(), start, start + timedelta(days=1))],
+                directory=sys.argv[1]) as stage:
+    print(stage.path.parent, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_next_stage_removes_the_folder_of_a_killed_run_but_never_a_live_one(
+    tmp_path: Path,
+) -> None:
+    # A run's process holds its stage open, then is killed with SIGKILL mid-fetch.
+    with subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", _STAGE_AND_WAIT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            orphan = Path(child.stdout.readline().strip())
+            assert orphan.is_dir()
+            assert orphan.parent == tmp_path
+            with task_stage([utc_window(D1)], directory=tmp_path) as mine:
+                # The other process is alive: its folder stays; so does this process's own.
+                assert orphan.is_dir()
+                with task_stage([utc_window(D2)], directory=tmp_path):
+                    assert mine.path.parent.is_dir()
+            assert orphan.is_dir()
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+
+    with task_stage([utc_window(D1)], directory=tmp_path) as stage:
+        assert not orphan.exists()
+        assert [p.name for p in tmp_path.glob(".topo-stage-*")] == [stage.path.parent.name]
+
+
+def test_stage_folders_without_an_owner_are_removed_only_when_a_day_old(tmp_path: Path) -> None:
+    recent = tmp_path / ".topo-stage-abc123"
+    old = tmp_path / ".topo-stage-def456"
+    for folder in (recent, old):
+        folder.mkdir()
+        (folder / "stage.duckdb").write_bytes(b"x")
+    day_ago = time_module.time() - staging.OWNERLESS_STAGE_MAX_AGE_SECONDS - 60
+    os.utime(old, (day_ago, day_ago))
+
+    assert staging.remove_dead_stages(tmp_path) == [old]
+    assert recent.is_dir()
+    assert not old.exists()

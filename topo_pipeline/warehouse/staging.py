@@ -16,12 +16,18 @@ part-way, leaves every previous row of ``topo.tasks`` as it was.
 the partition whose window holds its ``created_at`` (compared in UTC, so DST days are 23
 or 25 hours), a task in no window is refused when it is staged, and an empty window is a
 legitimate empty day.
+
+A stage folder carries its process's :class:`~topo_pipeline.liveness.Owner` in its name;
+:func:`task_stage` first removes the folders of processes that died (a run killed with
+``kill -9`` cannot remove its own), never one whose process is still running.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
@@ -33,6 +39,7 @@ import duckdb
 import numpy as np
 
 from topo_pipeline.api.models import Task
+from topo_pipeline.liveness import current_owner, is_alive, parse_owner
 from topo_pipeline.warehouse.duckdb import transaction
 from topo_pipeline.warehouse.queries import load_sql
 from topo_pipeline.warehouse.tasks import (
@@ -49,6 +56,12 @@ STAGE_CATALOG = "stage"
 """The name a stage file is attached under while it is landed."""
 
 STAGE_FILE_NAME = "stage.duckdb"
+
+STAGE_FOLDER_PREFIX = ".topo-stage-"
+"""Stage folders are ``<prefix><owner token>-<random>`` (see :func:`task_stage`)."""
+
+OWNERLESS_STAGE_MAX_AGE_SECONDS = 24 * 3600
+"""A stage folder without an owner in its name (an older release's) is left over after this."""
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +243,17 @@ def task_stage(
 ) -> Iterator[TaskStage]:
     """A :class:`TaskStage` in a fresh temporary folder, removed with the stage on exit.
 
+    Folders in ``directory`` left behind by stages whose process died are removed
+    first (:func:`remove_dead_stages`).
+
     Args:
         windows: the run's partitions.
         directory: where the temporary folder goes (default: the system's temp folder).
         batch_size: tasks buffered before a batch is written.
     """
-    with tempfile.TemporaryDirectory(prefix=".topo-stage-", dir=directory) as folder:
+    remove_dead_stages(directory)
+    prefix = f"{STAGE_FOLDER_PREFIX}{current_owner().token()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=directory) as folder:
         stage = TaskStage(Path(folder) / STAGE_FILE_NAME, windows, batch_size=batch_size)
         try:
             yield stage
@@ -244,6 +262,41 @@ def task_stage(
             stage.abandon()
             raise
         stage.close()
+
+
+def remove_dead_stages(directory: str | Path | None = None) -> list[Path]:
+    """Remove the stage folders in ``directory`` whose process is no longer running.
+
+    A folder named for a live process is kept, whatever its age; one without an owner in
+    its name only once it is :data:`OWNERLESS_STAGE_MAX_AGE_SECONDS` old.
+
+    Args:
+        directory: where stages are made (default: the system's temp folder).
+
+    Returns:
+        The folders removed.
+    """
+    folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+    removed = []
+    for candidate in sorted(folder.glob(f"{STAGE_FOLDER_PREFIX}*")):
+        if not candidate.is_dir():
+            continue
+        owner = parse_owner(candidate.name[len(STAGE_FOLDER_PREFIX) :])
+        if owner is not None:
+            if is_alive(owner):
+                continue
+        else:
+            try:
+                age = time.time() - candidate.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age < OWNERLESS_STAGE_MAX_AGE_SECONDS:
+                continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        if not candidate.exists():
+            removed.append(candidate)
+            log.info("removed %s, the stage of a run whose process is gone", candidate)
+    return removed
 
 
 def replace_task_partitions(
