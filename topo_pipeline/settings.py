@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, validate_base_url
 from topo_pipeline.api.errors import TopoConfigError
+from topo_pipeline.defs.progress import DEFAULT_INTERVAL_SECONDS, MAX_SILENCE_SECONDS
 from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS
 
@@ -52,6 +53,8 @@ class Settings:
     open_tasks_min_interval_minutes: int = 60
     open_tasks_sensor_interval_seconds: int = 300
     automation_lookback_days: int = 90
+    # Observability: progress lines of a long fetch.
+    progress_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +113,9 @@ class Settings:
             automation_lookback_days=reader.integer(
                 "TOPO_AUTOMATION_LOOKBACK_DAYS", defaults.automation_lookback_days
             ),
+            progress_interval_seconds=reader.number(
+                "TOPO_PROGRESS_INTERVAL_SECONDS", defaults.progress_interval_seconds
+            ),
         )
         settings.validate()
         return settings
@@ -139,6 +145,11 @@ class Settings:
             # The schedule ticks once a day at local midnight plus this delay.
             raise TopoConfigError(
                 "TOPO_SCHEDULE_SETTLE_MINUTES must be from 0 to 1439 (less than a day)"
+            )
+        if not 0 < self.progress_interval_seconds <= MAX_SILENCE_SECONDS:
+            raise TopoConfigError(
+                "TOPO_PROGRESS_INTERVAL_SECONDS must be more than 0 and at most "
+                f"{MAX_SILENCE_SECONDS:.0f} (a fetch logs progress at least once a minute)"
             )
         if self.open_tasks_sensor_interval_seconds < 30:
             # The daemon evaluates sensors about every 30 s; less only adds load.

@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import pytest
+import yaml
 
+from topo_pipeline.instance import INSTANCE_YAML
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
@@ -22,6 +24,9 @@ from topo_pipeline.simulator import (
 from topo_pipeline_tests.harness import SimulatedPipeline
 
 P = TypeVar("P", bound=SimulatedPipeline)
+
+INSTANCE_LOG_SETTINGS = {"python_logs": yaml.safe_load(INSTANCE_YAML.read_text())["python_logs"]}
+"""The repository's ``python_logs`` settings, so test runs log as deployed runs do."""
 PipelineFactory = Callable[..., Any]
 
 
@@ -49,6 +54,7 @@ def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
                 timezone=spec.timezone,
                 requests_per_minute=None,
             )
-            return cls(api, settings, stack.enter_context(dg.instance_for_test()))
+            instance = dg.instance_for_test(overrides=INSTANCE_LOG_SETTINGS)
+            return cls(api, settings, stack.enter_context(instance))
 
         yield make

@@ -60,6 +60,7 @@ def test_every_variable_overrides() -> None:
         ({"TOPO_SLA_HOT_MINUTES": "-5"}, "TOPO_SLA_HOT_MINUTES"),
         ({"TOPO_SLA_TODAY_MINUTES": "90.5"}, "TOPO_SLA_TODAY_MINUTES must be a whole number"),
         ({"TOPO_API_MAX_ATTEMPTS": "2.5"}, "TOPO_API_MAX_ATTEMPTS must be a whole number"),
+        ({"TOPO_PROGRESS_INTERVAL_SECONDS": "90"}, "TOPO_PROGRESS_INTERVAL_SECONDS"),
         (
             {"TOPO_DUCKDB_PATH": "data/x.duckdb", "TOPO_ANALYST_DUCKDB_PATH": "data/x.duckdb"},
             "different files",

@@ -7,6 +7,7 @@ the run wrote, comparing it with what the simulator serves.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -351,3 +352,32 @@ def test_a_rejected_key_fails_the_run_saying_so_without_the_key(
     for text in (message, records, caplog.text):
         assert wrong_key not in text
     assert len(pipeline.api.requests) == 1  # not retried
+
+
+# -- the run log -----------------------------------------------------------------------
+
+
+def test_a_run_with_retries_tells_its_story_in_the_run_log_without_the_key(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.api.faults = FaultPlan(
+        latency_seconds=0.02, error_5xx_rate=0.25, force_429_count=2, retry_after_seconds=0, seed=5
+    )
+    settings = replace(pipeline.settings, progress_interval_seconds=0.1, max_attempts=10)
+
+    result = replace(pipeline, settings=settings).materialize(DAYS[0], DAYS[-1])
+
+    assert result.success
+    records = pipeline.instance.all_logs(result.run_id)
+    lines = [(r.level, r.user_message) for r in records if r.user_message]
+    retries = [(level, m) for level, m in lines if "Topo request failed" in m]
+    # The client's own loggers reach the run log: each retry with its reason and wait.
+    assert any(
+        level == logging.WARNING and "HTTP 5" in m and "retrying in" in m for level, m in retries
+    ), lines
+    assert any(level == logging.INFO and "HTTP 429" in m for level, m in retries), lines
+    progress = [m for _, m in lines if m.startswith("fetching: ")]
+    assert progress, lines
+    assert all("days done" in m and "requests/min" in m and "ETA" in m for m in progress)
+    assert any("landed" in m and "topo.tasks" in m for _, m in lines)
+    assert DEMO_API_KEY not in "\n".join(repr(record) for record in records)

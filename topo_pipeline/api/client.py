@@ -272,6 +272,9 @@ A handler may also have a ``discard(window)`` method. It is called, before the w
 read afresh, when the window's set of tasks changed while it was being read (its
 ``total_count`` moved): tasks handed over earlier may then include one Topo no longer has.
 :class:`WindowCollector` has it; a handler without it keeps what it was given.
+
+A handler may also have a ``window_done(result)`` method, called with the
+:class:`WindowResult` once a window is fetched and reconciled (for progress reports).
 """
 
 
@@ -380,6 +383,7 @@ class TopoClient:
                                 submit(read, number)
                         if read.complete:
                             if read.reconciled():
+                                _window_done(on_page, read.result())
                                 continue
                             tie_pages = read.tie_pages(self.config.max_tie_rereads)
                             if tie_pages:
@@ -483,12 +487,16 @@ class TopoClient:
                 if retry_after:
                     self._pacer.pause_for(retry_after)
                 last_failure = failure
-                self._backoff(attempt, retry_after=retry_after, reason="429")
+                self._backoff(attempt, retry_after=retry_after, reason="HTTP 429")
                 continue
             if response.status_code >= 500:
                 self.stats.add(server_errors=1)
                 last_failure = failure
-                self._backoff(attempt, retry_after=_retry_after_seconds(response), reason="5xx")
+                self._backoff(
+                    attempt,
+                    retry_after=_retry_after_seconds(response),
+                    reason=f"HTTP {response.status_code}",
+                )
                 continue
             raise failure
 
@@ -502,7 +510,16 @@ class TopoClient:
         delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
         if retry_after is not None:
             delay = max(delay, retry_after + random.uniform(0, 0.1))  # noqa: S311
-        log.info("Topo request failed (%s); retrying in %.2fs", reason, delay)
+        # Rate limiting is the API pacing the client, expected now and then; the others are
+        # faults worth a warning.
+        log.log(
+            logging.INFO if reason == "HTTP 429" else logging.WARNING,
+            "Topo request failed (%s, attempt %d of %d); retrying in %.2fs",
+            reason,
+            attempt,
+            self.config.max_attempts,
+            delay,
+        )
         self.stats.add(wait_seconds=delay)
         time.sleep(delay)
 
@@ -647,6 +664,12 @@ def _discard(handler: PageHandler, window: TimeWindow) -> None:
     discard = getattr(handler, "discard", None)
     if callable(discard):
         discard(window)
+
+
+def _window_done(handler: PageHandler, result: WindowResult) -> None:
+    done = getattr(handler, "window_done", None)
+    if callable(done):
+        done(result)
 
 
 # -- error answers -------------------------------------------------------------------------

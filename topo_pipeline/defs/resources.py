@@ -10,6 +10,7 @@ import duckdb
 from pydantic import Field
 
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, TopoClient
+from topo_pipeline.defs.progress import DEFAULT_INTERVAL_SECONDS
 from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS, connect
 
 _CLIENT_DEFAULTS = ClientConfig()
@@ -27,6 +28,10 @@ class TopoApiResource(dg.ConfigurableResource):
     concurrency: int = _CLIENT_DEFAULTS.concurrency
     timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
     max_attempts: int = _CLIENT_DEFAULTS.max_attempts
+    progress_interval_seconds: float = Field(
+        default=DEFAULT_INTERVAL_SECONDS,
+        description="Shortest gap between two progress lines of a fetch in the run log.",
+    )
 
     @contextmanager
     def client(self) -> Iterator[TopoClient]:

@@ -80,11 +80,17 @@ def _attach_with_retry(
     con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool, lock_timeout: float
 ) -> None:
     options = " (READ_ONLY)" if read_only else ""
-    deadline = time.monotonic() + lock_timeout
+    started = time.monotonic()
+    deadline = started + lock_timeout
     delay = 0.05
+    waited = False
     while True:
         try:
             con.execute(f"ATTACH ? AS {CATALOG}{options}", [str(path)])
+            if waited:
+                log.info(
+                    "DuckDB file %s: lock acquired after %.1fs", path, time.monotonic() - started
+                )
             return
         except duckdb.IOException as error:
             if not is_lock_error(error) or time.monotonic() >= deadline:
@@ -95,7 +101,14 @@ def _attach_with_retry(
                         "open the analyst copy instead)"
                     ) from error
                 raise
-            log.info("DuckDB file %s is locked by another process; retrying", path)
+            if not waited:
+                # Once per wait: the retries below come every few seconds.
+                log.warning(
+                    "DuckDB file %s is locked by another process; waiting up to %.0fs for it",
+                    path,
+                    lock_timeout,
+                )
+                waited = True
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 2.0) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
 

@@ -9,6 +9,7 @@ import dagster as dg
 from topo_pipeline.api.client import WindowResult
 from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.partitions import partition_windows
+from topo_pipeline.defs.progress import FetchProgress
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.warehouse import task_checks
 from topo_pipeline.warehouse.queries import load_sql
@@ -80,7 +81,15 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
         with task_stage(windows, directory=stage_dir) as stage:
             fetch_started = time.monotonic()
             with topo_api.client() as client:
-                results = client.fetch_windows(windows, stage)
+                progress = FetchProgress(
+                    stage,
+                    total_days=len(windows),
+                    counters=client.stats.as_dict,
+                    log=context.log.info,
+                    interval=topo_api.progress_interval_seconds,
+                )
+                with progress:
+                    results = client.fetch_windows(windows, progress)
                 stats = client.stats.as_dict()
             fetch_seconds = time.monotonic() - fetch_started
             context.log.info(
@@ -101,6 +110,12 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 ensure_tasks_table(con)
                 landed = replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
                 land_seconds = time.monotonic() - land_started
+                context.log.info(
+                    "landed %d tasks in %d partition(s) of topo.tasks in %.1fs",
+                    sum(landed.values()),
+                    len(landed),
+                    land_seconds,
+                )
                 outcomes = task_checks.evaluate_task_checks(con, windows, api_totals)
                 preview = con.execute(
                     load_sql("preview_topo_tasks"),
