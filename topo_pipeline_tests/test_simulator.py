@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -47,6 +49,7 @@ from topo_pipeline.simulator import (
     make_task,
 )
 from topo_pipeline.simulator.__main__ import main as simulator_main
+from topo_pipeline.simulator.faults import FaultInjector
 from topo_pipeline.simulator.store import timestamp_key
 
 AUTH = {"Authorization": f"Bearer {DEMO_API_KEY}"}
@@ -515,6 +518,186 @@ def test_a_429_storm_hits_the_next_n_requests(serve: Serve) -> None:
     assert client.get("/tasks").status_code == 200
 
 
+def decisions(plan: FaultPlan, times: list[float]) -> list[int | None]:
+    """The status the fault injector gives a request at each of ``times`` (None: 200)."""
+    injector = FaultInjector(plan, now=0.0)
+    return [injector.decide(now).status for now in times]
+
+
+def test_a_token_bucket_allows_its_burst_then_the_rate() -> None:
+    plan = FaultPlan(rate_limit_per_minute=60, rate_limit_burst=3)  # 1/s after 3
+    # Five at once: the burst passes, the rest is refused; then one token per second.
+    assert decisions(plan, [0, 0, 0, 0, 0, 0.5, 1.0, 1.5, 2.0, 2.0]) == [
+        *[None] * 3,
+        429,
+        429,
+        429,
+        None,
+        429,
+        None,
+        429,
+    ]
+    # Spaced at exactly the rate, nothing is ever refused.
+    assert decisions(plan, [i * 1.0 for i in range(30)]) == [None] * 30
+
+
+def test_a_sliding_window_without_burst_admits_one_request_per_interval() -> None:
+    plan = FaultPlan(rate_limit_per_minute=120, rate_limiter="sliding_window")  # 1 per 0.5 s
+    assert decisions(plan, [0, 0.1, 0.49, 0.5, 0.6, 1.0, 1.0]) == [
+        None,
+        429,
+        429,
+        None,
+        429,
+        None,
+        429,
+    ]
+    # Idle time is not banked: after a long pause, still one per interval.
+    assert decisions(plan, [0, 10, 10.1]) == [None, None, 429]
+
+
+def test_a_sliding_window_counts_every_admission_in_its_window() -> None:
+    plan = FaultPlan(
+        rate_limit_per_minute=60, rate_limiter="sliding_window", rate_limit_window_seconds=3
+    )  # 3 in any 3 s
+    assert decisions(plan, [0, 0.1, 0.2, 0.3, 2.9, 3.0, 3.1, 3.2, 3.3]) == [
+        None,
+        None,
+        None,
+        429,
+        429,
+        None,
+        None,
+        None,
+        429,
+    ]
+
+
+def test_a_refused_request_does_not_use_up_the_budget() -> None:
+    for limiter in ("token_bucket", "sliding_window"):
+        plan = FaultPlan(rate_limit_per_minute=60, rate_limit_burst=1, rate_limiter=limiter)
+        hammering = [0.0, *(0.01 * i for i in range(1, 99)), 1.0]
+        assert decisions(plan, hammering)[-1] is None, limiter
+
+
+def test_a_scheduled_limit_change_applies_from_the_first_request() -> None:
+    plan = FaultPlan(
+        rate_limit_per_minute=600, rate_limit_burst=2, rate_limit_schedule=((10.0, 60.0),)
+    )
+    injector = FaultInjector(plan, now=0.0)
+    # The schedule counts from the first request (t=5), not from the plan (t=0).
+    before = [injector.decide(5.0 + 0.1 * i).status for i in range(100)]  # 10/s: all pass
+    assert before == [None] * 100
+    assert injector.limit_per_minute == 600
+    after = [injector.decide(15.0 + 0.1 * i).status for i in range(1, 21)]  # now 1/s
+    assert injector.limit_per_minute == 60
+    assert after.count(None) == 3  # one token left from before, then one a second
+    assert after.count(429) == 17
+
+
+def test_set_rate_limit_changes_a_running_limit_and_keeps_its_state(serve: Serve) -> None:
+    api, client = serve(TaskStore([make_task()]), faults=FaultPlan(rate_limit_per_minute=60))
+    assert [client.get("/tasks").status_code for _ in range(3)] == [200] * 3
+    api.set_rate_limit(2)  # the bucket keeps its tokens, capped at its capacity
+    assert api.rate_limit_per_minute == 2
+    statuses = [client.get("/tasks").status_code for _ in range(60)]
+    assert statuses.index(429) == 57  # the rest of the 60-token burst, then refused
+    api.set_rate_limit(None)
+    assert [client.get("/tasks").status_code for _ in range(5)] == [200] * 5
+    api.set_rate_limit(1)  # an unlimited API gets a fresh limiter of the plan's kind
+    assert 429 in [client.get("/tasks").status_code for _ in range(5)]
+
+
+def test_rate_limit_headers_describe_the_budget(serve: Serve) -> None:
+    plan = FaultPlan(rate_limit_per_minute=60, rate_limit_burst=3, rate_limit_headers="ratelimit")
+    _, client = serve(TaskStore([make_task()]), faults=plan)
+    answers = [client.get("/tasks") for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert [r.headers["ratelimit-limit"] for r in answers] == ["3"] * 4
+    assert [r.headers["ratelimit-remaining"] for r in answers] == ["2", "1", "0", "0"]
+    # Seconds until the whole quota is back: 1 token a second.
+    assert [int(r.headers["ratelimit-reset"]) for r in answers] == [1, 2, 3, 3]
+    assert "x-ratelimit-limit" not in answers[0].headers
+
+
+def test_x_ratelimit_headers_give_the_reset_as_a_unix_time(serve: Serve) -> None:
+    plan = FaultPlan(
+        rate_limit_per_minute=120, rate_limiter="sliding_window", rate_limit_headers="x-ratelimit"
+    )
+    _, client = serve(TaskStore([make_task()]), faults=plan)
+    answer = client.get("/tasks")
+    assert answer.headers["x-ratelimit-limit"] == "1"
+    assert answer.headers["x-ratelimit-remaining"] == "0"
+    reset = int(answer.headers["x-ratelimit-reset"])
+    assert time.time() <= reset <= time.time() + 2
+    assert "ratelimit-limit" not in answer.headers
+
+
+def test_no_rate_limit_headers_unless_asked_or_without_a_limit(serve: Serve) -> None:
+    for plan in (FaultPlan(rate_limit_per_minute=60), FaultPlan(rate_limit_headers="ratelimit")):
+        _, client = serve(TaskStore([make_task()]), faults=plan)
+        headers = client.get("/tasks").headers
+        assert not any("ratelimit" in name for name in headers), plan
+
+
+def test_retry_after_can_be_an_http_date(serve: Serve) -> None:
+    plan = FaultPlan(force_429_count=1, retry_after_seconds=30, retry_after_format="http-date")
+    api, client = serve(TaskStore([make_task()]), faults=plan)
+    answer = client.get("/tasks")
+    assert answer.status_code == 429
+    moment = parsedate_to_datetime(answer.headers["retry-after"])
+    assert 29 <= moment.timestamp() - time.time() <= 32
+    assert api.requests[0].retry_after == 30
+    assert api.requests[0].answered_at >= api.requests[0].received_at
+
+
+# --- a hostile API ----------------------------------------------------------------------
+
+
+def test_a_dripping_server_sends_the_answer_one_byte_at_a_time(serve: Serve) -> None:
+    api, _ = serve(TaskStore([make_task()]), faults=FaultPlan(drip_seconds_per_byte=0.02))
+    request = f"GET /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {DEMO_API_KEY}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", api.port), timeout=5) as connection:
+        connection.sendall(request.encode())
+        chunks = [connection.recv(4096) for _ in range(5)]
+    assert chunks == [b"H", b"T", b"T", b"P", b"/"]  # the status line, byte by byte
+    _, quick = serve(TaskStore([make_task()]), faults=FaultPlan(drip_seconds_per_byte=0.0002))
+    assert quick.get("/tasks").json()["total_count"] == 1
+
+
+def test_a_huge_total_count_is_reported_whatever_matched(serve: Serve) -> None:
+    plan = FaultPlan(total_count_override=10**12)
+    _, client = serve(TaskStore([make_task()]), faults=plan)
+    body = client.get("/tasks", params={"size": 100}).json()
+    assert (body["total_count"], body["total_pages"], body["has_more"]) == (10**12, 10**10, True)
+    assert len(body["items"]) == 1
+
+
+def test_naive_timestamps_lose_their_offset_only(serve: Serve) -> None:
+    task = make_task(created_at=T0)
+    task["completed_at"] = "2024-03-01T00:30:00.250000Z"
+    _, client = serve(TaskStore([task]), faults=FaultPlan(naive_timestamps=True))
+    (item,) = client.get("/tasks").json()["items"]
+    assert item["created_at"] == "2024-03-01T00:00:00"
+    assert item["completed_at"] == "2024-03-01T00:30:00.250000"
+    assert item["id"] == task["id"]
+    assert item["status"] == task["status"]
+
+
+def test_a_leaky_filter_serves_and_counts_tasks_before_the_lower_bound(serve: Serve) -> None:
+    tasks = [make_task(created_at=T0 - timedelta(hours=h)) for h in (0, 1, 5)]
+    _, client = serve(TaskStore(tasks), faults=FaultPlan(leak_outside_bounds_seconds=7200))
+    after = (T0 - timedelta(minutes=1)).isoformat()
+    body = client.get("/tasks", params={"created_at_after": after}).json()
+    assert body["total_count"] == 2  # the task of T0 and the leaked one of T0 - 1 h
+
+
+def test_a_401_can_echo_the_key_it_was_sent(serve: Serve) -> None:
+    _, client = serve(TaskStore([make_task()]), faults=FaultPlan(echo_key_in_401=True))
+    body = assert_error(client.get("/tasks"), 401, "UnauthorizedIssue")
+    assert DEMO_API_KEY in body["message"]
+
+
 def test_server_errors_have_the_error_body(serve: Serve) -> None:
     _, client = serve(TaskStore([make_task()]), faults=FaultPlan(error_5xx_rate=1.0, seed=3))
     statuses = set()
@@ -617,6 +800,12 @@ def test_fault_plans_reject_impossible_values() -> None:
         {"latency_seconds": -1},
         {"force_429_count": -1},
         {"rate_limit_burst": 0},
+        {"rate_limiter": "leaky"},
+        {"rate_limit_window_seconds": 0},
+        {"rate_limit_schedule": ((5.0, 0.0),)},
+        {"rate_limit_headers": "draft"},
+        {"retry_after_format": "minutes"},
+        {"total_count_override": -1},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             FaultPlan(**bad)

@@ -1,6 +1,8 @@
 """Run the simulated Topo API until SIGINT / SIGTERM.
 
     python -m topo_pipeline.simulator --port 8765 --seed 7 --days 14 --timezone UTC
+    python -m topo_pipeline.simulator --rate-limit-per-minute 300 --rate-limit-burst 10 \
+        --rate-limit-schedule 60:120 --rate-limit-headers ratelimit
 
 It serves ``--days`` days of seeded tasks ending on ``--end-date`` (default: today in
 ``--timezone``) and prints one line with the base URL and the demo API key. When the
@@ -45,6 +47,38 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rate-limit-per-minute", type=float, help="429 above this rate (default: unlimited)"
     )
+    parser.add_argument(
+        "--rate-limiter",
+        choices=("token_bucket", "sliding_window"),
+        default="token_bucket",
+        help="how the limit is enforced (default: token_bucket)",
+    )
+    parser.add_argument(
+        "--rate-limit-burst", type=int, help="token bucket capacity (default: a minute's worth)"
+    )
+    parser.add_argument(
+        "--rate-limit-window",
+        type=float,
+        help="sliding window length in seconds (default: 60 / limit, i.e. no burst)",
+    )
+    parser.add_argument(
+        "--rate-limit-schedule",
+        type=_schedule,
+        default=(),
+        metavar="S:N[,S:N...]",
+        help="the limit becomes N/min S seconds after the first request, e.g. 20:120",
+    )
+    parser.add_argument(
+        "--rate-limit-headers",
+        choices=("ratelimit", "x-ratelimit"),
+        help="send RateLimit-* or X-RateLimit-* headers on every answer",
+    )
+    parser.add_argument(
+        "--retry-after-format",
+        choices=("seconds", "http-date"),
+        default="seconds",
+        help="how a 429's Retry-After is written (default: seconds)",
+    )
     parser.add_argument("--error-5xx-rate", type=float, default=0.0, help="share of 5xx answers")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped requests")
     parser.add_argument(
@@ -52,7 +86,39 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="shuffle rows tied on the sort field on every request",
     )
+    hostile = parser.add_argument_group("a hostile or broken API")
+    hostile.add_argument(
+        "--drip-seconds-per-byte", type=float, default=0.0, help="write answers byte by byte"
+    )
+    hostile.add_argument("--total-count", type=int, help="report this total_count whatever")
+    hostile.add_argument(
+        "--naive-timestamps", action="store_true", help="send timestamps without an offset"
+    )
+    hostile.add_argument(
+        "--leak-outside-bounds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also serve tasks created this long before created_at_after",
+    )
+    hostile.add_argument(
+        "--echo-key-in-401", action="store_true", help="answer 401 quoting the key sent"
+    )
     return parser
+
+
+def _schedule(text: str) -> tuple[tuple[float, float], ...]:
+    """``"20:120,60:600"`` as ``((20.0, 120.0), (60.0, 600.0))``."""
+    steps = []
+    for part in text.split(","):
+        seconds, _, per_minute = part.partition(":")
+        try:
+            steps.append((float(seconds), float(per_minute)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not SECONDS:PER_MINUTE (e.g. 20:120)"
+            ) from None
+    return tuple(steps)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         faults = FaultPlan(
             latency_seconds=args.latency,
             rate_limit_per_minute=args.rate_limit_per_minute,
+            rate_limiter=args.rate_limiter,
+            rate_limit_burst=args.rate_limit_burst,
+            rate_limit_window_seconds=args.rate_limit_window,
+            rate_limit_schedule=args.rate_limit_schedule,
+            rate_limit_headers=args.rate_limit_headers,
+            retry_after_format=args.retry_after_format,
             error_5xx_rate=args.error_5xx_rate,
             drop_rate=args.drop_rate,
             unstable_tie_order=args.unstable_tie_order,
+            drip_seconds_per_byte=args.drip_seconds_per_byte,
+            total_count_override=args.total_count,
+            naive_timestamps=args.naive_timestamps,
+            leak_outside_bounds_seconds=args.leak_outside_bounds,
+            echo_key_in_401=args.echo_key_in_401,
         )
     except (ValueError, KeyError) as exc:  # an unknown zone is a KeyError
         parser.error(str(exc))

@@ -8,6 +8,7 @@ and Topo's error body on every error. On top of that it injects the faults of a
 Order of evaluation for one request: faults decided at receipt (drop, forced 429, rate
 limit, 5xx), then latency, then routing (404 / 405), authentication (401 / 403),
 parameter validation (400), and finally the page (200, possibly malformed by a fault).
+When the plan sends rate-limit headers, every answer carries the limiter's budget.
 
 The server speaks HTTP/1.1 with keep-alive (``ThreadingHTTPServer``, one thread per
 connection), so a "dropped connection" fault can close a connection without answering.
@@ -17,11 +18,13 @@ API keys are never written to a response or a log.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
 import math
 import random
+import re
 import secrets
 import socket
 import threading
@@ -29,12 +32,14 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from topo_pipeline.api.models import PRIORITIES, STATUSES, TASK_TYPES, parse_timestamp
 from topo_pipeline.simulator.faults import FaultDecision, FaultInjector, FaultKind, FaultPlan
+from topo_pipeline.simulator.limits import LimitState
 from topo_pipeline.simulator.store import TaskQuery, TaskStore, timestamp_key
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,8 @@ _SINGLE_VALUED = (
     "created_at_before",
 )
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# The "Z" that ends a timestamp value in the pre-encoded JSON of a task.
+_OFFSET_Z = re.compile(rb'(\d{2}:\d{2}:\d{2}(?:\.\d+)?)Z(?=")')
 _MAX_DISCARDED_BODY = 1 << 20
 _SERVER_ERROR_MESSAGES = {
     500: "Internal server error.",
@@ -84,6 +91,9 @@ class RequestRecord:
         status: the HTTP status answered; ``None`` if the connection was dropped.
         auth_ok: whether the request carried a known key with the ``tasks:read`` scope
             (evaluated for every request, also one that a fault answered).
+        answered_at: ``time.monotonic()`` just before the answer was written (after the
+            latency), or when the connection was dropped.
+        retry_after: the seconds a 429 answer's ``Retry-After`` asked for, else ``None``.
     """
 
     received_at: float
@@ -91,6 +101,8 @@ class RequestRecord:
     params: dict[str, list[str]]
     status: int | None
     auth_ok: bool
+    answered_at: float = 0.0
+    retry_after: float | None = None
 
 
 class ApiError(Exception):
@@ -280,6 +292,19 @@ class SimulatedTopoApi:
         self._injector = FaultInjector(plan, time.monotonic())
 
     @property
+    def rate_limit_per_minute(self) -> float | None:
+        """The rate limit in force now (it may differ from the plan's after a change)."""
+        return self._injector.limit_per_minute
+
+    def set_rate_limit(self, per_minute: float | None) -> None:
+        """Change the rate limit of the running server from now on; ``None`` lifts it.
+
+        Unlike assigning :attr:`faults`, the limiter keeps its state (a bucket's tokens, a
+        window's admissions), as a real API whose limit is lowered or raised would.
+        """
+        self._injector.set_limit(per_minute, time.monotonic())
+
+    @property
     def requests(self) -> list[RequestRecord]:
         """A snapshot of the requests received so far, in the order they were answered.
 
@@ -344,6 +369,7 @@ class SimulatedTopoApi:
         params: Mapping[str, list[str]],
         auth_error: ApiError | None,
         decision: FaultDecision,
+        plan: FaultPlan,
     ) -> bytes:
         """The 200 body of a request, or raise the :class:`ApiError` it earns."""
         if path != TASKS_PATH:
@@ -355,12 +381,18 @@ class SimulatedTopoApi:
         if auth_error is not None:
             raise auth_error
         query, page, size = parse_list_tasks_params(params)
+        if plan.leak_outside_bounds_seconds and query.created_after is not None:
+            leak = round(plan.leak_outside_bounds_seconds * 1_000_000)
+            query = dataclasses.replace(query, created_after=query.created_after - leak)
         selection = self.store.select(query)
-        total = len(selection)
+        served = len(selection)
+        total = served if plan.total_count_override is None else plan.total_count_override
         total_pages = math.ceil(total / size)
         start = (page - 1) * size
         tie_rng = None if decision.tie_seed is None else random.Random(decision.tie_seed)
-        items = selection.page(start, start + size, tie_rng) if start < total else []
+        items = selection.page(start, start + size, tie_rng) if start < served else []
+        if plan.naive_timestamps:
+            items = [_OFFSET_Z.sub(rb"\1", item) for item in items]
         # The items are pre-encoded JSON: splice them in rather than re-encode each page.
         tail = {"total_count": total, "total_pages": total_pages, "has_more": page < total_pages}
         return (
@@ -444,18 +476,34 @@ class _Handler(BaseHTTPRequestHandler):
         params = parse_qs(split.query, keep_blank_values=True)
         auth_error = api._authorize(self.headers.get("Authorization"))
         self._discard_body()
-        decision = api._injector.decide(received)
+        injector = api._injector
+        decision = injector.decide(received)
+        plan = injector.plan
         if decision.latency_seconds:
             api._stopping.wait(decision.latency_seconds)
-        answer = self._answer(split.path, params, auth_error, decision)
+        answer = self._answer(split.path, params, auth_error, decision, plan)
+        if answer is not None and decision.limit_state is not None:
+            limit_headers = _limit_headers(decision.limit_state, plan)
+            answer = dataclasses.replace(answer, headers={**answer.headers, **limit_headers})
         # Recorded before the answer is written: a test that has the response can rely on
         # finding its record.
         status = None if answer is None else answer.status
-        api._record(RequestRecord(received, split.path, params, status, auth_error is None))
+        retry_after = decision.retry_after if status == 429 else None
+        api._record(
+            RequestRecord(
+                received,
+                split.path,
+                params,
+                status,
+                auth_error is None,
+                answered_at=time.monotonic(),
+                retry_after=retry_after,
+            )
+        )
         if answer is None:
             self.close_connection = True  # a dropped connection: closed, nothing written
         else:
-            self._send(answer)
+            self._send(answer, plan.drip_seconds_per_byte)
 
     def _answer(
         self,
@@ -463,10 +511,16 @@ class _Handler(BaseHTTPRequestHandler):
         params: dict[str, list[str]],
         auth_error: ApiError | None,
         decision: FaultDecision,
+        plan: FaultPlan,
     ) -> _Answer | None:
         """The answer to a request; ``None`` to drop the connection."""
         if decision.kind is FaultKind.DROP:
             return None
+        if plan.echo_key_in_401:
+            _, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            return _Answer.error(
+                ApiError(401, "UnauthorizedIssue", f"Invalid API key '{token.strip()}'.")
+            )
         if decision.kind is FaultKind.RATE_LIMITED:
             retry_after = decision.retry_after or 0
             error = ApiError(
@@ -478,12 +532,14 @@ class _Handler(BaseHTTPRequestHandler):
                     "retry_after_seconds": retry_after,
                 },
             )
-            return _Answer.error(error, {"Retry-After": str(retry_after)})
+            return _Answer.error(error, {"Retry-After": _retry_after(retry_after, plan)})
         if decision.kind is FaultKind.SERVER_ERROR and decision.status is not None:
             message = _SERVER_ERROR_MESSAGES.get(decision.status, "Server error.")
             return _Answer.error(ApiError(decision.status, "InternalIssue", message))
         try:
-            body = self.server.api._list_tasks(self.command, path, params, auth_error, decision)
+            body = self.server.api._list_tasks(
+                self.command, path, params, auth_error, decision, plan
+            )
         except ApiError as error:
             return _Answer.error(error, {"Allow": "GET"} if error.status == 405 else {})
         except Exception:
@@ -493,18 +549,33 @@ class _Handler(BaseHTTPRequestHandler):
             body = body[: len(body) // 2]  # cut mid-document: never valid JSON
         return _Answer(200, body)
 
-    def _send(self, answer: _Answer) -> None:
+    def _send(self, answer: _Answer, drip_seconds_per_byte: float = 0.0) -> None:
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer.body)))
             for name, value in answer.headers.items():
                 self.send_header(name, value)
+            if drip_seconds_per_byte:
+                self._drip(answer.body, drip_seconds_per_byte)
+                return
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(answer.body)
         except OSError:
             self.close_connection = True  # the client went away; nothing more to do
+
+    def _drip(self, body: bytes, seconds_per_byte: float) -> None:
+        """Write the buffered status line and headers, then the body, one byte at a time."""
+        self._headers_buffer.append(b"\r\n")
+        raw = b"".join(self._headers_buffer) + (body if self.command != "HEAD" else b"")
+        self._headers_buffer = []
+        stopping = self.server.api._stopping
+        for index in range(len(raw)):
+            if stopping.wait(seconds_per_byte):
+                break
+            self.wfile.write(raw[index : index + 1])
+        self.close_connection = True
 
     def _discard_body(self) -> None:
         """Read a request body (none is expected) so the connection stays usable."""
@@ -534,6 +605,29 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # The request line carries no credentials (the key travels in a header).
         log.debug("%s %s", self.address_string(), format % args)
+
+
+def _retry_after(seconds: int, plan: FaultPlan) -> str:
+    """A ``Retry-After`` value: delta-seconds, or an HTTP date no earlier than that."""
+    if plan.retry_after_format == "http-date":
+        # An HTTP date has whole seconds: round the moment up so the wait is not shortened.
+        return formatdate(math.ceil(time.time()) + seconds, usegmt=True)
+    return str(seconds)
+
+
+def _limit_headers(state: LimitState, plan: FaultPlan) -> dict[str, str]:
+    """The limiter's budget as ``RateLimit-*`` or ``X-RateLimit-*`` headers."""
+    if plan.rate_limit_headers == "x-ratelimit":
+        return {
+            "X-RateLimit-Limit": str(state.limit),
+            "X-RateLimit-Remaining": str(state.remaining),
+            "X-RateLimit-Reset": str(math.ceil(time.time()) + state.reset_seconds),
+        }
+    return {
+        "RateLimit-Limit": str(state.limit),
+        "RateLimit-Remaining": str(state.remaining),
+        "RateLimit-Reset": str(state.reset_seconds),
+    }
 
 
 # --- parameter parsing ------------------------------------------------------------
