@@ -5,7 +5,7 @@ UV := .uv/bin/uv
 VENV := .venv
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup test lint demo dev bench clean
+.PHONY: setup test lint demo dev bench recover clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -29,6 +29,11 @@ demo: setup
 
 dev: setup
 	$(UV) run --no-sync python -m topo_pipeline.dev
+
+# Runs whose process died (kill -9, out of memory) marked failed, their pool slots and
+# files freed; the daemon does this by itself, this is for CLI-only setups.
+recover: setup
+	$(UV) run --no-sync python -m topo_pipeline.recovery
 
 bench: setup
 	$(UV) run --no-sync python bench/ingest_bench.py

@@ -39,7 +39,15 @@ class Owner:
 
 def current_owner() -> Owner:
     """This process."""
-    return Owner(os.getpid(), _start_ticks(os.getpid()) or 0)
+    return owner_of(os.getpid()) or Owner(os.getpid(), 0)
+
+
+def owner_of(pid: int) -> Owner | None:
+    """Process ``pid`` as an :class:`Owner`, or ``None`` if there is no such process."""
+    if _PROC.is_dir():
+        ticks = _start_ticks(pid)
+        return Owner(pid, ticks) if ticks is not None else None
+    return Owner(pid, 0) if is_alive(Owner(pid, 0)) else None
 
 
 def parse_owner(text: str) -> Owner | None:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from topo_pipeline.liveness import Owner, owner_of
+
 
 def free_port() -> int:
     """A TCP port on loopback that was free a moment ago."""
@@ -98,3 +100,13 @@ def stop_groups(
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return stragglers
+
+
+def killed_process_owner() -> Owner:
+    """A process that ran and was killed with SIGKILL (what a dead run leaves behind)."""
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
+        owner = owner_of(child.pid)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert owner is not None
+    return owner

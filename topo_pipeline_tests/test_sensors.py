@@ -33,10 +33,12 @@ from topo_pipeline.defs.open_tasks_sensor import (
     load_open_tasks_cursor,
     plan_open_task_refresh,
 )
+from topo_pipeline.recovery import HOST_TAG, PROCESS_TAG, this_host
 from topo_pipeline.settings import Settings
 from topo_pipeline.simulator import make_task
 from topo_pipeline.warehouse.open_tasks import OpenTaskPartition
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
+from topo_pipeline_tests.processes import killed_process_owner
 from topo_pipeline_tests.warehouse_seed import seed_tasks
 
 NOW = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
@@ -467,6 +469,15 @@ def test_the_analyst_copy_sensor_reacts_to_materializations_in_the_instance(
             job_name="other_job",
             status=dg.DagsterRunStatus.STARTED,
             asset_selection=frozenset({dg.AssetKey("something_else")}),
+        )
+        # A refresh whose process was killed never finishes by itself: it does not count.
+        dead = killed_process_owner()
+        create_run_for_test(
+            instance,
+            job_name=REFRESH_JOB_NAME,
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset({TASKS_KEY}),
+            tags={HOST_TAG: this_host(), PROCESS_TAG: dead.token()},
         )
         second = evaluate(first.cursor)
         assert len(second.run_requests) == 1

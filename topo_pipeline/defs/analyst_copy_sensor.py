@@ -7,8 +7,10 @@ that wrote since the last publish has finished and no run targeting those assets
 queued or in progress, so analysts never get a copy with new tasks but stale analytics of
 the same run, and a burst of runs leads to one publish; but once the oldest unpublished
 change is an hour old it publishes anyway, so a stuck run or an endless queue cannot hold
-the copy back. The cursor is the event-log storage id published through; the run key
-carries it, so a publish is requested once per change. On by default.
+the copy back. A run whose process died (:mod:`topo_pipeline.recovery`) counts as
+finished, even before run monitoring marks it failed. The cursor is the event-log storage
+id published through; the run key carries it, so a publish is requested once per change.
+On by default.
 
 The decision is a pure function, :func:`plan_analyst_copy_publish`.
 """
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from topo_pipeline.defs.clock import Clock, utc_now
+from topo_pipeline.recovery import dead_run_reason
 
 if TYPE_CHECKING:
     # What define_asset_job returns; Dagster does not export the name.
@@ -205,8 +208,12 @@ def _unfinished_runs(instance: dg.DagsterInstance, run_ids: set[str]) -> set[str
     if not run_ids:
         return set()
     runs = instance.get_runs(filters=dg.RunsFilter(run_ids=sorted(run_ids)))
-    # A run missing from storage (deleted) counts as finished.
-    return {run.run_id for run in runs if run.status not in _FINISHED}
+    # A run missing from storage (deleted) counts as finished, as does a dead one.
+    return {
+        run.run_id
+        for run in runs
+        if run.status not in _FINISHED and dead_run_reason(instance, run) is None
+    }
 
 
 _ACTIVE = [
@@ -221,4 +228,10 @@ def _coming_runs(instance: dg.DagsterInstance, watched: Sequence[dg.AssetKey]) -
     """Queued or running runs that materialize any of ``watched``."""
     keys = set(watched)
     runs = instance.get_runs(filters=dg.RunsFilter(statuses=_ACTIVE), limit=_PAGE)
-    return {run.run_id for run in runs if run.asset_selection and run.asset_selection & keys}
+    return {
+        run.run_id
+        for run in runs
+        if run.asset_selection
+        and run.asset_selection & keys
+        and dead_run_reason(instance, run) is None
+    }

@@ -13,6 +13,7 @@ from topo_pipeline.defs.automation import (
     pipeline_asset_keys,
     with_downstream_automation,
 )
+from topo_pipeline.defs.executor import in_process_executor
 from topo_pipeline.defs.jobs import build_refresh_job
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
@@ -39,10 +40,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
             build_analyst_copy_asset(settings.analyst_duckdb_path),
         ],
         jobs=[refresh_job, publish_job],
-        # Every step opens the DuckDB file and takes the one slot of pool "duckdb" anyway,
-        # so steps gain nothing from a process each; in-process, a step holds the slot for
-        # its work only, not for a worker process's start-up (seconds per step).
-        executor=dg.in_process_executor,
+        # In-process (every step takes the one slot of pool "duckdb" anyway), naming the
+        # runs that hold a slot a step waits for: see defs/executor.py.
+        executor=in_process_executor,
         schedules=[build_daily_refresh_schedule(settings, partitions_def, refresh_job)],
         sensors=[
             build_open_tasks_sensor(settings, refresh_job),

@@ -264,34 +264,38 @@ def task_stage(
         stage.close()
 
 
-def remove_dead_stages(directory: str | Path | None = None) -> list[Path]:
-    """Remove the stage folders in ``directory`` whose process is no longer running.
+def dead_stages(directory: str | Path | None = None) -> list[Path]:
+    """The stage folders in ``directory`` whose process is no longer running.
 
-    A folder named for a live process is kept, whatever its age; one without an owner in
-    its name only once it is :data:`OWNERLESS_STAGE_MAX_AGE_SECONDS` old.
+    A folder named for a live process never is, whatever its age; one without an owner
+    in its name is once it is :data:`OWNERLESS_STAGE_MAX_AGE_SECONDS` old.
 
     Args:
         directory: where stages are made (default: the system's temp folder).
-
-    Returns:
-        The folders removed.
     """
     folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
-    removed = []
+    dead = []
     for candidate in sorted(folder.glob(f"{STAGE_FOLDER_PREFIX}*")):
         if not candidate.is_dir():
             continue
         owner = parse_owner(candidate.name[len(STAGE_FOLDER_PREFIX) :])
         if owner is not None:
-            if is_alive(owner):
-                continue
-        else:
-            try:
-                age = time.time() - candidate.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if age < OWNERLESS_STAGE_MAX_AGE_SECONDS:
-                continue
+            if not is_alive(owner):
+                dead.append(candidate)
+            continue
+        try:
+            age = time.time() - candidate.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if age >= OWNERLESS_STAGE_MAX_AGE_SECONDS:
+            dead.append(candidate)
+    return dead
+
+
+def remove_dead_stages(directory: str | Path | None = None) -> list[Path]:
+    """Remove the :func:`dead_stages` of ``directory``; returns the folders removed."""
+    removed = []
+    for candidate in dead_stages(directory):
         shutil.rmtree(candidate, ignore_errors=True)
         if not candidate.exists():
             removed.append(candidate)
