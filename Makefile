@@ -5,7 +5,7 @@ UV := .uv/bin/uv
 VENV := .venv
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup test lint demo dev bench recover clean
+.PHONY: setup test test-fast lint demo dev bench recover clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -21,8 +21,16 @@ lint: setup
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync ruff check .
 
+# Two workers: the process-starting tests mostly wait on daemon ticks and run starts, so the
+# rest of the suite runs beside them. A test file stays on one worker (module fixtures).
+PYTEST_WORKERS ?= 2
+
 test: setup lint
-	$(UV) run --no-sync pytest
+	$(UV) run --no-sync pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+# The inner loop: everything but the tests that start Dagster processes (marked slow).
+test-fast: setup
+	$(UV) run --no-sync pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 demo: setup
 	$(UV) run --no-sync python -m topo_pipeline.demo

@@ -37,7 +37,6 @@ from topo_pipeline_tests.analytics_oracle import (
     expected_tables,
     expected_task_sla,
     guide_queries,
-    promised_columns,
     ratio,
     read_table,
     row_key,
@@ -527,17 +526,8 @@ def test_the_guide_has_the_promised_queries() -> None:
     assert "avg(completion_rate)" not in text
 
 
-@pytest.mark.parametrize("index", range(len(guide_queries())))
-def test_every_guide_query_runs_and_returns_its_columns(
-    analyst_copy: duckdb.DuckDBPyConnection, index: int
-) -> None:
-    sql = guide_queries()[index]
-    columns = promised_columns(sql)
-    assert columns, f"query {index} has no '-- columns:' line"
-    assert _run(analyst_copy, sql)[0] == columns  # as written, against the real today
-    names, rows = _run(analyst_copy, _pin_today(sql))
-    assert names == columns
-    assert rows, f"query {index} returns nothing on the fixture data"
+# Every query running and returning its promised columns is tested on demo-like data in
+# test_analytics_assets.py; here the numbers of a few are checked against the fixture.
 
 
 def _guide_query(topic: str) -> str:

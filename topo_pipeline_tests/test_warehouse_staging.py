@@ -1,4 +1,5 @@
-"""Staging fetched tasks in a run-local file, then landing them in topo.tasks at once."""
+"""Landing tasks in topo.tasks: staged in a run-local file, then every field, whole partitions
+replaced at once, half-open windows, DST days, refusals that leave the previous rows."""
 
 from __future__ import annotations
 
@@ -144,6 +145,28 @@ def test_pages_staged_one_by_one_land_every_field(
     stored = column(db, "raw")
     assert json.loads(stored["full-1"]) == full  # the unknown key included
     assert column(db, "partition_date")["midnight"] == D2
+    assert set(row) == {*TASK_FIELDS, "partition_date", "loaded_at", "raw"}
+    sparse = db.execute(
+        "SELECT organization_id, status, updated_at, created_at, raw "
+        "FROM warehouse.topo.tasks WHERE id = 'sparse-1'"
+    ).fetchone()
+    assert sparse[:3] == (None, None, None)  # optional keys absent: NULL, not an error
+    assert sparse[3] == datetime(2025, 3, 14, 23, 59, 59, 999999, tzinfo=UTC)
+    assert json.loads(sparse[4]) == {"id": "sparse-1", "created_at": "2025-03-14T23:59:59.999999Z"}
+    assert db.execute(
+        "SELECT raw->>'$.brand_new_field.nested[2]' FROM warehouse.topo.tasks WHERE id = 'full-1'"
+    ).fetchone() == ("ü",)
+
+
+def test_every_window_date_is_in_the_result_in_the_windows_order(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
+    windows = [utc_window(D3), utc_window(D1), utc_window(D2)]
+    landed = replace_task_partitions(
+        db, windows, [task("2025-03-15T05:00:00Z")], loaded_at=LOADED_AT
+    )
+    assert list(landed.items()) == [(D3, 0), (D1, 0), (D2, 1)]
+    assert replace_task_partitions(db, [], [], loaded_at=LOADED_AT) == {}
 
 
 def test_a_task_handed_over_twice_lands_once_in_its_last_state(
@@ -302,6 +325,78 @@ def test_the_stage_folder_is_removed_after_landing(
 ) -> None:
     land(db, tmp_path, [utc_window(D1)], [task("2025-03-14T12:00:00Z")])
     assert list(tmp_path.glob(".topo-stage-*")) == []
+
+
+def test_raw_that_is_not_json_is_refused(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    before = seed(db)
+    bad = Task.from_api(
+        {"id": "nan-1", "created_at": "2025-03-14T05:00:00Z", "score": float("nan")}
+    )
+    with pytest.raises(ValueError, match="task nan-1: raw object cannot be stored as JSON"):
+        land(db, tmp_path, [utc_window(D1)], [bad])
+    assert rows(db) == before
+
+
+def test_an_iterable_that_fails_midway_leaves_previous_rows(db: duckdb.DuckDBPyConnection) -> None:
+    before = seed(db)
+
+    def flaky() -> Iterator[Task]:
+        for n in range(8):
+            yield task(f"2025-03-14T10:00:0{n}Z", task_id=f"new-{n}")
+        raise ConnectionError("page 3 failed")
+
+    with pytest.raises(ConnectionError, match="page 3 failed"):  # some batches staged first
+        replace_task_partitions(db, [utc_window(D1)], flaky(), loaded_at=LOADED_AT, batch_size=3)
+    assert rows(db) == before
+
+
+def test_invalid_windows_and_loaded_at_are_refused(db: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(ValueError, match="start must be timezone-aware"):
+        PartitionWindow(D1, datetime(2025, 3, 14), datetime(2025, 3, 15, tzinfo=UTC))
+    with pytest.raises(ValueError, match="is not before end"):
+        PartitionWindow(D1, datetime(2025, 3, 15, tzinfo=UTC), datetime(2025, 3, 14, tzinfo=UTC))
+    with pytest.raises(ValueError, match="given twice"):
+        replace_task_partitions(db, [utc_window(D1), utc_window(D1)], [], loaded_at=LOADED_AT)
+    overlapping = PartitionWindow(
+        D2, datetime(2025, 3, 14, 12, tzinfo=UTC), datetime(2025, 3, 15, 12, tzinfo=UTC)
+    )
+    with pytest.raises(ValueError, match="overlap"):
+        replace_task_partitions(db, [utc_window(D1), overlapping], [], loaded_at=LOADED_AT)
+    with pytest.raises(ValueError, match="loaded_at"):
+        replace_task_partitions(db, [utc_window(D1)], [], loaded_at=datetime(2025, 3, 14))
+
+
+def test_partition_window_contains_compares_instants() -> None:
+    fall_back = PartitionWindow(
+        date(2025, 11, 2),
+        datetime(2025, 11, 2, tzinfo=NEW_YORK),
+        datetime(2025, 11, 3, tzinfo=NEW_YORK),
+    )
+    assert fall_back.end_utc - fall_back.start_utc == timedelta(hours=25)
+    assert fall_back.contains(datetime(2025, 11, 3, 4, 59, 59, tzinfo=UTC))
+    assert not fall_back.contains(datetime(2025, 11, 3, 5, 0, tzinfo=UTC))
+    assert not fall_back.contains(datetime(2025, 11, 1, 23, 59, 59, tzinfo=NEW_YORK))
+    with pytest.raises(ValueError, match="naive"):
+        fall_back.contains(datetime(2025, 11, 2, 12, 0))
+
+
+@pytest.mark.parametrize("file_name", ["topo.duckdb", "analytics.duckdb", "warehouse.duckdb"])
+def test_any_file_name_works(tmp_path: Path, file_name: str) -> None:
+    path = tmp_path / file_name
+    one = [task("2025-03-14T05:00:00Z", task_id="one")]
+    with connect(path) as con:
+        ensure_tasks_table(con)
+        ensure_tasks_table(con)  # idempotent
+        assert replace_task_partitions(con, [utc_window(D1)], one, loaded_at=LOADED_AT) == {D1: 1}
+    # A plain DuckDB session (catalog named after the file) sees the table and its comments.
+    with duckdb.connect(str(path), read_only=True) as plain:
+        assert plain.execute(f'SELECT count(*) FROM "{path.stem}".topo.tasks').fetchone() == (1,)
+        comment = plain.execute(
+            "SELECT comment FROM duckdb_columns() WHERE schema_name = 'topo' "
+            "AND table_name = 'tasks' AND column_name = 'partition_date'"
+        ).fetchone()
+        assert comment is not None
+        assert "TOPO_TIMEZONE" in comment[0]
 
 
 def test_a_stage_file_is_never_reused(tmp_path: Path) -> None:
