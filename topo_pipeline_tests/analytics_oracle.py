@@ -23,6 +23,7 @@ import pytest
 
 from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.warehouse.analytics import ANALYTICS_TABLES
+from topo_pipeline.warehouse.registry import COMPLETION_RATE, ROLLUPS, ROLLUPS_BY_TABLE, SLA
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "analyst-guide.md"
 
@@ -171,16 +172,24 @@ def expected_completion_rollup(
     return rows
 
 
+# The rules of each measure family, in Python; which rollups exist (family x grouping
+# column) is read from the registry, so a new rollup is checked without a change here.
+FAMILY_RULES = {
+    SLA.name: expected_sla_rollup,
+    COMPLETION_RATE.name: expected_completion_rollup,
+}
+
+
 def expected_tables(
     tasks: Sequence[Task], as_of: datetime, targets: Mapping[str, int]
 ) -> dict[str, list[dict[str, Any]]]:
     task_sla = expected_task_sla(tasks, as_of, targets)
     return {
         "task_sla": task_sla,
-        "sla_by_priority": expected_sla_rollup(task_sla, "priority"),
-        "sla_by_assignee": expected_sla_rollup(task_sla, "assignee_user_id"),
-        "completion_rate_by_priority": expected_completion_rollup(task_sla, "priority"),
-        "completion_rate_by_assignee": expected_completion_rollup(task_sla, "assignee_user_id"),
+        **{
+            rollup.table: FAMILY_RULES[rollup.family.name](task_sla, rollup.group.name)
+            for rollup in ROLLUPS
+        },
     }
 
 
@@ -205,7 +214,7 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 def row_key(row: Mapping[str, Any], table: str) -> tuple[Any, ...]:
     if table == "task_sla":
         return (row["id"],)
-    group = "priority" if table.endswith("priority") else "assignee_user_id"
+    group = ROLLUPS_BY_TABLE[table].group.name
     # None sorts first, so the NULL group has a stable place.
     return (row["partition_date"], row[group] is not None, row[group] or "")
 

@@ -29,7 +29,7 @@ from topo_pipeline.warehouse.analytics import (
     replace_task_sla,
 )
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.warehouse.schema import ensure_schema
 from topo_pipeline_tests.analytics_oracle import (
     Task,
     assert_all_tables_match,
@@ -143,7 +143,7 @@ INSERT INTO warehouse.topo.tasks (
 
 
 def insert_tasks(con: duckdb.DuckDBPyConnection, tasks: Sequence[Task]) -> None:
-    con.execute(load_sql("create_topo_tasks"))
+    ensure_schema(con)
     for task in tasks:
         con.execute(
             _INSERT_TASK,

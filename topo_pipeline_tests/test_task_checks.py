@@ -118,34 +118,35 @@ def test_every_check_passes_on_a_clean_table(db: duckdb.DuckDBPyConnection) -> N
     assert by_name["count_matches_api_total"].metadata["landed_total"] == 5
 
 
-def _drop_primary_key(con: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild topo.tasks without its PRIMARY KEY so duplicate ids can be inserted."""
-    con.execute("CREATE TABLE warehouse.topo.tasks_copy AS SELECT * FROM warehouse.topo.tasks")
-    con.execute("DROP TABLE warehouse.topo.tasks")
-    con.execute("ALTER TABLE warehouse.topo.tasks_copy RENAME TO tasks")
-
-
 def test_unique_ids_fails_and_names_the_repeated_ids(db: duckdb.DuckDBPyConnection) -> None:
-    _drop_primary_key(db)
+    # topo.tasks has no PRIMARY KEY (the landing refuses clashes), so duplicates can be
+    # inserted behind its back: a2 twice more in its own day, b1 once more in a day the
+    # run did not land; c1 is repeated only outside the run's days.
     db.execute(
         "INSERT INTO warehouse.topo.tasks SELECT * FROM warehouse.topo.tasks WHERE id = 'a2'"
     )
     db.execute(
-        "INSERT INTO warehouse.topo.tasks SELECT * FROM warehouse.topo.tasks WHERE id = 'c1'"
-    )  # outside the windows: unique_ids covers the whole table
+        "INSERT INTO warehouse.topo.tasks SELECT * FROM warehouse.topo.tasks WHERE id = 'a2' "
+        "LIMIT 1"
+    )
     db.execute(
-        "INSERT INTO warehouse.topo.tasks "
-        "SELECT * FROM warehouse.topo.tasks WHERE id = 'a2' LIMIT 1"
+        "INSERT INTO warehouse.topo.tasks SELECT * REPLACE (DATE '2025-03-16' AS partition_date) "
+        "FROM warehouse.topo.tasks WHERE id = 'b1'"
+    )
+    db.execute(
+        "INSERT INTO warehouse.topo.tasks SELECT * FROM warehouse.topo.tasks WHERE id = 'c1'"
     )
     outcome = outcomes(db)[task_checks.UNIQUE_IDS]
     assert not outcome.passed
     assert outcome.severity == "ERROR"
     assert "2 task ids appear more than once" in outcome.description
     assert "a2 (3 rows)" in outcome.description
-    assert "c1 (2 rows)" in outcome.description
+    assert "b1 (2 rows)" in outcome.description
+    assert "c1" not in outcome.description  # another run's days: checked when they landed
     assert outcome.metadata["repeated_ids"] == 2
     assert outcome.metadata["rows_with_repeated_ids"] == 5
-    assert outcome.metadata["example_ids"] == "a2, c1"
+    assert outcome.metadata["example_ids"] == "a2, b1"
+    assert outcome.metadata["rows_checked"] == 10  # every run id looked up in the whole table
     assert_json_metadata(outcome)
 
 

@@ -417,10 +417,8 @@ def settings_of(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     return row
 
 
-def test_the_memory_cap_grows_with_the_primary_key_index() -> None:
-    empty = landing_memory_limit(0, 0)
-    assert landing_memory_limit(0, 100_000) > empty
-    assert landing_memory_limit(3_000_000, 1_000_000) > landing_memory_limit(0, 1_000_000)
+def test_the_memory_cap_grows_with_the_run_not_with_the_table() -> None:
+    assert landing_memory_limit(100_000) > landing_memory_limit(0)
 
 
 def test_capped_landing_puts_the_connections_settings_back(
@@ -440,7 +438,7 @@ def test_a_cap_too_small_rolls_back_and_lands_without_it(
     seed(db)
     before = settings_of(db)
     monkeypatch.setattr(staging, "_LANDING_BASE_BYTES", 2 << 20)
-    monkeypatch.setattr(staging, "_INDEX_BYTES_PER_TASK", 0)
+    monkeypatch.setattr(staging, "_HASHED_BYTES_PER_STAGED_TASK", 0)
     start = datetime(2025, 3, 14, tzinfo=UTC)
     tasks = [
         task((start + timedelta(seconds=n)).isoformat(), task_id=f"n{n:05}", padding="x" * 500)

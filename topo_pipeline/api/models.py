@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from topo_pipeline.api.errors import TopoDataError
 
@@ -35,29 +35,83 @@ KNOWN_ENUM_VALUES: Mapping[str, frozenset[str]] = {
     "reopen_reason": REOPEN_REASONS,
 }
 
-#: Fields the object page marks required (besides ``id`` and ``created_at``, which are strict).
-REQUIRED_FIELDS = ("organization_id", "type", "priority", "status", "sequence_id", "updated_at")
+
+@dataclass(frozen=True, slots=True)
+class TaskField:
+    """One field of Topo's task object: the single declaration of the task schema.
+
+    :class:`Task`'s attributes, the warehouse's ``topo.tasks`` and stage columns (their
+    types and comments), the SQL that lands them and the asset checks are all derived
+    from :data:`TASK_SCHEMA` or checked against it by a test.
+    """
+
+    name: str
+    kind: Literal["string", "timestamp"]
+    """``string`` (ids and enum values are kept as text) or ``timestamp`` (ISO 8601, UTC)."""
+    description: str
+    """What the field means; becomes the column's ``COMMENT`` in DuckDB."""
+    required: bool = False
+    """The object page marks it required (``id`` and ``created_at`` are strict besides)."""
+    strict: bool = False
+    """Without it a task cannot be placed or de-duplicated: :meth:`Task.from_api` refuses it."""
+
+
+#: Topo's task object, in the order Topo documents its fields.
+TASK_SCHEMA: tuple[TaskField, ...] = (
+    TaskField("id", "string", "Task id (UUID). Unique.", strict=True),
+    TaskField(
+        "organization_id",
+        "string",
+        "Topo workspace (organization) the task belongs to.",
+        required=True,
+    ),
+    TaskField(
+        "type",
+        "string",
+        "Task type: CALL, EMAIL_REPLY, LINKEDIN_REPLY, NEW_LEAD_REVIEW (Topo may add values).",
+        required=True,
+    ),
+    TaskField(
+        "priority",
+        "string",
+        "Priority bucket set by Topo: HOT, TODAY, EXTRA (Topo may add values).",
+        required=True,
+    ),
+    TaskField(
+        "status",
+        "string",
+        "Status when fetched: PENDING, IN_PROGRESS, COMPLETED, SKIPPED (Topo may add values).",
+        required=True,
+    ),
+    TaskField("sequence_id", "string", "Sequence run that created the task.", required=True),
+    TaskField(
+        "assignee_user_id",
+        "string",
+        "Workspace user the task is assigned to; NULL means unassigned.",
+    ),
+    TaskField(
+        "disposition",
+        "string",
+        "Outcome of a CALL task: ANSWERED, VOICEMAIL_LEFT, NO_ANSWER; NULL otherwise.",
+    ),
+    TaskField("reopened_at", "timestamp", "When the task was last reopened; NULL if never."),
+    TaskField("reopen_reason", "string", "Why it was last reopened: REMINDER_RULE; NULL if never."),
+    TaskField("skipped_at", "timestamp", "When the task was skipped; NULL if not skipped."),
+    TaskField("completed_at", "timestamp", "When the task was completed; NULL if not completed."),
+    TaskField(
+        "created_at",
+        "timestamp",
+        "When Topo created the task. Decides partition_date.",
+        strict=True,
+    ),
+    TaskField("updated_at", "timestamp", "When Topo last modified the task.", required=True),
+)
 
 #: Every field of the task object, in the order Topo documents them.
-TASK_FIELDS = (
-    "id",
-    "organization_id",
-    "type",
-    "priority",
-    "status",
-    "sequence_id",
-    "assignee_user_id",
-    "disposition",
-    "reopened_at",
-    "reopen_reason",
-    "skipped_at",
-    "completed_at",
-    "created_at",
-    "updated_at",
-)
-TIMESTAMP_FIELDS = frozenset(
-    {"reopened_at", "skipped_at", "completed_at", "created_at", "updated_at"}
-)
+TASK_FIELDS = tuple(f.name for f in TASK_SCHEMA)
+TIMESTAMP_FIELDS = frozenset(f.name for f in TASK_SCHEMA if f.kind == "timestamp")
+#: Fields the object page marks required (besides ``id`` and ``created_at``, which are strict).
+REQUIRED_FIELDS = tuple(f.name for f in TASK_SCHEMA if f.required)
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -1,10 +1,11 @@
 """The analytics tables: per-task SLA evaluation and the four daily rollups built from it.
 
-``analytics.task_sla`` is computed from ``topo.tasks``; ``sla_by_priority``,
-``sla_by_assignee``, ``completion_rate_by_priority`` and ``completion_rate_by_assignee`` are
-computed from ``analytics.task_sla``, so every number in a rollup agrees with the per-task
-rows. DuckDB does all the arithmetic; the SQL lives in ``sql/`` (one file per statement) and
-every value is a bound parameter.
+``analytics.task_sla`` is computed from ``topo.tasks``; the rollups
+(:data:`~topo_pipeline.warehouse.registry.ROLLUPS`: ``sla_by_priority``, ``sla_by_assignee``,
+``completion_rate_by_priority``, ...) are computed from ``analytics.task_sla``, so every
+number in a rollup agrees with the per-task rows. DuckDB does all the arithmetic. The SLA
+rules are ``sql/task_sla_insert_partitions.sql``; every other statement here is a template
+in ``sql/`` filled from the registry's declarations, and every value is a bound parameter.
 
 Each table is replaced one set of ``partition_date`` values at a time, in one transaction:
 the partitions' old rows are deleted and the recomputed rows inserted, so a failure leaves
@@ -34,35 +35,42 @@ from typing import Any
 import duckdb
 
 from topo_pipeline.warehouse.duckdb import transaction
-from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.warehouse.queries import load_sql, render_sql
+from topo_pipeline.warehouse.registry import (
+    ROLLUPS,
+    ROLLUPS_BY_TABLE,
+    TASK_SLA,
+    Rollup,
+    headlines_of,
+)
+from topo_pipeline.warehouse.schema import ensure_schema
+from topo_pipeline.warehouse.tables import Table
 
 DEFAULT_SLA_TARGET_MINUTES: Mapping[str, int] = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
 """SLA target per priority, in minutes, when nothing else is configured."""
 
-ANALYTICS_TABLES = (
-    "task_sla",
-    "sla_by_priority",
-    "sla_by_assignee",
-    "completion_rate_by_priority",
-    "completion_rate_by_assignee",
-)
+ROLLUP_TABLES = tuple(rollup.table for rollup in ROLLUPS)
+"""The tables :func:`replace_rollup` builds from ``analytics.task_sla``, in build order."""
+
+ANALYTICS_TABLES = (TASK_SLA.name, *ROLLUP_TABLES)
 """The tables of schema ``analytics``, in build order (``task_sla`` feeds the others)."""
 
-ROLLUP_TABLES = ANALYTICS_TABLES[1:]
-"""The tables :func:`replace_rollup` builds from ``analytics.task_sla``."""
-
-_SCHEMA_SQL = "create_analytics_tables"
+_DECLARATIONS: Mapping[str, Table] = {
+    TASK_SLA.name: TASK_SLA,
+    **{rollup.table: rollup.table_declaration for rollup in ROLLUPS},
+}
 
 
 def ensure_analytics_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create schema ``analytics`` and its five tables, with comments, if they are missing.
+    """Bring the file's schema up to date, the analytics tables and comments included.
 
-    Idempotent; the replace functions call it themselves before writing.
+    Idempotent; the replace functions call it themselves before writing. See
+    :func:`topo_pipeline.warehouse.schema.ensure_schema`.
 
     Args:
         con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
     """
-    con.execute(load_sql(_SCHEMA_SQL))
+    ensure_schema(con)
 
 
 def replace_task_sla(
@@ -99,7 +107,8 @@ def replace_task_sla(
         "sla_priorities": priorities,
         "sla_target_minutes": minutes,
     }
-    return _replace(con, "task_sla", params)
+    insert_sql = load_sql("task_sla_insert_partitions")
+    return _replace(con, TASK_SLA.name, insert_sql, params)
 
 
 def replace_rollup(
@@ -111,8 +120,9 @@ def replace_rollup(
 
     Args:
         con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
-        table: one of :data:`ROLLUP_TABLES` (the name without schema). It selects fixed
-            ``.sql`` files and is never put into SQL text.
+        table: one of :data:`ROLLUP_TABLES` (the name without schema). It selects a
+            declaration of the registry, whose names fill the SQL templates; the argument
+            itself is never put into SQL text.
         partition_dates: the days (``partition_date`` values) to replace.
 
     Returns:
@@ -122,9 +132,11 @@ def replace_rollup(
         ValueError: if ``table`` is not a rollup table or a partition date is not a date.
         duckdb.Error: if DuckDB fails; the transaction is rolled back first.
     """
-    if table not in ROLLUP_TABLES:
+    rollup = ROLLUPS_BY_TABLE.get(table)
+    if rollup is None:
         raise ValueError(f"unknown rollup table {table!r}; expected one of {ROLLUP_TABLES}")
-    return _replace(con, table, {"partition_dates": _partition_list(partition_dates)})
+    params = {"partition_dates": _partition_list(partition_dates)}
+    return _replace(con, rollup.table, _rollup_insert_sql(rollup), params)
 
 
 def headline_metrics(
@@ -133,7 +145,9 @@ def headline_metrics(
     """A few numbers summarising ``table`` over ``partition_dates``, for Dagster metadata.
 
     Rates are pooled over the given days (sums over sums), never averages of daily rates,
-    and are ``None`` when their denominator is 0. Counts are 0 when there are no rows.
+    and are ``None`` when their denominator is 0. Counts are 0 when there are no rows. The
+    numbers of each table are declared in the registry
+    (:func:`~topo_pipeline.warehouse.registry.headlines_of`), e.g.:
 
     * ``task_sla``: ``tasks``, ``met``, ``breached``, ``open_within_sla``, ``skipped``,
       ``unknown`` (tasks whose SLA cannot be judged), ``sla_attainment``.
@@ -157,16 +171,33 @@ def headline_metrics(
     Raises:
         ValueError: if ``table`` is not an analytics table or a partition date is not a date.
     """
-    if table not in ANALYTICS_TABLES:
-        raise ValueError(f"unknown analytics table {table!r}; expected one of {ANALYTICS_TABLES}")
     cursor = con.execute(
-        load_sql(f"{table}_headline"), {"partition_dates": _partition_list(partition_dates)}
+        _headline_sql(table, by_day=False), {"partition_dates": _partition_list(partition_dates)}
     )
     names = [column[0] for column in cursor.description]
     row = cursor.fetchone()
     if row is None:  # pragma: no cover - an aggregate without GROUP BY always returns a row
         return {}
     return dict(zip(names, row, strict=True))
+
+
+def headline_metrics_by_day(
+    con: duckdb.DuckDBPyConnection, table: str, partition_dates: Iterable[date]
+) -> dict[date, dict[str, float | int | None]]:
+    """:func:`headline_metrics` of each day of ``partition_dates``, in one grouped query.
+
+    A day without rows gets what :func:`headline_metrics` gives for it: counts 0, rates
+    ``None``.
+
+    Raises:
+        ValueError: as :func:`headline_metrics`.
+    """
+    days = _partition_list(partition_dates)
+    cursor = con.execute(_headline_sql(table, by_day=True), {"partition_dates": days})
+    names = [column[0] for column in cursor.description][1:]
+    found = {row[0]: dict(zip(names, row[1:], strict=True)) for row in cursor.fetchall()}
+    empty = {h.name: (0 if h.kind == "count" else None) for h in headlines_of(table)}
+    return {day: found.get(day, dict(empty)) for day in days}
 
 
 @dataclass(frozen=True)
@@ -202,7 +233,7 @@ def partition_rows(
         rows for is absent.
     """
     rows = con.execute(
-        load_sql("analytics_partition_rows"), {"partition_dates": _partition_list(partition_dates)}
+        _partition_rows_sql(), {"partition_dates": _partition_list(partition_dates)}
     ).fetchall()
     return {(table, day): PartitionRows(int(count), as_of) for table, day, count, as_of in rows}
 
@@ -238,16 +269,54 @@ def missing_sources(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> li
     return [name for name in needed if name not in present]
 
 
-def _replace(con: duckdb.DuckDBPyConnection, table: str, params: Mapping[str, Any]) -> int:
+def _replace(
+    con: duckdb.DuckDBPyConnection, table: str, insert_sql: str, params: Mapping[str, Any]
+) -> int:
     """Delete the partitions' rows of ``table`` and insert them recomputed, atomically."""
     ensure_analytics_tables(con)
-    delete_sql = load_sql(f"{table}_delete_partitions")
-    insert_sql = load_sql(f"{table}_insert_partitions")
+    delete_sql = render_sql("analytics_delete_partitions", table=_DECLARATIONS[table].qualified)
     delete_params = {"partition_dates": params["partition_dates"]}
     with transaction(con):
         con.execute(delete_sql, delete_params)
         row = con.execute(insert_sql, dict(params)).fetchone()
     return int(row[0]) if row else 0
+
+
+def _rollup_insert_sql(rollup: Rollup) -> str:
+    declaration = rollup.table_declaration
+    measures = ",\n    ".join(f"{m.expression} AS {m.column.name}" for m in rollup.family.measures)
+    return render_sql(
+        "rollup_insert_partitions",
+        table=declaration.qualified,
+        group=rollup.group.name,
+        columns=", ".join(declaration.column_names),
+        measures=measures,
+    )
+
+
+def _headline_sql(table: str, *, by_day: bool) -> str:
+    declaration = _DECLARATIONS.get(table)
+    if declaration is None:
+        raise ValueError(f"unknown analytics table {table!r}; expected one of {ANALYTICS_TABLES}")
+    return render_sql(
+        "analytics_headline",
+        table=declaration.qualified,
+        day="partition_date," if by_day else "",
+        headlines=",\n    ".join(h.select_item() for h in headlines_of(table)),
+        group_by="GROUP BY partition_date" if by_day else "",
+    )
+
+
+def _partition_rows_sql() -> str:
+    return "\nUNION ALL\n".join(
+        render_sql(
+            "analytics_partition_rows",
+            table_name=table.name,
+            table=table.qualified,
+            as_of="max(as_of)" if "as_of" in table.column_names else "NULL::TIMESTAMPTZ",
+        )
+        for table in _DECLARATIONS.values()
+    )
 
 
 def _partition_list(partition_dates: Iterable[date]) -> list[date]:

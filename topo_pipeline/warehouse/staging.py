@@ -41,11 +41,12 @@ import numpy as np
 from topo_pipeline.api.models import Task
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
 from topo_pipeline.warehouse.duckdb import transaction
-from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.warehouse.queries import load_sql, render_sql
+from topo_pipeline.warehouse.schema import STAGED_TASKS, TASK_COLUMNS
 from topo_pipeline.warehouse.tasks import (
+    DuplicateTaskIdError,
     PartitionWindow,
     WindowIndex,
-    explain_duplicate_key,
     task_frame,
 )
 
@@ -72,7 +73,9 @@ _STAGE_MEMORY_LIMIT = "32MB"
 """DuckDB memory of the staging connection; beyond it DuckDB writes blocks to disk."""
 
 _LANDING_BASE_BYTES = 32 << 20
-_INDEX_BYTES_PER_TASK = 160
+_HASHED_BYTES_PER_STAGED_TASK = 160
+"""Per staged task: the hashes of its id the landing builds (last arrival, stored ids)."""
+_DUPLICATE_EXAMPLES = 5
 _OUT_OF_MEMORY_PHRASES = ("could not allocate", "failed to allocate", "failed to pin")
 """How DuckDB's buffer manager words running out of memory (also inside a failed COMMIT)."""
 
@@ -127,7 +130,7 @@ class TaskStage:
         try:
             self._con.execute("SET TimeZone = 'UTC'")
             self._con.execute(f"SET memory_limit = '{_STAGE_MEMORY_LIMIT}'")
-            self._con.execute(load_sql("create_staged_tasks"))
+            self._con.execute(STAGED_TASKS.create_sql(qualified=STAGED_TASKS.name))
         except BaseException:
             self.close()
             raise
@@ -176,7 +179,7 @@ class TaskStage:
             frame["arrival"] = np.arange(first, first + len(batch), dtype=np.int64)
             con.register(_BATCH_VIEW, frame)
             try:
-                con.execute(load_sql("insert_staged_tasks_batch"))
+                con.execute(_insert_batch_sql())
             finally:
                 con.unregister(_BATCH_VIEW)
         except BaseException:
@@ -356,7 +359,10 @@ def replace_task_partitions_from_stage(
 
     Closes the stage (writing what is buffered), attaches its file read-only, and in one
     transaction deletes every row of the stage's partition dates and inserts the staged
-    tasks, the last arrival of each id only, then commits. A window with no tasks is a
+    tasks, the last arrival of each id only, then commits. ``topo.tasks`` has no PRIMARY
+    KEY (DuckDB would load its index of every stored id on each write): before inserting,
+    the landing looks the staged ids up among the rows left, which all lie outside the
+    run's partitions, and refuses the whole landing if one is there. A window with no tasks is a
     legitimate empty day: its old rows are deleted. Any failure rolls the whole
     transaction back, leaving every previous row as it was, and propagates.
 
@@ -380,8 +386,8 @@ def replace_task_partitions_from_stage(
     Raises:
         ValueError: for a naive ``loaded_at``.
         RuntimeError: if filling the stage failed (it is incomplete).
-        duckdb.ConstraintException: if a task id already sits in a partition outside
-            the stage's windows.
+        DuplicateTaskIdError: (a ``duckdb.ConstraintException``) if a task id already
+            sits in a partition outside the stage's windows.
     """
     if loaded_at.tzinfo is None or loaded_at.utcoffset() is None:
         raise ValueError("loaded_at must be timezone-aware")
@@ -392,8 +398,7 @@ def replace_task_partitions_from_stage(
     con.execute(f"ATTACH ? AS {STAGE_CATALOG} (READ_ONLY)", [str(stage.path)])
     try:
         if capped:
-            stored = con.execute(load_sql("count_topo_tasks")).fetchone()
-            limit = landing_memory_limit(int(stored[0]) if stored else 0, stage.staged)
+            limit = landing_memory_limit(stage.staged)
             try:
                 with _memory_capped(con, limit):
                     counts = _land(con, dates, loaded_at)
@@ -417,15 +422,28 @@ def replace_task_partitions_from_stage(
             con.execute(f"DETACH {STAGE_CATALOG}")
 
 
-def landing_memory_limit(stored_tasks: int, staged_tasks: int) -> int:
-    """Bytes of DuckDB memory to land ``staged_tasks`` in a table of ``stored_tasks``.
+def landing_memory_limit(staged_tasks: int) -> int:
+    """Bytes of DuckDB memory to land ``staged_tasks``, whatever the table's size.
 
-    A fixed allowance for the rows in flight (the rest spill to disk), plus what DuckDB
-    cannot spill: the primary-key index over every id, stored and new (measured at
-    about 100-130 bytes per id on DuckDB 2.0; :data:`_INDEX_BYTES_PER_TASK` leaves
-    headroom).
+    A fixed allowance for the rows in flight (the rest spill to disk), plus the hashes of
+    the staged ids (the last arrival of each, and the look-up of ids stored elsewhere).
+    ``topo.tasks`` keeps no index of its ids, so nothing grows with the rows stored.
     """
-    return _LANDING_BASE_BYTES + _INDEX_BYTES_PER_TASK * (stored_tasks + staged_tasks)
+    return _LANDING_BASE_BYTES + _HASHED_BYTES_PER_STAGED_TASK * staged_tasks
+
+
+def _insert_batch_sql() -> str:
+    casts = ",\n    ".join(
+        f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in STAGED_TASKS.columns
+    )
+    return render_sql("insert_staged_tasks_batch", casts=casts)
+
+
+def _land_sql() -> str:
+    staged = ",\n    ".join(
+        f"s.{c.name}" for c in (*TASK_COLUMNS, STAGED_TASKS.column("partition_date"))
+    )
+    return render_sql("insert_topo_tasks_from_stage", staged_columns=staged)
 
 
 def _land(
@@ -433,11 +451,14 @@ def _land(
 ) -> dict[date, int]:
     with transaction(con):
         con.execute(load_sql("delete_topo_tasks_partitions"), {"partition_dates": dates})
-        try:
-            con.execute(load_sql("insert_topo_tasks_from_stage"), {"loaded_at": loaded_at})
-        except duckdb.ConstraintException as error:
-            explain_duplicate_key(error)
-            raise
+        # What a PRIMARY KEY would refuse, checked without one: what remains after the
+        # delete lies outside the run's partitions, so a staged id found there is a clash.
+        stored = con.execute(
+            load_sql("stored_ids_of_stage"), {"limit": _DUPLICATE_EXAMPLES}
+        ).fetchall()
+        if stored:
+            raise DuplicateTaskIdError(stored)
+        con.execute(_land_sql(), {"loaded_at": loaded_at})
         return dict(
             con.execute(
                 load_sql("count_topo_tasks_by_partition"), {"partition_dates": dates}

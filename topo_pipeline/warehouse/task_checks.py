@@ -4,8 +4,9 @@ Each check is one SQL query (``sql/check_tasks_*.sql``) with bound parameters; P
 turns the query's few result rows into a :class:`CheckOutcome` whose description names
 what is wrong. The Dagster layer maps outcomes onto asset check results.
 
-Checks that concern a run's data are scoped to the run's partitions; ``unique_ids`` looks
-at the whole table, because one row per id is a property of the table, not of a day.
+Every check is scoped to the run's partitions, so its cost follows the run, not the table;
+``unique_ids`` looks each of the run's ids up in the whole table (one row per id is a
+property of the table), and since every landing runs it, no id is ever stored twice.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def evaluate_task_checks(
 
     Args:
         con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
-        windows: the partitions the run landed; scope of every check but ``unique_ids``.
+        windows: the partitions the run landed; the scope of every check.
         api_totals: per partition date, the number of in-window tasks Topo reported. A
             window whose date is missing fails ``count_matches_api_total``.
 
@@ -76,7 +77,7 @@ def evaluate_task_checks(
     """
     ordered = sorted(windows, key=lambda w: w.partition_date)
     return [
-        check_unique_ids(con),
+        check_unique_ids(con, ordered),
         check_count_matches_api(con, ordered, api_totals),
         check_created_at_in_window(con, ordered),
         check_known_enum_values(con, ordered),
@@ -84,10 +85,18 @@ def evaluate_task_checks(
     ]
 
 
-def check_unique_ids(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
-    """``unique_ids``: no task id is stored twice anywhere in ``topo.tasks`` (ERROR)."""
+def check_unique_ids(
+    con: duckdb.DuckDBPyConnection, windows: Sequence[PartitionWindow]
+) -> CheckOutcome:
+    """``unique_ids``: no task id of ``windows`` is stored twice anywhere in ``topo.tasks``.
+
+    Severity ERROR. Each id of the run's partitions is looked up in the whole table; ids
+    of other partitions were checked when those were landed.
+    """
     rows_checked, repeated_ids, repeated_rows, examples = _one_row(
-        con, "check_tasks_unique_ids", {"max_examples": MAX_EXAMPLES}
+        con,
+        "check_tasks_unique_ids",
+        {"partition_dates": [w.partition_date for w in windows], "max_examples": MAX_EXAMPLES},
     )
     metadata: dict[str, Any] = {
         "rows_checked": rows_checked,

@@ -1,7 +1,8 @@
 """Landing Topo tasks in ``warehouse.topo.tasks``, one daily partition at a time.
 
 A partition is the tasks created in ``[day start, next day start)`` of the pipeline's
-timezone. This module holds the table (:func:`ensure_tasks_table`), the windows
+timezone. This module holds the table (:func:`ensure_tasks_table`; its columns are declared
+in :mod:`topo_pipeline.warehouse.schema`), the windows
 (:class:`PartitionWindow`, :class:`WindowIndex`) and the columnar form of a batch of tasks
 (:func:`task_frame`); :mod:`topo_pipeline.warehouse.staging` stages fetched tasks in that
 form and swaps whole partitions in one transaction.
@@ -19,8 +20,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from topo_pipeline.api.models import Task
-from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.api.models import TASK_SCHEMA, Task
+from topo_pipeline.warehouse.schema import ensure_schema
 
 # Built once: json.dumps with options builds a new encoder per call, a visible cost at 100k rows.
 # Compact, non-ASCII kept as is; NaN/Infinity refused because they are not JSON.
@@ -28,18 +29,10 @@ _RAW_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_STRING_FIELDS = (
-    "id",
-    "organization_id",
-    "type",
-    "priority",
-    "status",
-    "sequence_id",
-    "assignee_user_id",
-    "disposition",
-    "reopen_reason",
+_STRING_FIELDS = tuple(f.name for f in TASK_SCHEMA if f.kind == "string")
+_OPTIONAL_TIMESTAMP_FIELDS = tuple(
+    f.name for f in TASK_SCHEMA if f.kind == "timestamp" and f.name != "created_at"
 )
-_OPTIONAL_TIMESTAMP_FIELDS = ("reopened_at", "skipped_at", "completed_at", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -94,11 +87,11 @@ class PartitionWindow:
 
 
 def ensure_tasks_table(con: duckdb.DuckDBPyConnection) -> None:
-    """Create schema ``topo`` and table ``topo.tasks`` with their comments, if missing.
+    """Bring the file's schema up to date (``topo.tasks`` included); see :mod:`.schema`.
 
-    Idempotent: safe to run at the start of every write.
+    Idempotent and cheap once the file is current: safe to run at the start of every write.
     """
-    con.execute(load_sql("create_topo_tasks"))
+    ensure_schema(con)
 
 
 class WindowIndex:
@@ -136,14 +129,13 @@ class WindowIndex:
         return clipped, inside
 
 
-def explain_duplicate_key(error: duckdb.ConstraintException) -> None:
-    """Add a note saying what a duplicate-key clash on ``topo.tasks`` means, if it is one.
+class DuplicateTaskIdError(duckdb.ConstraintException):
+    """A task of the run is already stored under a partition outside the run's windows."""
 
-    A run's own ids are de-duplicated when the stage is landed, so a clash is with a row
-    stored under a partition the run does not replace.
-    """
-    if "Duplicate key" in str(error):
-        error.add_note(
+    def __init__(self, stored: list[tuple[str, date]]) -> None:
+        examples = ", ".join(f"{task_id} (in {day})" for task_id, day in stored)
+        super().__init__(f"Duplicate key: task id already stored in topo.tasks: {examples}")
+        self.add_note(
             "A task of this run is already stored under a partition outside "
             "the run's windows (did its created_at or TOPO_TIMEZONE change?). "
             "Nothing was changed."

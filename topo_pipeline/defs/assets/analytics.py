@@ -1,19 +1,21 @@
 """The ``analytics/*`` assets: SLA and completion-rate tables built from ``topo.tasks``.
 
-Five assets, one per DuckDB table of schema ``analytics`` (grain and columns: SPEC.md and
-``docs/analyst-guide.md``). They share the daily partitions of ``topo/tasks``, each partition
-identity-mapped to the same day upstream; the four rollups depend on ``analytics/task_sla``.
+One asset per DuckDB table of schema ``analytics`` (grain and columns: SPEC.md and
+``docs/analyst-guide.md``): ``analytics/task_sla`` and one per rollup of
+:data:`~topo_pipeline.warehouse.registry.ROLLUPS`, whose key, description and metadata come
+from that declaration. They share the daily partitions of ``topo/tasks``, each partition
+identity-mapped to the same day upstream; the rollups depend on ``analytics/task_sla``.
 
-**One step, five assets.** The five are one ``multi_asset`` that can be subset, not five
-``@asset`` steps:
+**One step, every analytics asset.** They are one ``multi_asset`` that can be subset, not
+one ``@asset`` step each:
 
-* In the UI they are still five assets: five nodes in the lineage graph (rollups downstream
+* In the UI they are still separate assets: one node each in the lineage graph (rollups downstream
   of ``analytics/task_sla``), each with its own materializations, partition status, table
   name, column schema and plots of its headline numbers. Any one of them can be selected
   and materialized alone; the step then builds only the selected tables (a rollup alone is
   recomputed from the ``analytics.task_sla`` already in the file).
-* Building them takes one step instead of five: one open of the DuckDB file and one turn
-  in the ``duckdb`` pool (limit 1) instead of five queued turns. So no other run can
+* Building them takes one step: one open of the DuckDB file and one turn in the ``duckdb``
+  pool (limit 1) instead of a queued turn per table. So no other run can
   rewrite ``analytics.task_sla`` between it and its rollups, and every table of a run
   carries the same ``as_of``.
 * The cost: the run's timeline shows one ``analytics_tables`` step, and retrying it rebuilds
@@ -50,11 +52,16 @@ from topo_pipeline.warehouse.analytics import (
     ColumnInfo,
     PartitionRows,
     analytics_columns,
-    headline_metrics,
+    headline_metrics_by_day,
     missing_sources,
     partition_rows,
     replace_rollup,
     replace_task_sla,
+)
+from topo_pipeline.warehouse.registry import (
+    ROLLUPS_BY_TABLE,
+    TASK_SLA_DESCRIPTION,
+    uses_sla,
 )
 
 OP_NAME = "analytics_tables"
@@ -69,33 +76,12 @@ ANALYTICS_KEYS: Mapping[str, dg.AssetKey] = {
 
 TASK_SLA_KEY = ANALYTICS_KEYS["task_sla"]
 
-SLA_TABLES = ("task_sla", "sla_by_priority", "sla_by_assignee")
+SLA_TABLES = tuple(table for table in ANALYTICS_TABLES if uses_sla(table))
 """The tables whose numbers depend on ``as_of`` and the SLA targets."""
 
 _DESCRIPTIONS = {
-    "task_sla": (
-        "SLA evaluation of every Topo task, in DuckDB table analytics.task_sla: one row per "
-        "task id with its SLA target, due time, minutes to complete and sla_status (MET, "
-        "BREACHED, OPEN, SKIPPED or UNKNOWN) as of the run's as_of."
-    ),
-    "sla_by_priority": (
-        "SLA outcome per creation day and priority, in DuckDB table analytics.sla_by_priority: "
-        "tasks, completed, skipped, open, met, breached, sla_attainment = met / (met + "
-        "breached), median and p90 minutes to complete."
-    ),
-    "sla_by_assignee": (
-        "SLA outcome per creation day and assignee (NULL = unassigned), in DuckDB table "
-        "analytics.sla_by_assignee: the measures of sla_by_priority."
-    ),
-    "completion_rate_by_priority": (
-        "Task outcomes per creation day and priority, in DuckDB table "
-        "analytics.completion_rate_by_priority: tasks by status, completion_rate = completed "
-        "/ tasks, skip_rate = skipped / tasks."
-    ),
-    "completion_rate_by_assignee": (
-        "Task outcomes per creation day and assignee (NULL = unassigned), in DuckDB table "
-        "analytics.completion_rate_by_assignee: the measures of completion_rate_by_priority."
-    ),
+    "task_sla": TASK_SLA_DESCRIPTION,
+    **{table: rollup.description for table, rollup in ROLLUPS_BY_TABLE.items()},
 }
 
 _SOURCES = {
@@ -143,7 +129,7 @@ class AnalyticsConfig(dg.Config):
 def build_analytics_assets(
     partitions_def: dg.TimeWindowPartitionsDefinition, sla_targets: Mapping[str, int]
 ) -> dg.AssetsDefinition:
-    """The five ``analytics/*`` assets over ``partitions_def``, as one subsettable step.
+    """The ``analytics/*`` assets over ``partitions_def``, as one subsettable step.
 
     Args:
         partitions_def: the partitions of ``topo/tasks`` (identity-mapped).
@@ -219,10 +205,8 @@ def build_analytics_assets(
                     written[table] = replace_rollup(con, table, days)
             counts = partition_rows(con, days)
             columns = analytics_columns(con)
-            headlines = {
-                table: {day: headline_metrics(con, table, [day]) for day in days}
-                for table in selected
-            }
+            # One grouped query per table, whatever the number of days.
+            headlines = {table: headline_metrics_by_day(con, table, days) for table in selected}
 
         for table in selected:
             yield _materialize_result(

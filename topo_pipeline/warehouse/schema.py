@@ -1,0 +1,230 @@
+"""The warehouse's schema: every table and view, its version, and the migration of old files.
+
+:data:`TABLES` and :data:`VIEWS` declare what a file of :data:`SCHEMA_VERSION` holds:
+``topo.tasks`` (its task columns derived from :data:`topo_pipeline.api.models.TASK_SCHEMA`),
+the analytics tables of :mod:`topo_pipeline.warehouse.registry`, and whatever is added here
+later. :func:`ensure_schema` brings a file to that state before anything writes it:
+
+* a new file gets every table, view and comment;
+* a file of an older version is migrated in **one transaction**: the steps of
+  :data:`MIGRATIONS` that the declarations cannot express (rebuilding a table to drop a
+  constraint, say), then every declared table, column, view and comment that is missing
+  is added; nothing is dropped, so every row stays;
+* a file of a newer version than this code knows is refused with
+  :class:`SchemaVersionError`, before anything is changed.
+
+The version is the one row of ``warehouse.main.schema_version``; a file without that table
+but with ``topo.tasks`` or analytics tables was written by the first release (version 1).
+
+**Adding a table, view or column** is one declaration: append it to :data:`TABLES` /
+:data:`VIEWS` (or to the table's columns), bump :data:`SCHEMA_VERSION` and say in
+:data:`VERSIONS` what it brought. Existing files get it the next time the pipeline opens
+them. Only a change that is not an addition (a rename, a changed type, a dropped
+constraint) needs a step in :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import duckdb
+
+from topo_pipeline.api.models import TASK_SCHEMA, TaskField
+from topo_pipeline.warehouse.duckdb import CATALOG, transaction
+from topo_pipeline.warehouse.registry import ANALYTICS_TABLE_DECLARATIONS, TASK_SLA
+from topo_pipeline.warehouse.tables import Column, Table, View, identifier
+
+SCHEMA_VERSION = 2
+"""The schema version this code writes."""
+
+VERSIONS: Mapping[int, str] = {
+    1: "The first release: topo.tasks and the five analytics tables, no version recorded.",
+    2: "The version is recorded; topo.tasks and analytics.task_sla keep no PRIMARY KEY index "
+    "(uniqueness of id is enforced by the landing and a blocking asset check), so a write "
+    "no longer loads an index of every stored id.",
+}
+"""What each version brought (the documentation of :data:`MIGRATIONS`)."""
+
+_SQL_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMPTZ"}
+
+
+def _task_column(field: TaskField) -> Column:
+    return Column(field.name, _SQL_TYPES[field.kind], field.description, not_null=field.strict)
+
+
+TASK_COLUMNS: tuple[Column, ...] = tuple(_task_column(field) for field in TASK_SCHEMA)
+"""The task object's fields as columns, in Topo's order: shared by the table and the stage."""
+
+PARTITION_DATE = Column(
+    "partition_date",
+    "DATE",
+    "Day of created_at in the pipeline's timezone (TOPO_TIMEZONE); the Dagster partition.",
+    not_null=True,
+)
+
+TOPO_TASKS = Table(
+    "topo",
+    "tasks",
+    "Topo tasks from GET /v1/tasks. One row per task id, holding its latest fetched state; "
+    "partition_date is the day the task was created in the pipeline's timezone.",
+    (
+        *TASK_COLUMNS,
+        PARTITION_DATE,
+        Column("loaded_at", "TIMESTAMPTZ", "When this row was fetched from the API.", True),
+        Column(
+            "raw",
+            "JSON",
+            "The task object exactly as the API returned it, including fields added after "
+            "this table was defined.",
+            not_null=True,
+        ),
+    ),
+)
+
+STAGED_TASKS = Table(
+    "main",
+    "staged_tasks",
+    "Every task a run fetched, in arrival order, before it is landed in topo.tasks.",
+    (
+        Column("arrival", "BIGINT", "Arrival order; landing keeps the last of each id.", True),
+        *TASK_COLUMNS,
+        PARTITION_DATE,
+        Column("raw", "VARCHAR", "The task object as JSON text.", not_null=True),
+    ),
+)
+"""The run-local stage (its own DuckDB file, not part of the warehouse; no comments there)."""
+
+TABLES: tuple[Table, ...] = (TOPO_TASKS, *ANALYTICS_TABLE_DECLARATIONS)
+"""Every table of the warehouse, in creation order."""
+
+VIEWS: tuple[View, ...] = ()
+"""Every view of the warehouse, created (or replaced) after the tables."""
+
+SCHEMA_VERSION_TABLE = Table(
+    "main",
+    "schema_version",
+    "The version of the pipeline's table layout this file holds (one row); the pipeline "
+    "migrates older files when it opens them and refuses newer ones.",
+    (Column("version", "INTEGER", "Schema version (topo_pipeline.warehouse.schema).", True),),
+)
+_VERSION_TABLE = SCHEMA_VERSION_TABLE.qualified
+
+
+class SchemaVersionError(RuntimeError):
+    """The file was written by a newer version of the pipeline than this one."""
+
+
+def _rebuild(table: Table) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """A step that recreates ``table`` as declared and copies every row over, by name.
+
+    DuckDB cannot drop a constraint (a PRIMARY KEY, a NOT NULL) from an existing table.
+    """
+
+    def step(con: duckdb.DuckDBPyConnection) -> None:
+        if not _table_exists(con, table.schema, table.name):
+            return
+        old = identifier(f"{table.name}_before_migration")
+        con.execute(f"ALTER TABLE {table.qualified} RENAME TO {old}")
+        con.execute(table.create_sql(if_not_exists=False))
+        columns = ", ".join(
+            name for name in table.column_names if name in _columns(con, table.schema, old)
+        )
+        con.execute(
+            f"INSERT INTO {table.qualified} ({columns}) "
+            f"SELECT {columns} FROM {CATALOG}.{table.schema}.{old}"
+        )
+        con.execute(f"DROP TABLE {CATALOG}.{table.schema}.{old}")
+
+    return step
+
+
+MIGRATIONS: Mapping[int, tuple[Callable[[duckdb.DuckDBPyConnection], None], ...]] = {
+    2: (_rebuild(TOPO_TASKS), _rebuild(TASK_SLA)),
+}
+"""Steps run to reach a version, before the declarations are applied (non-additive changes)."""
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of the attached file: 0 for a file without the pipeline's tables."""
+    if _table_exists(con, "main", "schema_version"):
+        row = con.execute(f"SELECT max(version) FROM {_VERSION_TABLE}").fetchone()
+        if row is not None and row[0] is not None:
+            return int(row[0])
+    if any(_table_exists(con, table.schema, table.name) for table in TABLES):
+        return 1
+    return 0
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the attached file to :data:`SCHEMA_VERSION`; a no-op when it is there already.
+
+    Call it on a connection with no transaction open (it opens its own).
+
+    Returns:
+        The version the file had (0 for a new file).
+
+    Raises:
+        SchemaVersionError: if the file's version is newer than this code's; nothing is
+            changed.
+        duckdb.Error: if a migration step fails; the transaction is rolled back, so the file
+            stays at its old version with every row.
+    """
+    found = schema_version(con)
+    if found == SCHEMA_VERSION:
+        return found
+    if found > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the pipeline's DuckDB file has schema version {found}, newer than the "
+            f"{SCHEMA_VERSION} this version of topo_pipeline knows: upgrade topo_pipeline to "
+            "open it (the file was left unchanged)"
+        )
+    with transaction(con):
+        if found > 0:
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                for step in MIGRATIONS.get(version, ()):
+                    step(con)
+        _apply_declarations(con)
+        con.execute(SCHEMA_VERSION_TABLE.create_sql())
+        for statement in SCHEMA_VERSION_TABLE.comment_sql():
+            con.execute(statement)
+        con.execute(f"DELETE FROM {_VERSION_TABLE}")
+        con.execute(f"INSERT INTO {_VERSION_TABLE} VALUES ($version)", {"version": SCHEMA_VERSION})
+    return found
+
+
+def _apply_declarations(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every missing schema, table, column and view; set every comment."""
+    for schema in dict.fromkeys([*(t.schema for t in TABLES), *(v.schema for v in VIEWS)]):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{identifier(schema)}")
+    for table in TABLES:
+        con.execute(table.create_sql())
+        present = _columns(con, table.schema, table.name)
+        for column in table.columns:
+            if column.name not in present:
+                # Added as nullable: the rows already there have no value for it.
+                added = Column(column.name, column.sql_type, column.comment)
+                con.execute(f"ALTER TABLE {table.qualified} ADD COLUMN {added.definition()}")
+        for statement in table.comment_sql():
+            con.execute(statement)
+    for view in VIEWS:
+        con.execute(view.create_sql())
+        for statement in view.comment_sql():
+            con.execute(statement)
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE database_name = $catalog AND schema_name = $schema AND table_name = $name",
+        {"catalog": CATALOG, "schema": schema, "name": name},
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() "
+        "WHERE database_name = $catalog AND schema_name = $schema AND table_name = $table",
+        {"catalog": CATALOG, "schema": schema, "table": table},
+    ).fetchall()
+    return {name for (name,) in rows}

@@ -1,2 +1,0 @@
--- Rows held in topo.tasks (sizes the memory a landing needs for the primary-key index).
-SELECT count(*) FROM warehouse.topo.tasks;

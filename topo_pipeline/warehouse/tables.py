@@ -1,0 +1,122 @@
+"""Declarations of the warehouse's tables and views, and the DDL rendered from them.
+
+A :class:`Table` lists its :class:`Column` values (name, DuckDB type, ``COMMENT``); a
+:class:`View` holds its ``SELECT``. :mod:`topo_pipeline.warehouse.schema` collects them into
+the schema a file is migrated to, and the statements here are the only ones that spell a
+table's columns out. Identifiers come from these closed declarations, never from input, so
+rendering them into SQL text is safe; :func:`identifier` refuses anything else all the same.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from topo_pipeline.warehouse.duckdb import CATALOG
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def identifier(name: str) -> str:
+    """``name`` if it is a plain lower-case SQL identifier.
+
+    Raises:
+        ValueError: for anything else (it would need quoting, or is not a name at all).
+    """
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"{name!r} is not a plain SQL identifier")
+    return name
+
+
+def literal(text: str) -> str:
+    """``text`` as a SQL string literal (comments cannot be bound as parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, DuckDB type, ``COMMENT`` and whether it may be NULL."""
+
+    name: str
+    sql_type: str
+    comment: str
+    not_null: bool = False
+
+    def definition(self) -> str:
+        """The column as it appears in ``CREATE TABLE`` / ``ADD COLUMN``."""
+        return f"{identifier(self.name)} {self.sql_type}{' NOT NULL' if self.not_null else ''}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the warehouse (or of a run's stage), described once."""
+
+    schema: str
+    name: str
+    comment: str
+    columns: tuple[Column, ...]
+
+    @property
+    def qualified(self) -> str:
+        """``warehouse.<schema>.<name>``: the name every statement uses."""
+        return f"{CATALOG}.{identifier(self.schema)}.{identifier(self.name)}"
+
+    @property
+    def display_name(self) -> str:
+        """``<schema>.<name>``, as analysts write it."""
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        """The column called ``name``.
+
+        Raises:
+            KeyError: if the table has none.
+        """
+        for candidate in self.columns:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"{self.display_name} has no column {name!r}")
+
+    def create_sql(self, *, qualified: str | None = None, if_not_exists: bool = True) -> str:
+        """``CREATE TABLE`` for this table (at ``qualified``, by default its own name)."""
+        body = ",\n".join(f"    {column.definition()}" for column in self.columns)
+        clause = "IF NOT EXISTS " if if_not_exists else ""
+        return f"CREATE TABLE {clause}{qualified or self.qualified} (\n{body}\n)"
+
+    def comment_sql(self) -> list[str]:
+        """``COMMENT ON`` the table and each of its columns."""
+        statements = [f"COMMENT ON TABLE {self.qualified} IS {literal(self.comment)}"]
+        statements += [
+            f"COMMENT ON COLUMN {self.qualified}.{identifier(c.name)} IS {literal(c.comment)}"
+            for c in self.columns
+        ]
+        return statements
+
+
+@dataclass(frozen=True)
+class View:
+    """A view of the warehouse.
+
+    ``select`` names tables as ``<schema>.<table>``, without a catalog: a view is stored as
+    text and resolved where it is read, in the pipeline's file (attached as ``warehouse``) as
+    in the analyst copy (whose catalog is named after its file).
+    """
+
+    schema: str
+    name: str
+    comment: str
+    select: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{CATALOG}.{identifier(self.schema)}.{identifier(self.name)}"
+
+    def create_sql(self) -> str:
+        return f"CREATE OR REPLACE VIEW {self.qualified} AS\n{self.select}"
+
+    def comment_sql(self) -> list[str]:
+        return [f"COMMENT ON VIEW {self.qualified} IS {literal(self.comment)}"]

@@ -1,0 +1,232 @@
+"""The warehouse schema: declared once, created with comments, migrated from older files."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from topo_pipeline.api.models import TASK_FIELDS, TASK_SCHEMA, Task
+from topo_pipeline.warehouse import schema
+from topo_pipeline.warehouse.analytics import (
+    DEFAULT_SLA_TARGET_MINUTES,
+    ROLLUP_TABLES,
+    replace_rollup,
+    replace_task_sla,
+)
+from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.schema import (
+    SCHEMA_VERSION,
+    STAGED_TASKS,
+    TABLES,
+    TOPO_TASKS,
+    SchemaVersionError,
+    ensure_schema,
+    schema_version,
+)
+from topo_pipeline.warehouse.staging import replace_task_partitions
+from topo_pipeline.warehouse.tables import Column, Table
+from topo_pipeline_tests.warehouse_seed import day_window
+
+FIXTURE_V1 = Path(__file__).parent / "fixtures" / "schema_v1.sql"
+DAY = date(2025, 3, 14)
+LOADED_AT = datetime(2025, 3, 20, 12, tzinfo=UTC)
+
+
+def declared_columns(con: duckdb.DuckDBPyConnection, table: Table) -> list[tuple[str, str, str]]:
+    return con.execute(
+        "SELECT column_name, data_type, comment FROM duckdb_columns() "
+        "WHERE database_name = 'warehouse' AND schema_name = $schema AND table_name = $name "
+        "ORDER BY column_index",
+        {"schema": table.schema, "name": table.name},
+    ).fetchall()
+
+
+def constraints(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    return con.execute(
+        "SELECT table_name, constraint_type FROM duckdb_constraints() "
+        "WHERE database_name = 'warehouse' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+    ).fetchall()
+
+
+def some_tasks(count: int = 6) -> list[Task]:
+    start = datetime.combine(DAY, datetime.min.time(), UTC)
+    return [
+        Task.from_api(
+            {
+                "id": f"t{n}",
+                "organization_id": "org",
+                "type": "CALL",
+                "priority": ("HOT", "TODAY", "EXTRA")[n % 3],
+                "status": ("PENDING", "COMPLETED")[n % 2],
+                "sequence_id": "seq",
+                "assignee_user_id": f"user-{n % 2}",
+                "created_at": (start + timedelta(hours=n)).isoformat(),
+                "completed_at": (start + timedelta(hours=n, minutes=30)).isoformat(),
+                "updated_at": start.isoformat(),
+            }
+        )
+        for n in range(count)
+    ]
+
+
+# -- the task schema, declared once ------------------------------------------------------
+
+
+def test_the_task_record_and_both_tables_follow_the_task_schema() -> None:
+    task_attributes = [f.name for f in dataclasses.fields(Task)]
+    assert task_attributes == [*TASK_FIELDS, "raw"]
+    types = {"string": "VARCHAR", "timestamp": "TIMESTAMPTZ"}
+    for table, before, after in (
+        (TOPO_TASKS, [], ["partition_date", "loaded_at", "raw"]),
+        (STAGED_TASKS, ["arrival"], ["partition_date", "raw"]),
+    ):
+        assert list(table.column_names) == [*before, *TASK_FIELDS, *after], table.name
+        for field in TASK_SCHEMA:
+            column = table.column(field.name)
+            assert column.sql_type == types[field.kind]
+            assert column.comment == field.description
+            assert column.not_null == field.strict  # id and created_at
+
+
+def test_a_new_file_gets_every_declared_table_with_its_types_and_comments(tmp_path: Path) -> None:
+    with connect(tmp_path / "new.duckdb") as con:
+        assert ensure_schema(con) == 0
+        assert schema_version(con) == SCHEMA_VERSION
+        for table in TABLES:
+            assert declared_columns(con, table) == [
+                (c.name, _duckdb_type(c.sql_type), c.comment) for c in table.columns
+            ], table.display_name
+        tasks_comment = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = 'topo'"
+        ).fetchone()
+        assert tasks_comment == (TOPO_TASKS.comment,)
+        # No index over every stored id: DuckDB would load it on every write (memory
+        # growing with the table); the landing and the unique_ids check keep ids unique.
+        assert constraints(con) == []
+        assert ensure_schema(con) == SCHEMA_VERSION  # current: nothing to do
+
+
+def _duckdb_type(sql_type: str) -> str:
+    return {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(sql_type, sql_type)
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+
+def first_release_file(path: Path) -> dict[str, list[tuple]]:
+    """A file as the first release left it (its DDL, from git), with rows in every table."""
+    with connect(path) as con:
+        con.execute(FIXTURE_V1.read_text())
+        assert schema_version(con) == 1
+        assert ("tasks", "PRIMARY KEY") in constraints(con)
+        # The first release's landing and analytics SQL still fit its tables: land with them.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(schema, "schema_version", lambda con: SCHEMA_VERSION)  # no migration
+            replace_task_partitions(con, [day_window(DAY)], some_tasks(), loaded_at=LOADED_AT)
+            replace_task_sla(con, [DAY], as_of=LOADED_AT, sla_targets=DEFAULT_SLA_TARGET_MINUTES)
+            for table in ROLLUP_TABLES:
+                replace_rollup(con, table, [DAY])
+        return every_row(con)
+
+
+def every_row(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    names = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() "
+        "WHERE database_name = 'warehouse' AND schema_name IN ('topo', 'analytics') ORDER BY ALL"
+    ).fetchall()
+    return {
+        f"{s}.{t}": con.execute(f"SELECT * FROM warehouse.{s}.{t} ORDER BY ALL").fetchall()
+        for s, t in names
+    }
+
+
+def test_a_file_of_the_first_release_is_migrated_and_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "v1.duckdb"
+    before = first_release_file(path)
+    assert len(before["topo.tasks"]) == 6
+    assert all(before.values()), "every table of the old file holds rows"
+
+    with connect(path) as con:
+        assert ensure_schema(con) == 1
+        assert schema_version(con) == SCHEMA_VERSION
+        assert every_row(con) == before
+        assert constraints(con) == []
+        for table in TABLES:
+            assert declared_columns(con, table) == [
+                (c.name, _duckdb_type(c.sql_type), c.comment) for c in table.columns
+            ], table.display_name
+        # The migrated file takes the next landing like a new one.
+        moved = replace_task_partitions(con, [day_window(DAY)], some_tasks(3), loaded_at=LOADED_AT)
+        assert moved == {DAY: 3}
+
+
+def test_a_failing_migration_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "v1.duckdb"
+    before = first_release_file(path)
+
+    def breaks(con: duckdb.DuckDBPyConnection) -> None:
+        raise duckdb.InvalidInputException("a step that fails half-way")
+
+    steps = schema.MIGRATIONS[2]
+    monkeypatch.setitem(schema.MIGRATIONS, 2, (*steps, breaks))  # after the rebuilds
+    with connect(path) as con:
+        with pytest.raises(duckdb.InvalidInputException, match="half-way"):
+            ensure_schema(con)
+        assert schema_version(con) == 1
+        assert every_row(con) == before
+        assert ("tasks", "PRIMARY KEY") in constraints(con)  # the rebuild was rolled back
+
+
+def test_a_file_newer_than_the_code_is_refused_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "future.duckdb"
+    with connect(path) as con:
+        ensure_schema(con)
+        con.execute("UPDATE warehouse.main.schema_version SET version = $v", {"v": 99})
+    with connect(path) as con:
+        with pytest.raises(SchemaVersionError, match="schema version 99, newer than the"):
+            ensure_schema(con)
+        with pytest.raises(SchemaVersionError, match="upgrade topo_pipeline"):  # any writer
+            replace_task_sla(con, [DAY], as_of=LOADED_AT, sla_targets=DEFAULT_SLA_TARGET_MINUTES)
+        assert schema_version(con) == 99
+        assert con.execute("SELECT count(*) FROM warehouse.topo.tasks").fetchone() == (0,)
+
+
+def test_a_declared_column_and_table_reach_an_existing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "current.duckdb"
+    with connect(path) as con:
+        ensure_schema(con)
+        replace_task_partitions(con, [day_window(DAY)], some_tasks(), loaded_at=LOADED_AT)
+        before = every_row(con)
+
+    # What a later release declares: one more column of topo.tasks and one more table.
+    extra = Column("owner_team", "VARCHAR", "Team owning the task.")
+    tasks = dataclasses.replace(TOPO_TASKS, columns=(*TOPO_TASKS.columns, extra))
+    directory = Table(
+        "topo",
+        "assignees",
+        "Workspace users tasks are assigned to.",
+        (Column("id", "VARCHAR", "User id.", True), Column("name", "VARCHAR", "Full name.")),
+    )
+    monkeypatch.setattr(schema, "TABLES", (tasks, *TABLES[1:], directory))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+
+    with connect(path) as con:
+        assert ensure_schema(con) == SCHEMA_VERSION
+        assert schema_version(con) == SCHEMA_VERSION + 1
+        assert declared_columns(con, tasks)[-1] == ("owner_team", "VARCHAR", extra.comment)
+        rows = con.execute(
+            "SELECT * EXCLUDE (owner_team) FROM warehouse.topo.tasks ORDER BY ALL"
+        ).fetchall()
+        assert rows == before["topo.tasks"]
+        assert declared_columns(con, directory) == [
+            ("id", "VARCHAR", "User id."),
+            ("name", "VARCHAR", "Full name."),
+        ]
