@@ -64,12 +64,7 @@ def main() -> int:
         as_of=now,
     )
     dataset = generate_dataset(spec)
-    settings = replace(
-        settings,
-        # The simulator has no rate limit; pacing would only slow the demo down.
-        requests_per_minute=None,
-        start_date=min(settings.start_date, first),
-    )
+    settings = replace(settings, start_date=min(settings.start_date, first))
 
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         print(f"Simulated Topo API at {api.base_url} ({len(dataset.tasks)} tasks)")  # noqa: T201

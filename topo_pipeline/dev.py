@@ -144,9 +144,6 @@ def _use_simulator(environ: MutableMapping[str, str], base_url: str, first_day: 
     environ[API_KEY_ENV] = DEMO_API_KEY
     if not environ.get("TOPO_START_DATE", "").strip():
         environ["TOPO_START_DATE"] = first_day.isoformat()
-    if not environ.get("TOPO_API_REQUESTS_PER_MINUTE", "").strip():
-        # The simulator has no rate limit unless asked for one; pacing would only slow runs.
-        environ["TOPO_API_REQUESTS_PER_MINUTE"] = "0"
 
 
 def _run_dagster_dev(host: str, port: int) -> int:

@@ -41,6 +41,7 @@ class Settings:
     concurrency: int = _CLIENT_DEFAULTS.concurrency
     request_timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
     max_attempts: int = _CLIENT_DEFAULTS.max_attempts
+    max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
     sla_target_minutes: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_SLA_TARGET_MINUTES)
@@ -83,6 +84,9 @@ class Settings:
                 "TOPO_API_TIMEOUT_SECONDS", defaults.request_timeout_seconds
             ),
             max_attempts=reader.integer("TOPO_API_MAX_ATTEMPTS", defaults.max_attempts),
+            max_retry_after_seconds=reader.number(
+                "TOPO_API_MAX_RETRY_AFTER_SECONDS", defaults.max_retry_after_seconds, zero_ok=True
+            ),
             lock_timeout_seconds=reader.number(
                 "TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS", defaults.lock_timeout_seconds
             ),

@@ -20,6 +20,10 @@ def test_defaults_match_the_spec() -> None:
     assert settings.start_date == date(2024, 1, 1)
     assert settings.timezone == "UTC"
     assert settings.sla_target_minutes == {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
+    # No pacing to tune: the client finds Topo's rate limit itself.
+    assert settings.requests_per_minute is None
+    assert settings.concurrency == 8
+    assert settings.max_retry_after_seconds == 300.0
 
 
 def test_every_variable_overrides() -> None:
@@ -139,6 +143,7 @@ def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -
             "TOPO_API_CONCURRENCY": "3",
             "TOPO_API_TIMEOUT_SECONDS": "7",
             "TOPO_API_MAX_ATTEMPTS": "2",
+            "TOPO_API_MAX_RETRY_AFTER_SECONDS": "45",
             "TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS": "11",
         }
     )
@@ -149,5 +154,8 @@ def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -
         90.0,
         3,
     )
-    assert (api.timeout_seconds, api.max_attempts) == (7.0, 2)
+    assert (api.timeout_seconds, api.max_attempts, api.max_retry_after_seconds) == (7.0, 2, 45.0)
+    with api.client() as client:
+        assert client.config.max_retry_after == 45.0
+        assert client.rate.requests_per_minute == 90.0
     assert (warehouse.path, warehouse.lock_timeout_seconds) == (str(tmp_path / "p.duckdb"), 11.0)

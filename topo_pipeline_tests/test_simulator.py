@@ -34,7 +34,7 @@ from topo_pipeline.api.models import (
     TASK_TYPES,
     parse_timestamp,
 )
-from topo_pipeline.api.pacing import RequestPacer
+from topo_pipeline.api.pacing import Outcome, RateController
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
     NO_SCOPE_API_KEY,
@@ -494,11 +494,13 @@ def test_rate_limit_refuses_a_burst_with_retry_after(serve: Serve) -> None:
 def test_a_client_paced_at_exactly_the_limit_is_never_refused(serve: Serve) -> None:
     plan = FaultPlan(rate_limit_per_minute=1200, rate_limit_burst=3)
     _, client = serve(TaskStore([make_task()]), faults=plan)
-    pacer = RequestPacer(1200)  # the pipeline's own pacer: one request every 50 ms
+    # The pipeline's own controller, capped at the limit: one request every 50 ms.
+    rate = RateController(1, cap_per_minute=1200)
     statuses = []
     for _ in range(40):
-        pacer.acquire()
+        ticket, _ = rate.acquire()
         statuses.append(client.get("/tasks").status_code)
+        rate.finish(ticket, time.monotonic(), Outcome.ACCEPTED)
     assert statuses == [200] * 40
 
     unpaced = [client.get("/tasks").status_code for _ in range(40)]

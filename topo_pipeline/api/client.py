@@ -17,12 +17,17 @@ exactly once, or to say loudly that it could not:
   sharing one ``created_at`` straddle a page boundary, only the pages around those ties
   are read again first (the order within a tie is what Topo may vary between requests),
   which is far cheaper than reading the whole window again.
-- **Concurrency and pacing.** Page 1 of every window is requested first; the remaining
-  pages are requested concurrently (at most ``concurrency`` requests in flight) and every
-  request takes a slot from one :class:`RequestPacer`, so a normal run never provokes a 429.
+- **Concurrency and rate.** Page 1 of every window is requested first; the remaining
+  pages are requested concurrently (at most ``concurrency`` requests in flight). Every
+  request asks one :class:`~topo_pipeline.api.pacing.RateController` when it may start:
+  full concurrency while Topo answers normally, slower for every thread after a 429 (then
+  probing back up), paced by ``RateLimit-*`` / ``X-RateLimit-*`` headers where Topo sends
+  them, and never faster than ``requests_per_minute`` when that cap is set.
 - **Retries.** 429, 5xx, timeouts, dropped connections and malformed bodies are retried
-  with capped, jittered exponential backoff, waiting at least ``Retry-After``. 400 / 401 /
-  403 / 404 / 422 fail at once with an actionable message and Topo's ``request_id``.
+  with capped, jittered exponential backoff, waiting at least ``Retry-After`` (seconds or
+  an HTTP date); a ``Retry-After`` beyond ``max_retry_after`` fails at once instead.
+  400 / 401 / 403 / 404 / 422 fail at once with an actionable message and Topo's
+  ``request_id``.
 
 The API key is kept in the ``Authorization`` header of the underlying ``httpx.Client``
 only; it is never logged and appears in no repr, message or statistic.
@@ -33,6 +38,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -58,7 +64,7 @@ from topo_pipeline.api.errors import (
     TopoUnavailableError,
 )
 from topo_pipeline.api.models import Task, TaskPage, format_timestamp
-from topo_pipeline.api.pacing import RequestPacer
+from topo_pipeline.api.pacing import Budget, Outcome, RateController
 
 DEFAULT_BASE_URL = "https://api.topo.io/v1"
 PAGE_SIZE = 100  # Topo's hard maximum: fewest requests per window
@@ -74,33 +80,39 @@ class ClientConfig:
     Attributes:
         base_url: API root as Topo documents it (``/tasks`` is appended). ``https`` only,
             except for a loopback host.
-        requests_per_minute: client-side pacing; ``None`` or ``0`` disables it.
+        requests_per_minute: a hard cap on the request rate, on top of the adaptive rate
+            control; ``None`` or ``0``: no cap (the default).
         concurrency: most requests in flight at once (pages and windows together).
         connect_timeout: seconds to establish a connection.
         read_timeout: seconds to wait for a response.
         max_attempts: tries per request, the first included.
         backoff_base: first backoff step in seconds (doubles each retry).
         backoff_cap: longest single backoff in seconds (``Retry-After`` may exceed it).
+        max_retry_after: the longest ``Retry-After`` (seconds) the client waits; a longer
+            one fails the fetch at once with an error naming the wait.
         max_rereads: extra reads of a window whose ids do not reconcile with ``total_count``.
         max_tie_rereads: rounds of re-reading only the pages around ties that straddle a
             page boundary, tried before a whole window is read again.
     """
 
     base_url: str = DEFAULT_BASE_URL
-    requests_per_minute: float | None = 120.0
+    requests_per_minute: float | None = None
     concurrency: int = 8
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 8
     backoff_base: float = 0.5
     backoff_cap: float = 60.0
+    max_retry_after: float = 300.0
     max_rereads: int = 3
     max_tie_rereads: int = 20
 
     def __post_init__(self) -> None:
         validate_base_url(self.base_url)
         if self.requests_per_minute is not None and self.requests_per_minute < 0:
-            raise TopoConfigError("requests_per_minute must not be negative (0: no pacing)")
+            raise TopoConfigError("requests_per_minute must not be negative (0: no cap)")
+        if self.max_retry_after < 0:
+            raise TopoConfigError("max_retry_after must not be negative")
         if self.concurrency < 1:
             raise TopoConfigError("concurrency must be at least 1")
         if self.max_attempts < 1:
@@ -181,7 +193,7 @@ class FetchStats:
         rereads: extra reads of windows that did not reconcile at first.
         tie_rereads: rounds of re-reading only the pages around ties that straddle a page
             boundary (each round requests a few pages, not the window).
-        wait_seconds: time spent waiting for pacing slots and backoff.
+        wait_seconds: time spent waiting for the rate controller and backoff.
         api_seconds: time spent waiting for the API to answer.
     """
 
@@ -302,7 +314,10 @@ class TopoClient:
         self.config = config or ClientConfig()
         self.stats = FetchStats()
         self._tasks_url = validate_base_url(self.config.base_url) + "/tasks"
-        self._pacer = RequestPacer(self.config.requests_per_minute)
+        self.rate = RateController(
+            self.config.concurrency, cap_per_minute=self.config.requests_per_minute
+        )
+        """The client's rate controller (``rate.requests_per_minute`` is the rate in force)."""
         self._http = httpx.Client(
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout),
@@ -455,11 +470,13 @@ class TopoClient:
         for attempt in range(1, self.config.max_attempts + 1):
             if attempt > 1:
                 self.stats.add(retries=1)
-            self.stats.add(wait_seconds=self._pacer.acquire())
+            ticket, waited = self.rate.acquire()
+            self.stats.add(wait_seconds=waited)
             sent = time.monotonic()
             try:
                 response = self._http.get(url, params=params)
             except (httpx.TimeoutException, httpx.TransportError) as error:
+                self.rate.finish(ticket, time.monotonic(), Outcome.LOST)
                 self.stats.add(requests=1, transport_errors=1, api_seconds=time.monotonic() - sent)
                 last_failure = TopoTransportError(
                     f"could not reach Topo at {self.config.base_url}: "
@@ -467,7 +484,16 @@ class TopoClient:
                 )
                 self._backoff(attempt, retry_after=None, reason=type(error).__name__)
                 continue
-            self.stats.add(requests=1, api_seconds=time.monotonic() - sent)
+            answered = time.monotonic()
+            self.stats.add(requests=1, api_seconds=answered - sent)
+            retry_after = _retry_after_seconds(response)
+            self.rate.finish(
+                ticket,
+                answered,
+                Outcome.RATE_LIMITED if response.status_code == 429 else Outcome.ACCEPTED,
+                retry_after=retry_after,
+                budget=_budget(response.headers),
+            )
 
             if response.status_code == 200:
                 try:
@@ -481,21 +507,16 @@ class TopoClient:
                 return parsed
 
             failure = _api_error(response)
-            if response.status_code == 429:
-                self.stats.add(rate_limited=1)
-                retry_after = _retry_after_seconds(response)
-                if retry_after:
-                    self._pacer.pause_for(retry_after)
-                last_failure = failure
-                self._backoff(attempt, retry_after=retry_after, reason="HTTP 429")
-                continue
-            if response.status_code >= 500:
-                self.stats.add(server_errors=1)
+            if response.status_code == 429 or response.status_code >= 500:
+                if response.status_code == 429:
+                    self.stats.add(rate_limited=1)
+                else:
+                    self.stats.add(server_errors=1)
+                if retry_after is not None and retry_after > self.config.max_retry_after:
+                    raise _too_long_a_wait(failure, retry_after, self.config.max_retry_after)
                 last_failure = failure
                 self._backoff(
-                    attempt,
-                    retry_after=_retry_after_seconds(response),
-                    reason=f"HTTP {response.status_code}",
+                    attempt, retry_after=retry_after, reason=f"HTTP {response.status_code}"
                 )
                 continue
             raise failure
@@ -719,8 +740,9 @@ def _api_error(response: httpx.Response) -> TopoApiError:
         return TopoRequestError("Topo refused the request under a business rule", **fields)
     if status == 429:
         return TopoUnavailableError(
-            "Topo kept rate-limiting the pipeline (429) through every retry: lower "
-            "TOPO_API_REQUESTS_PER_MINUTE or TOPO_API_CONCURRENCY",
+            "Topo kept rate-limiting the pipeline (429) through every retry, although every "
+            "request slowed down: set TOPO_API_REQUESTS_PER_MINUTE below Topo's limit, or "
+            "lower TOPO_API_CONCURRENCY",
             **fields,
         )
     if status >= 500:
@@ -737,6 +759,64 @@ def _describe(data: Mapping[str, Any]) -> str:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _too_long_a_wait(failure: TopoApiError, wait: float, most: float) -> TopoUnavailableError:
+    """The error for a ``Retry-After`` longer than the client is willing to sleep."""
+    return TopoUnavailableError(
+        f"Topo asked the pipeline to wait {_duration(wait)} before trying again "
+        f"(Retry-After), longer than the {_duration(most)} it waits at most "
+        "(TOPO_API_MAX_RETRY_AFTER_SECONDS): stopping instead of sleeping. Run it again "
+        "later, or raise TOPO_API_MAX_RETRY_AFTER_SECONDS",
+        status_code=failure.status_code,
+        error_type=failure.error_type,
+        request_id=failure.request_id,
+        api_message=failure.api_message,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ({seconds:.0f} s)"
+    return f"{seconds / 3600:.1f} h ({seconds:.0f} s)"
+
+
+def _budget(headers: httpx.Headers) -> Budget | None:
+    """The rate-limit budget an answer advertises (``RateLimit-*`` or ``X-RateLimit-*``).
+
+    ``Reset`` is read as seconds from now, or as a Unix time when it is that large (the
+    ``X-RateLimit-Reset`` of GitHub and others). A header that does not parse is ignored.
+    """
+    for prefix in ("ratelimit-", "x-ratelimit-"):
+        remaining = _leading_number(headers.get(prefix + "remaining"))
+        if remaining is None:
+            continue
+        limit = _leading_number(headers.get(prefix + "limit"))
+        reset = _leading_number(headers.get(prefix + "reset"))
+        if reset is None:
+            reset = 1.0
+        elif reset > 1e9:
+            reset = reset - time.time()
+        return Budget(
+            limit=int(limit if limit is not None else remaining),
+            remaining=int(remaining),
+            reset_in=max(0.0, reset),
+        )
+    return None
+
+
+def _leading_number(value: str | None) -> float | None:
+    """The number a header value starts with (``"100"``, ``"100, 100;w=60"``), if any."""
+    if value is None:
+        return None
+    head = value.split(",", 1)[0].split(";", 1)[0].strip()
+    try:
+        number = float(head)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:

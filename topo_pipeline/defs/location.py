@@ -57,6 +57,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 concurrency=settings.concurrency,
                 timeout_seconds=settings.request_timeout_seconds,
                 max_attempts=settings.max_attempts,
+                max_retry_after_seconds=settings.max_retry_after_seconds,
                 progress_interval_seconds=settings.progress_interval_seconds,
             ),
             "warehouse": WarehouseResource(

@@ -28,6 +28,7 @@ class TopoApiResource(dg.ConfigurableResource):
     concurrency: int = _CLIENT_DEFAULTS.concurrency
     timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
     max_attempts: int = _CLIENT_DEFAULTS.max_attempts
+    max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after
     progress_interval_seconds: float = Field(
         default=DEFAULT_INTERVAL_SECONDS,
         description="Shortest gap between two progress lines of a fetch in the run log.",
@@ -42,6 +43,7 @@ class TopoApiResource(dg.ConfigurableResource):
             concurrency=self.concurrency,
             read_timeout=self.timeout_seconds,
             max_attempts=self.max_attempts,
+            max_retry_after=self.max_retry_after_seconds,
         )
         with TopoClient(self.api_key, config) as client:
             yield client
