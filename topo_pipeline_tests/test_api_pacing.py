@@ -164,7 +164,7 @@ def test_it_converges_on_a_token_bucket_with_few_429s() -> None:
     assert accepted_span(trace) <= 1.05 * bound
     rate = controller.adaptive_requests_per_minute
     assert rate is not None
-    assert 0.9 * 300 <= rate <= 1.1 * 300
+    assert 0.9 * 300 <= rate <= 1.2 * 300  # at most one probe step above the limit
 
 
 def test_it_converges_on_a_strict_sliding_window_with_few_429s() -> None:
@@ -173,7 +173,7 @@ def test_it_converges_on_a_strict_sliding_window_with_few_429s() -> None:
     assert trace.rate_limited <= 0.05 * trace.requests
     rate = controller.adaptive_requests_per_minute
     assert rate is not None
-    assert 0.8 * 120 <= rate <= 1.05 * 120
+    assert 0.8 * 120 <= rate <= 1.2 * 120  # at most one probe step above the limit
 
 
 def test_it_follows_a_limit_that_falls_mid_run() -> None:
@@ -186,7 +186,7 @@ def test_it_follows_a_limit_that_falls_mid_run() -> None:
     assert min(before_fall) >= 0.8 * 600
     rate = controller.adaptive_requests_per_minute
     assert rate is not None
-    assert 0.8 * 120 <= rate <= 1.1 * 120
+    assert 0.8 * 120 <= rate <= 1.2 * 120  # at most one probe step above the limit
 
 
 def test_every_429_from_a_request_sent_at_the_current_rate_lowers_it() -> None:

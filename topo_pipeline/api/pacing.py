@@ -12,15 +12,19 @@ each request may start, from four limits, the strictest of which applies:
    the requests the server accepted since the previous 429, divided by the time between
    the two. A limiter is empty at both 429s, so what it let through in between is what it
    refilled. The rate is set 2% below that estimate, and always at least 5% below the
-   rate that drew the 429 (every 429 slows the client down). An estimate over a long
-   quiet period only shows that the last increase was one too many, so it lowers the rate
-   by at most 15%. The very first 429 has no predecessor: the estimate is the requests
-   accepted so far over the time since the first one plus the ``Retry-After``. 429s from
-   requests sent before the rate was lowered are the same signal and do not lower it
-   again. After a 429 the rate is held for 5 s (doubling to 60 s while the estimates
-   agree), then probed upward, 2% a second and doubling every 5 s, but only while it is
-   what holds requests back. Once it has held nothing back for 30 s of probing, or
-   exceeds 200 requests a second, it is dropped: unlimited again.
+   rate that drew the 429 (every 429 slows the client down). Two 429s more than 10 s
+   apart only show that the last probe went a step too far: the rate goes back to the
+   one that held before the probe (or to the rate of the long period, if higher). The
+   very first 429 has no predecessor: the estimate is the requests accepted so far over
+   the time since the first one plus the ``Retry-After``. 429s from requests sent before
+   the rate was lowered are the same signal and do not lower it again. After a 429 the
+   rate is held for 5 s (doubling to 60 s while successive 429s agree), then probed
+   upward in steps, only while it is what holds requests back: 5% a second up to 20%
+   above the rate that held; a step that holds 5 s becomes the rate that held and the
+   next step is twice as big. A probe that draws a 429 thus costs one 429 and falls back
+   at most one step, however many tokens a bucket had banked. Once the rate has held
+   nothing back for 30 s of probing, or exceeds 200 requests a second, it is dropped:
+   unlimited again.
 3. **Rate-limit headers.** When answers carry ``RateLimit-Limit`` / ``-Remaining`` /
    ``-Reset`` (or ``X-RateLimit-*``), no request is sent once the advertised remaining
    budget is spent, counting against it every request in flight when it was read and
@@ -54,15 +58,17 @@ SAFETY = 0.98
 BACKOFF = 0.95
 """A 429 leaves the rate at most this share of the rate that drew it."""
 LONG_QUIET_BACKOFF = 0.85
-"""After a long quiet period, a 429 lowers the rate at most to this share."""
+"""A 429 after a long quiet period, with no earlier rate set, cuts the rate to this share."""
 TRUSTED_EPOCH_SECONDS = 10.0
 """Two 429s at most this far apart give a trusted estimate of the server's rate."""
 HOLD_SECONDS = (5.0, 60.0)
 """How long the rate is held after a 429 before probing: first, and at most."""
-PROBE_GROWTH = 0.02
-"""Rate increase per second when probing starts; doubles every PROBE_DOUBLING_SECONDS."""
-PROBE_DOUBLING_SECONDS = 5.0
-PROBE_GROWTH_MAX = 0.64
+PROBE_GROWTH = 0.05
+"""Rate increase per second while probing, up to the step's ceiling."""
+PROBE_STEP = 0.2
+"""A probe raises the rate at most this share above the rate that held; doubles per step."""
+PROBE_STEP_SECONDS = 5.0
+"""A step that holds this long at its ceiling becomes the rate that held."""
 UNLIMITED_ABOVE = 200.0
 """Requests per second above which the adaptive rate is dropped (unlimited)."""
 UNUSED_RATE_SECONDS = 30.0
@@ -135,7 +141,7 @@ class RateController:
         self._paused_until = 0.0
         # The adaptive rate (requests per second; None: unlimited) and its history.
         self._rate: float | None = None
-        self._rate_set: float | None = None  # the rate the last 429 set
+        self._rate_set: float | None = None  # the rate the last 429 set (it held until a probe)
         self._decrease_seq = 0
         self._epoch_started: float | None = None
         self._epoch_accepted = 0
@@ -144,6 +150,8 @@ class RateController:
         self._hold = HOLD_SECONDS[0]
         self._probe_started: float | None = None
         self._last_growth: float | None = None
+        self._step = PROBE_STEP
+        self._at_ceiling_since: float | None = None
         self._throttled = False
         self._last_throttled = 0.0
         self._logged_rate: float | None = None
@@ -263,13 +271,15 @@ class RateController:
         first = self._decrease_seq == 0
         elapsed = now - self._epoch_started + (pause if first else 0.0)
         estimate = max(1, self._epoch_accepted) / max(elapsed, 1e-3)
-        if self._rate is None:
-            new_rate = SAFETY * estimate
-        else:
-            new_rate = min(BACKOFF * self._rate, SAFETY * estimate)
+        new_rate = SAFETY * estimate
+        if self._rate is not None:
             if elapsed > TRUSTED_EPOCH_SECONDS:
-                new_rate = max(new_rate, LONG_QUIET_BACKOFF * self._rate)
-            # Successive 429s that agree mean a steady limit: probe it less and less often.
+                # A probe step went too far: back to the rate that held before it (or
+                # what this long period got through, if more).
+                held = self._rate_set or LONG_QUIET_BACKOFF * self._rate
+                new_rate = max(new_rate, held)
+            new_rate = min(BACKOFF * self._rate, new_rate)
+            # 429s that agree mean a steady limit: probe it less and less often.
             previous = self._rate_set
             agree = previous is not None and abs(new_rate - previous) <= 0.1 * previous
             self._hold = min(HOLD_SECONDS[1], self._hold * 2) if agree else HOLD_SECONDS[0]
@@ -280,6 +290,8 @@ class RateController:
         self._hold_until = max(now, self._paused_until) + self._hold
         self._probe_started = None
         self._last_growth = None
+        self._step = PROBE_STEP
+        self._at_ceiling_since = None
         self._throttled = False
         self._next_rate_slot = max(self._next_rate_slot, self._paused_until)
         log.warning(
@@ -301,9 +313,16 @@ class RateController:
         self._last_growth = now
         if self._throttled:
             self._throttled = False
-            doublings = (now - self._probe_started) / PROBE_DOUBLING_SECONDS
-            growth = min(PROBE_GROWTH_MAX, PROBE_GROWTH * 2**doublings)
-            self._rate *= math.exp(growth * elapsed)
+            ceiling = (self._rate_set or self._rate) * (1 + self._step)
+            self._rate = min(ceiling, self._rate * math.exp(PROBE_GROWTH * elapsed))
+            if self._rate >= ceiling:
+                if self._at_ceiling_since is None:
+                    self._at_ceiling_since = now
+                elif now - self._at_ceiling_since >= PROBE_STEP_SECONDS:
+                    # The step held: it is the rate to fall back to, and the next is bigger.
+                    self._rate_set = self._rate
+                    self._step *= 2
+                    self._at_ceiling_since = None
         # else the rate is not what limits the client: raising it would prove nothing.
         unused = now - max(self._last_throttled, self._probe_started) > UNUSED_RATE_SECONDS
         if self._rate > UNLIMITED_ABOVE or unused:
