@@ -107,6 +107,8 @@ def test_a_new_file_gets_every_declared_table_with_its_types_and_comments(tmp_pa
         # No index over every stored id: DuckDB would load it on every write (memory
         # growing with the table); the landing and the unique_ids check keep ids unique.
         assert constraints(con) == []
+        fingerprint = con.execute("SELECT declarations FROM warehouse.main.schema_version")
+        assert fingerprint.fetchall() == [(schema.declarations_fingerprint(),)]
         assert ensure_schema(con) == SCHEMA_VERSION  # current: nothing to do
 
 
@@ -125,7 +127,8 @@ def first_release_file(path: Path) -> dict[str, list[tuple]]:
         assert ("tasks", "PRIMARY KEY") in constraints(con)
         # The first release's landing and analytics SQL still fit its tables: land with them.
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(schema, "schema_version", lambda con: SCHEMA_VERSION)  # no migration
+            current = (SCHEMA_VERSION, schema.declarations_fingerprint())
+            patch.setattr(schema, "_recorded", lambda con: current)  # no migration yet
             replace_task_partitions(con, [day_window(DAY)], some_tasks(), loaded_at=LOADED_AT)
             replace_task_sla(con, [DAY], as_of=LOADED_AT, sla_targets=DEFAULT_SLA_TARGET_MINUTES)
             for table in ROLLUP_TABLES:
@@ -215,12 +218,12 @@ def test_a_declared_column_and_table_reach_an_existing_file(
         "Workspace users tasks are assigned to.",
         (Column("id", "VARCHAR", "User id.", True), Column("name", "VARCHAR", "Full name.")),
     )
+    # Declaring them is all it takes: no version bump, no migration step.
     monkeypatch.setattr(schema, "TABLES", (tasks, *TABLES[1:], directory))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
 
     with connect(path) as con:
         assert ensure_schema(con) == SCHEMA_VERSION
-        assert schema_version(con) == SCHEMA_VERSION + 1
+        assert schema_version(con) == SCHEMA_VERSION
         assert declared_columns(con, tasks)[-1] == ("owner_team", "VARCHAR", extra.comment)
         rows = con.execute(
             "SELECT * EXCLUDE (owner_team) FROM warehouse.topo.tasks ORDER BY ALL"

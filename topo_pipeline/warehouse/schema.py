@@ -13,18 +13,21 @@ later. :func:`ensure_schema` brings a file to that state before anything writes 
 * a file of a newer version than this code knows is refused with
   :class:`SchemaVersionError`, before anything is changed.
 
-The version is the one row of ``warehouse.main.schema_version``; a file without that table
-but with ``topo.tasks`` or analytics tables was written by the first release (version 1).
+The version is the one row of ``warehouse.main.schema_version``, with a fingerprint of the
+declarations applied (:func:`declarations_fingerprint`); a file without that table but with
+``topo.tasks`` or analytics tables was written by the first release (version 1).
 
 **Adding a table, view or column** is one declaration: append it to :data:`TABLES` /
-:data:`VIEWS` (or to the table's columns), bump :data:`SCHEMA_VERSION` and say in
-:data:`VERSIONS` what it brought. Existing files get it the next time the pipeline opens
-them. Only a change that is not an addition (a rename, a changed type, a dropped
-constraint) needs a step in :data:`MIGRATIONS`.
+:data:`VIEWS` (or to the table's columns; a rollup to the registry). The fingerprint then
+differs, and existing files get the addition the next time the pipeline opens them, in
+one transaction, without a version change. Only a change that is not an addition (a
+rename, a changed type, a dropped constraint) needs a step in :data:`MIGRATIONS`, under a
+new :data:`SCHEMA_VERSION` described in :data:`VERSIONS`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 
 import duckdb
@@ -105,7 +108,14 @@ SCHEMA_VERSION_TABLE = Table(
     "schema_version",
     "The version of the pipeline's table layout this file holds (one row); the pipeline "
     "migrates older files when it opens them and refuses newer ones.",
-    (Column("version", "INTEGER", "Schema version (topo_pipeline.warehouse.schema).", True),),
+    (
+        Column("version", "INTEGER", "Schema version (topo_pipeline.warehouse.schema).", True),
+        Column(
+            "declarations",
+            "VARCHAR",
+            "Fingerprint of the tables, columns, views and comments last applied to the file.",
+        ),
+    ),
 )
 _VERSION_TABLE = SCHEMA_VERSION_TABLE.qualified
 
@@ -144,21 +154,38 @@ MIGRATIONS: Mapping[int, tuple[Callable[[duckdb.DuckDBPyConnection], None], ...]
 """Steps run to reach a version, before the declarations are applied (non-additive changes)."""
 
 
+def declarations_fingerprint() -> str:
+    """A digest of every declared table, column, view and comment (what a file should hold)."""
+    statements = []
+    for item in (*TABLES, *VIEWS, SCHEMA_VERSION_TABLE):
+        statements += [item.create_sql(), *item.comment_sql()]
+    return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
+
+
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version of the attached file: 0 for a file without the pipeline's tables."""
+    return _recorded(con)[0]
+
+
+def _recorded(con: duckdb.DuckDBPyConnection) -> tuple[int, str | None]:
+    """The file's version and the fingerprint of the declarations applied to it."""
     if _table_exists(con, "main", "schema_version"):
-        row = con.execute(f"SELECT max(version) FROM {_VERSION_TABLE}").fetchone()
-        if row is not None and row[0] is not None:
-            return int(row[0])
+        cursor = con.execute(f"SELECT * FROM {_VERSION_TABLE} ORDER BY version DESC LIMIT 1")
+        names = [column[0] for column in cursor.description]
+        row = cursor.fetchone()
+        if row is not None:
+            recorded = dict(zip(names, row, strict=True))
+            return int(recorded["version"]), recorded.get("declarations")
     if any(_table_exists(con, table.schema, table.name) for table in TABLES):
-        return 1
-    return 0
+        return 1, None
+    return 0, None
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
-    """Bring the attached file to :data:`SCHEMA_VERSION`; a no-op when it is there already.
+    """Bring the attached file to :data:`SCHEMA_VERSION` and the current declarations.
 
-    Call it on a connection with no transaction open (it opens its own).
+    A no-op (two catalog queries) when the file is current. Call it on a connection with no
+    transaction open (it opens its own).
 
     Returns:
         The version the file had (0 for a new file).
@@ -169,8 +196,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
         duckdb.Error: if a migration step fails; the transaction is rolled back, so the file
             stays at its old version with every row.
     """
-    found = schema_version(con)
-    if found == SCHEMA_VERSION:
+    found, applied = _recorded(con)
+    fingerprint = declarations_fingerprint()
+    if found == SCHEMA_VERSION and applied == fingerprint:
         return found
     if found > SCHEMA_VERSION:
         raise SchemaVersionError(
@@ -184,11 +212,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
                 for step in MIGRATIONS.get(version, ()):
                     step(con)
         _apply_declarations(con)
-        con.execute(SCHEMA_VERSION_TABLE.create_sql())
-        for statement in SCHEMA_VERSION_TABLE.comment_sql():
-            con.execute(statement)
         con.execute(f"DELETE FROM {_VERSION_TABLE}")
-        con.execute(f"INSERT INTO {_VERSION_TABLE} VALUES ($version)", {"version": SCHEMA_VERSION})
+        con.execute(
+            f"INSERT INTO {_VERSION_TABLE} (version, declarations) VALUES ($version, $applied)",
+            {"version": SCHEMA_VERSION, "applied": fingerprint},
+        )
     return found
 
 
@@ -196,7 +224,7 @@ def _apply_declarations(con: duckdb.DuckDBPyConnection) -> None:
     """Create every missing schema, table, column and view; set every comment."""
     for schema in dict.fromkeys([*(t.schema for t in TABLES), *(v.schema for v in VIEWS)]):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{identifier(schema)}")
-    for table in TABLES:
+    for table in (SCHEMA_VERSION_TABLE, *TABLES):
         con.execute(table.create_sql())
         present = _columns(con, table.schema, table.name)
         for column in table.columns:
