@@ -406,6 +406,13 @@ def test_headline_metrics(db: duckdb.DuckDBPyConnection) -> None:
             "assignees": len(assignees),
             "unassigned_tasks": len(unassigned),
         },
+        "completion_rate_by_task_type": {
+            "tasks": len(task_sla),
+            "completed": completed,
+            "skipped": skipped,
+            "completion_rate": completed / len(task_sla),
+            "skip_rate": skipped / len(task_sla),
+        },
     }
     for table in ANALYTICS_TABLES:
         assert headline_metrics(db, table, DAYS) == pytest.approx(expected[table]), table

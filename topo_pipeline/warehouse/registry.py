@@ -356,6 +356,15 @@ ASSIGNEE = GroupColumn(
     null_headline_prefix="unassigned",
 )
 
+TASK_TYPE = GroupColumn(
+    name="type",
+    label="task_type",
+    noun="task type",
+    comment="Task type: CALL, EMAIL_REPLY, LINKEDIN_REPLY, NEW_LEAD_REVIEW, or a value Topo "
+    "added later; NULL groups tasks without a type.",
+    null_group="NULL type is its own group",
+)
+
 
 @dataclass(frozen=True)
 class Rollup:
@@ -439,6 +448,7 @@ ROLLUPS: tuple[Rollup, ...] = (
     Rollup(SLA, ASSIGNEE),
     Rollup(COMPLETION_RATE, PRIORITY),
     Rollup(COMPLETION_RATE, ASSIGNEE),
+    Rollup(COMPLETION_RATE, TASK_TYPE),
 )
 """Every rollup table, in build order (after ``analytics.task_sla``, which they read)."""
 
