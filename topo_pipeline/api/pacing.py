@@ -18,11 +18,12 @@ each request may start, from four limits, the strictest of which applies:
    very first 429 has no predecessor: the estimate is the requests accepted so far over
    the time since the first one plus the ``Retry-After``. 429s from requests sent before
    the rate was lowered are the same signal and do not lower it again. After a 429 the
-   rate is held for 5 s (doubling to 60 s while successive 429s agree), then probed
+   rate is held for 10 s (doubling to 60 s while successive 429s agree), then probed
    upward in steps, only while it is what holds requests back: 5% a second up to 20%
    above the rate that held; a step that holds 5 s becomes the rate that held and the
    next step is twice as big. A probe that draws a 429 thus costs one 429 and falls back
-   at most one step, however many tokens a bucket had banked. Once the rate has held
+   at most one step, however many tokens a bucket had banked; the next probe's first
+   step is half as big. Once the rate has held
    nothing back for 30 s of probing, or exceeds 200 requests a second, it is dropped:
    unlimited again.
 3. **Rate-limit headers.** When answers carry ``RateLimit-Limit`` / ``-Remaining`` /
@@ -61,7 +62,7 @@ LONG_QUIET_BACKOFF = 0.85
 """A 429 after a long quiet period, with no earlier rate set, cuts the rate to this share."""
 TRUSTED_EPOCH_SECONDS = 10.0
 """Two 429s at most this far apart give a trusted estimate of the server's rate."""
-HOLD_SECONDS = (5.0, 60.0)
+HOLD_SECONDS = (10.0, 60.0)
 """How long the rate is held after a 429 before probing: first, and at most."""
 PROBE_GROWTH = 0.05
 """Rate increase per second while probing, up to the step's ceiling."""
@@ -290,7 +291,8 @@ class RateController:
         self._hold_until = max(now, self._paused_until) + self._hold
         self._probe_started = None
         self._last_growth = None
-        self._step = PROBE_STEP
+        # A probe step that drew this 429 was too big: the next probe starts with half.
+        self._step = self._step / 2 if self._probing_step_failed(elapsed) else PROBE_STEP
         self._at_ceiling_since = None
         self._throttled = False
         self._next_rate_slot = max(self._next_rate_slot, self._paused_until)
@@ -302,6 +304,9 @@ class RateController:
             estimate * 60.0,
         )
         self._logged_rate = self._rate
+
+    def _probing_step_failed(self, elapsed: float) -> bool:
+        return self._probe_started is not None and elapsed > TRUSTED_EPOCH_SECONDS
 
     def _grow(self, now: float) -> None:
         if self._rate is None or now < self._hold_until:
