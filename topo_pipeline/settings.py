@@ -42,6 +42,8 @@ class Settings:
     request_timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
     max_attempts: int = _CLIENT_DEFAULTS.max_attempts
     max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after
+    request_deadline_seconds: float = _CLIENT_DEFAULTS.request_deadline
+    max_tasks_per_window: int = _CLIENT_DEFAULTS.max_tasks_per_window
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
     sla_target_minutes: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_SLA_TARGET_MINUTES)
@@ -86,6 +88,12 @@ class Settings:
             max_attempts=reader.integer("TOPO_API_MAX_ATTEMPTS", defaults.max_attempts),
             max_retry_after_seconds=reader.number(
                 "TOPO_API_MAX_RETRY_AFTER_SECONDS", defaults.max_retry_after_seconds, zero_ok=True
+            ),
+            request_deadline_seconds=reader.number(
+                "TOPO_API_REQUEST_DEADLINE_SECONDS", defaults.request_deadline_seconds
+            ),
+            max_tasks_per_window=reader.integer(
+                "TOPO_API_MAX_TASKS_PER_WINDOW", defaults.max_tasks_per_window
             ),
             lock_timeout_seconds=reader.number(
                 "TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS", defaults.lock_timeout_seconds

@@ -144,6 +144,8 @@ def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -
             "TOPO_API_TIMEOUT_SECONDS": "7",
             "TOPO_API_MAX_ATTEMPTS": "2",
             "TOPO_API_MAX_RETRY_AFTER_SECONDS": "45",
+            "TOPO_API_REQUEST_DEADLINE_SECONDS": "33",
+            "TOPO_API_MAX_TASKS_PER_WINDOW": "5000",
             "TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS": "11",
         }
     )
@@ -157,5 +159,7 @@ def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -
     assert (api.timeout_seconds, api.max_attempts, api.max_retry_after_seconds) == (7.0, 2, 45.0)
     with api.client() as client:
         assert client.config.max_retry_after == 45.0
+        assert client.config.request_deadline == 33.0
+        assert client.config.max_tasks_per_window == 5000
         assert client.rate.requests_per_minute == 90.0
     assert (warehouse.path, warehouse.lock_timeout_seconds) == (str(tmp_path / "p.duckdb"), 11.0)

@@ -313,6 +313,29 @@ def test_an_unknown_enum_value_lands_and_warns_naming_it(pipeline: Pipeline) -> 
     assert all(c.passed for name, c in checks.items() if name != "known_enum_values")
 
 
+def test_tasks_topo_sends_outside_the_bounds_fail_the_count_check(pipeline: Pipeline) -> None:
+    # A broken filter: Topo also serves (and counts) the last 6 hours of the day before.
+    pipeline.api.faults = FaultPlan(leak_outside_bounds_seconds=6 * 3600)
+    leaked = [
+        task
+        for task in served_tasks(pipeline.store, [DAYS[0]], pipeline.settings.timezone).values()
+        if parse_timestamp(task["created_at"]) >= day_bounds(DAYS[1], "UTC")[0] - timedelta(hours=6)
+    ]
+    assert leaked
+
+    result = pipeline.materialize(DAYS[1])
+
+    assert result.success  # nothing wrong was landed: the day is empty
+    assert pipeline.rows(where=f"WHERE partition_date = DATE '{DAYS[1]}'") == {}
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    count_check = checks["count_matches_api_total"]
+    assert not count_check.passed  # compared with Topo's total_count, not the client's count
+    assert count_check.metadata["expected_total"].value >= len(leaked) - 1
+    assert count_check.metadata["landed_total"].value == 0
+    metadata = materializations(result)[DAYS[1].isoformat()]
+    assert metadata["api_out_of_bounds"] >= len(leaked) - 1
+
+
 # -- the key ---------------------------------------------------------------------------
 
 

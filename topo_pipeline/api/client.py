@@ -29,8 +29,17 @@ exactly once, or to say loudly that it could not:
   400 / 401 / 403 / 404 / 422 fail at once with an actionable message and Topo's
   ``request_id``.
 
+- **A hostile or broken server** cannot hang, exhaust or mislead a run: every request has
+  an overall deadline (``request_deadline``, not only a timeout between bytes), a
+  ``total_count`` beyond ``max_tasks_per_window`` fails the window at once, timestamps
+  without a UTC offset are refused (see :mod:`topo_pipeline.api.models`), and tasks
+  outside the requested bounds are counted (:attr:`WindowResult.out_of_bounds`), logged
+  and not landed, so the reconciliation against ``total_count`` flags the day.
+
 The API key is kept in the ``Authorization`` header of the underlying ``httpx.Client``
-only; it is never logged and appears in no repr, message or statistic.
+only; it is never logged and appears in no repr, message or statistic. A server message
+that quotes it is scrubbed before it reaches an error, and a base URL with a user name or
+password is refused without being repeated.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from topo_pipeline.api.errors import (
@@ -90,6 +100,10 @@ class ClientConfig:
         backoff_cap: longest single backoff in seconds (``Retry-After`` may exceed it).
         max_retry_after: the longest ``Retry-After`` (seconds) the client waits; a longer
             one fails the fetch at once with an error naming the wait.
+        request_deadline: seconds one request may take in all, connecting and reading
+            included (``read_timeout`` only bounds the wait between two bytes).
+        max_tasks_per_window: the largest ``total_count`` believed for one window; a
+            larger one fails the fetch naming it instead of requesting its pages.
         max_rereads: extra reads of a window whose ids do not reconcile with ``total_count``.
         max_tie_rereads: rounds of re-reading only the pages around ties that straddle a
             page boundary, tried before a whole window is read again.
@@ -104,6 +118,8 @@ class ClientConfig:
     backoff_base: float = 0.5
     backoff_cap: float = 60.0
     max_retry_after: float = 300.0
+    request_deadline: float = 120.0
+    max_tasks_per_window: int = 1_000_000
     max_rereads: int = 3
     max_tie_rereads: int = 20
 
@@ -119,8 +135,10 @@ class ClientConfig:
             raise TopoConfigError("max_attempts must be at least 1")
         if self.max_rereads < 0 or self.max_tie_rereads < 0:
             raise TopoConfigError("max_rereads and max_tie_rereads must not be negative")
-        if min(self.connect_timeout, self.read_timeout) <= 0:
-            raise TopoConfigError("timeouts must be positive")
+        if min(self.connect_timeout, self.read_timeout, self.request_deadline) <= 0:
+            raise TopoConfigError("timeouts and the request deadline must be positive")
+        if self.max_tasks_per_window < 1:
+            raise TopoConfigError("max_tasks_per_window must be at least 1")
 
 
 def validate_base_url(url: str) -> str:
@@ -132,6 +150,13 @@ def validate_base_url(url: str) -> str:
         TopoConfigError: if the URL is not ``https://host/...`` (or ``http://`` on loopback).
     """
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # Not repeated: whatever precedes the @ may be a password.
+        raise TopoConfigError(
+            "TOPO_API_BASE_URL must not carry a user name or password (user:password@host): "
+            "the API key belongs in TOPO_API_KEY. Set TOPO_API_BASE_URL to the API root "
+            f"alone, such as {DEFAULT_BASE_URL}"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TopoConfigError(
             f"TOPO_API_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}"
@@ -266,6 +291,11 @@ class WindowResult:
         in_window: unique tasks fetched whose ``created_at`` is inside the window.
         reads: how many times the window was read (1 unless it had to be re-read).
         pages: pages requested for the window over every read.
+        before_window: unique tasks fetched from the second before the window, which the
+            query includes so that a task at the window's start lands (they belong to the
+            day before).
+        out_of_bounds: unique tasks fetched that the query's bounds exclude: Topo should
+            not have sent them. They are not landed.
     """
 
     window: TimeWindow
@@ -273,6 +303,16 @@ class WindowResult:
     in_window: int
     reads: int
     pages: int
+    before_window: int = 0
+    out_of_bounds: int = 0
+
+    @property
+    def expected_in_window(self) -> int:
+        """Tasks Topo reports for the window itself: ``total_count`` less the second before.
+
+        Equal to :attr:`in_window` unless Topo sent tasks outside the bounds it counted.
+        """
+        return self.api_total - self.before_window
 
 
 T = TypeVar("T")
@@ -311,6 +351,7 @@ class TopoClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         api_key = _checked_api_key(api_key)
+        self._redact = _redactor(api_key)
         self.config = config or ClientConfig()
         self.stats = FetchStats()
         self._tasks_url = validate_base_url(self.config.base_url) + "/tasks"
@@ -318,14 +359,15 @@ class TopoClient:
             self.config.concurrency, cap_per_minute=self.config.requests_per_minute
         )
         """The client's rate controller (``rate.requests_per_minute`` is the rate in force)."""
+        limits = httpx.Limits(
+            max_connections=self.config.concurrency,
+            max_keepalive_connections=self.config.concurrency,
+        )
         self._http = httpx.Client(
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=self.config.concurrency,
-                max_keepalive_connections=self.config.concurrency,
-            ),
-            transport=transport,
+            limits=limits,
+            transport=transport or _deadline_transport(limits),
             follow_redirects=False,
         )
 
@@ -375,7 +417,7 @@ class TopoClient:
         """
         if len(set(windows)) != len(windows):
             raise ValueError("each window may be fetched only once per call")
-        reads = [_WindowRead(window) for window in windows]
+        reads = [_WindowRead(window, self.config.max_tasks_per_window) for window in windows]
         with ThreadPoolExecutor(
             max_workers=self.config.concurrency, thread_name_prefix="topo-page"
         ) as pool:
@@ -473,17 +515,26 @@ class TopoClient:
             ticket, waited = self.rate.acquire()
             self.stats.add(wait_seconds=waited)
             sent = time.monotonic()
+            _DEADLINE.at = sent + self.config.request_deadline
             try:
                 response = self._http.get(url, params=params)
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 self.rate.finish(ticket, time.monotonic(), Outcome.LOST)
                 self.stats.add(requests=1, transport_errors=1, api_seconds=time.monotonic() - sent)
+                if time.monotonic() >= _DEADLINE.at:
+                    detail = (
+                        f"no complete answer within {self.config.request_deadline:g} s "
+                        "(TOPO_API_REQUEST_DEADLINE_SECONDS)"
+                    )
+                else:
+                    detail = self._redact(f"{type(error).__name__}: {error}")
                 last_failure = TopoTransportError(
-                    f"could not reach Topo at {self.config.base_url}: "
-                    f"{type(error).__name__}: {error}"
+                    f"could not reach Topo at {self.config.base_url}: {detail}"
                 )
                 self._backoff(attempt, retry_after=None, reason=type(error).__name__)
                 continue
+            finally:
+                _DEADLINE.at = None
             answered = time.monotonic()
             self.stats.add(requests=1, api_seconds=answered - sent)
             retry_after = _retry_after_seconds(response)
@@ -500,13 +551,15 @@ class TopoClient:
                     parsed = parse(response.json())
                 except (json.JSONDecodeError, UnicodeDecodeError, TopoDataError) as error:
                     self.stats.add(malformed_bodies=1)
-                    last_failure = TopoDataError(f"Topo sent a malformed page body: {error}")
+                    last_failure = TopoDataError(
+                        self._redact(f"Topo sent a malformed page body: {error}")
+                    )
                     self._backoff(attempt, retry_after=None, reason="malformed body")
                     continue
                 self.stats.add(pages=1)
                 return parsed
 
-            failure = _api_error(response)
+            failure = _api_error(response, self._redact)
             if response.status_code == 429 or response.status_code >= 500:
                 if response.status_code == 429:
                     self.stats.add(rate_limited=1)
@@ -548,10 +601,13 @@ class TopoClient:
 class _WindowRead:
     """Progress of reading one window: pages seen, ids accumulated, totals observed."""
 
-    def __init__(self, window: TimeWindow) -> None:
+    def __init__(self, window: TimeWindow, max_tasks: int) -> None:
         self.window = window
+        self.max_tasks = max_tasks
         self.ids: set[str] = set()
         self.in_window_ids: set[str] = set()
+        self.before_window_ids: set[str] = set()
+        self.out_of_bounds_ids: set[str] = set()
         self.reads = 0
         self.pages_requested = 0
         self.total = 0
@@ -580,6 +636,8 @@ class _WindowRead:
             else:
                 self.ids.clear()
                 self.in_window_ids.clear()
+                self.before_window_ids.clear()
+                self.out_of_bounds_ids.clear()
                 self.steady_total = None
                 dropped = True
         self.reads += 1
@@ -614,6 +672,15 @@ class _WindowRead:
         return sorted(pages)
 
     def accept(self, number: int, page: TaskPage) -> list[Task]:
+        if page.total_count > self.max_tasks or len(page.items) > PAGE_SIZE:
+            raise TopoDataError(
+                f"Topo reported total_count {page.total_count:,} with {len(page.items)} items "
+                f"on page {number} for tasks created in {self.window.start.isoformat()} .. "
+                f"{self.window.end.isoformat()}: more than the {self.max_tasks:,} tasks a "
+                f"window may hold (TOPO_API_MAX_TASKS_PER_WINDOW) or more than {PAGE_SIZE} "
+                "items on a page. Refusing to request its pages; if a day really holds that "
+                "many tasks, raise TOPO_API_MAX_TASKS_PER_WINDOW."
+            )
         self.pages_requested += 1
         self.totals_seen.add(page.total_count)
         self.total = page.total_count
@@ -624,6 +691,7 @@ class _WindowRead:
             self.pending_pages.discard(number)
         tasks = []
         created = []
+        lower = self.window.start - BOUND_MARGIN  # the query's exclusive lower bound
         for item in page.items:
             task = Task.from_api(item)
             created.append(task.created_at)
@@ -631,6 +699,20 @@ class _WindowRead:
             if self.window.contains(task.created_at):
                 self.in_window_ids.add(task.id)
                 tasks.append(task)
+            elif lower < task.created_at < self.window.start:
+                self.before_window_ids.add(task.id)
+            elif task.id not in self.out_of_bounds_ids:
+                self.out_of_bounds_ids.add(task.id)
+                if len(self.out_of_bounds_ids) == 1:
+                    log.warning(
+                        "Topo sent task %s created at %s for the window %s .. %s, outside the "
+                        "bounds requested; such tasks are counted, not landed, and the "
+                        "count_matches_api_total check will flag the day",
+                        task.id,
+                        task.created_at.isoformat(),
+                        self.window.start.isoformat(),
+                        self.window.end.isoformat(),
+                    )
         if created:
             self.page_edges[number] = (created[0], created[-1])
         return tasks
@@ -651,6 +733,8 @@ class _WindowRead:
             window=self.window,
             api_total=self.total,
             in_window=len(self.in_window_ids),
+            before_window=len(self.before_window_ids),
+            out_of_bounds=len(self.out_of_bounds_ids),
             reads=self.reads,
             pages=self.pages_requested,
         )
@@ -704,16 +788,17 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _api_error(response: httpx.Response) -> TopoApiError:
-    """Turn an error answer into the exception a user can act on."""
+def _api_error(response: httpx.Response, redact: Callable[[str], str]) -> TopoApiError:
+    """Turn an error answer into the exception a user can act on (the key scrubbed out)."""
     body = _error_body(response)
     status = response.status_code
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    message = _str_or_none(body.get("message"))
     fields: dict[str, Any] = {
         "status_code": status,
         "error_type": _str_or_none(body.get("type")),
         "request_id": _str_or_none(body.get("request_id")) or response.headers.get("x-request-id"),
-        "api_message": _str_or_none(body.get("message")),
+        "api_message": None if message is None else redact(message),
     }
     if status == 401:
         return TopoAuthError(
@@ -728,7 +813,7 @@ def _api_error(response: httpx.Response) -> TopoApiError:
             **fields,
         )
     if status == 400:
-        detail = f" ({_describe(data)})" if data else ""
+        detail = f" ({redact(_describe(data))})" if data else ""
         return TopoRequestError(f"Topo refused a request parameter{detail}", **fields)
     if status == 404:
         return TopoRequestError(
@@ -759,6 +844,15 @@ def _describe(data: Mapping[str, Any]) -> str:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _redactor(api_key: str) -> Callable[[str], str]:
+    """A function that removes ``api_key`` from a text (a server may echo what it got)."""
+
+    def redact(text: str) -> str:
+        return text.replace(api_key, "[API key removed]")
+
+    return redact
 
 
 def _too_long_a_wait(failure: TopoApiError, wait: float, most: float) -> TopoUnavailableError:
@@ -833,3 +927,103 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
+
+
+# -- an overall deadline per request ---------------------------------------------------------
+
+
+class _Deadline(threading.local):
+    """The monotonic time by which this thread's current request must be complete."""
+
+    at: float | None = None
+
+
+_DEADLINE = _Deadline()
+
+
+def _time_left(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` shortened to what is left of this thread's deadline."""
+    at = _DEADLINE.at
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise expired("the request's overall deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the calling thread's deadline.
+
+    httpx's read timeout restarts with every byte, so a server that drips its answer could
+    hold a request for hours; this bounds the whole request.
+    """
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, left))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own network backend, with :class:`_DeadlineStream` connections."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, left, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, left, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's default transport, on connections that honour the per-request deadline.
+
+    httpx builds its connection pool without a way to pass a network backend, so the pool
+    is rebuilt with the same settings and :class:`_DeadlineBackend`.
+    """
+    transport = httpx.HTTPTransport(limits=limits)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_DeadlineBackend(),
+    )
+    return transport

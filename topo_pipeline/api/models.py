@@ -6,6 +6,8 @@ check, not rejected here. The known values live in the ``*_VALUES`` sets below.
 
 Structural fields (``id`` and ``created_at``) are strict: without them a task cannot be
 de-duplicated or placed in a day, so a task missing them raises :class:`TopoDataError`.
+Every timestamp of a task must carry its UTC offset (``Z`` or ``+hh:mm``): a value without
+one is refused rather than guessed, since a guess would place tasks in the wrong day.
 Other fields are lenient: a missing required field becomes ``None`` and the
 ``required_fields_present`` asset check names it.
 """
@@ -207,11 +209,19 @@ def _timestamp_field(task_id: str, name: str, value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise TopoDataError(f"task {task_id}: {name} is not a date-time string")
     try:
-        return parse_timestamp(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise TopoDataError(
             f"task {task_id}: {name} {value!r} is not an ISO 8601 date-time"
         ) from None
+    if parsed.tzinfo is None:
+        raise TopoDataError(
+            f"task {task_id}: {name} {value[:40]!r} has no UTC offset ('Z' or +hh:mm). Topo "
+            "documents timestamps with one; the pipeline does not guess the zone, which "
+            "could put tasks in the wrong day. Nothing was landed; report it to Topo with "
+            "the task id."
+        )
+    return parsed.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

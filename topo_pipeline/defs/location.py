@@ -58,6 +58,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 timeout_seconds=settings.request_timeout_seconds,
                 max_attempts=settings.max_attempts,
                 max_retry_after_seconds=settings.max_retry_after_seconds,
+                request_deadline_seconds=settings.request_deadline_seconds,
+                max_tasks_per_window=settings.max_tasks_per_window,
                 progress_interval_seconds=settings.progress_interval_seconds,
             ),
             "warehouse": WarehouseResource(

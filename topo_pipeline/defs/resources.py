@@ -29,6 +29,8 @@ class TopoApiResource(dg.ConfigurableResource):
     timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
     max_attempts: int = _CLIENT_DEFAULTS.max_attempts
     max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after
+    request_deadline_seconds: float = _CLIENT_DEFAULTS.request_deadline
+    max_tasks_per_window: int = _CLIENT_DEFAULTS.max_tasks_per_window
     progress_interval_seconds: float = Field(
         default=DEFAULT_INTERVAL_SECONDS,
         description="Shortest gap between two progress lines of a fetch in the run log.",
@@ -44,6 +46,8 @@ class TopoApiResource(dg.ConfigurableResource):
             read_timeout=self.timeout_seconds,
             max_attempts=self.max_attempts,
             max_retry_after=self.max_retry_after_seconds,
+            request_deadline=self.request_deadline_seconds,
+            max_tasks_per_window=self.max_tasks_per_window,
         )
         with TopoClient(self.api_key, config) as client:
             yield client

@@ -103,7 +103,10 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
 
             loaded_at = datetime.now(UTC)
             api_totals = {
-                w.partition_date: r.in_window for w, r in zip(windows, results, strict=True)
+                # Topo's own count for each day, so tasks it sent outside the bounds (not
+                # landed) show up as a mismatch instead of vanishing.
+                w.partition_date: r.expected_in_window
+                for w, r in zip(windows, results, strict=True)
             }
             with warehouse.connect() as con:
                 land_started = time.monotonic()
@@ -169,7 +172,8 @@ def _partition_metadata(
 ) -> dict[str, object]:
     return {
         "dagster/row_count": landed,
-        "api_in_window_count": result.in_window,
+        "api_in_window_count": result.expected_in_window,
+        "api_out_of_bounds": result.out_of_bounds,
         "api_total_count_for_query": result.api_total,
         "window_start_utc": window.start.astimezone(UTC).isoformat(),
         "window_end_utc": window.end.astimezone(UTC).isoformat(),
@@ -189,7 +193,7 @@ def _per_day_table(
                 window.partition_date,
                 f"{window.start.astimezone(UTC):%Y-%m-%d %H:%M}",
                 f"{window.end.astimezone(UTC):%Y-%m-%d %H:%M}",
-                result.in_window,
+                result.expected_in_window,
                 landed[window.partition_date],
                 result.pages,
             )
