@@ -5,9 +5,17 @@ value stops the code location from loading with a message naming the variable. C
 builds definitions for other settings (tests, ``make demo``) calls :func:`build_defs`.
 """
 
+from topo_pipeline.api.errors import TopoConfigError
+from topo_pipeline.defs.console import brief_load_error
 from topo_pipeline.defs.location import build_defs
 from topo_pipeline.settings import Settings
 
 __all__ = ["build_defs", "defs"]
 
-defs = build_defs(Settings.from_env())
+try:
+    _settings = Settings.from_env()
+except TopoConfigError as error:
+    brief_load_error(error)  # on the command line: one paragraph, not a traceback
+    raise
+
+defs = build_defs(_settings)

@@ -73,13 +73,25 @@ def main() -> int:
         print(f"Materializing {first} .. {last} of topo/tasks and everything downstream")  # noqa: T201
         result = _materialize(settings, first.isoformat(), last.isoformat())
     if not result.success:
-        print("the demo run failed; see the log above", file=sys.stderr)  # noqa: T201
+        print(f"the demo run failed: {_why(result)}", file=sys.stderr)  # noqa: T201
         return 1
-    if not _publish(settings).success:
-        print("publishing the analyst copy failed; see the log above", file=sys.stderr)  # noqa: T201
+    published = _publish(settings)
+    if not published.success:
+        print(f"publishing the analyst copy failed: {_why(published)}", file=sys.stderr)  # noqa: T201
         return 1
     _print_summary(settings, first, last)
     return 0
+
+
+def _why(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step's explanation (a user-caused error's paragraph), or a pointer."""
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return data.user_failure_data.description
+        if data.error is not None:
+            return f"{data.error.message.strip()} (the traceback is in the log above)"
+    return "see the log above"
 
 
 def _materialize(settings: Settings, first: str, last: str) -> dg.ExecuteInProcessResult:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -145,6 +145,14 @@ class Settings:
             raise TopoConfigError(
                 f"TOPO_TIMEZONE {self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)"
             ) from None
+        today = datetime.now(ZoneInfo(self.timezone)).date()
+        if self.start_date > today:
+            # Dagster would only fail later, with a partition-subset error naming no setting.
+            raise TopoConfigError(
+                f"TOPO_START_DATE {self.start_date.isoformat()} is in the future (today is "
+                f"{today.isoformat()} in {self.timezone}): there is no day to fetch yet; set "
+                "it to the first past day to backfill, e.g. 2024-01-01"
+            )
         if self.duckdb_path.resolve() == self.analyst_duckdb_path.resolve():
             raise TopoConfigError(
                 "TOPO_DUCKDB_PATH and TOPO_ANALYST_DUCKDB_PATH must be different files"

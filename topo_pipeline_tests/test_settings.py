@@ -59,6 +59,7 @@ def test_every_variable_overrides() -> None:
         ({"TOPO_API_BASE_URL": "ftp://api.topo.io/v1"}, "must be an http"),
         ({"TOPO_TIMEZONE": "Mars/Olympus"}, "TOPO_TIMEZONE"),
         ({"TOPO_START_DATE": "01/02/2024"}, "TOPO_START_DATE"),
+        ({"TOPO_START_DATE": "2999-01-01"}, "TOPO_START_DATE 2999-01-01 is in the future"),
         ({"TOPO_API_CONCURRENCY": "lots"}, "TOPO_API_CONCURRENCY"),
         ({"TOPO_API_CONCURRENCY": "0"}, "TOPO_API_CONCURRENCY"),
         ({"TOPO_SLA_HOT_MINUTES": "-5"}, "TOPO_SLA_HOT_MINUTES"),

@@ -371,6 +371,15 @@ def test_a_rejected_key_fails_the_run_saying_so_without_the_key(
     message = error.to_string()
     assert "rejected" in message
     assert "request_id" in message or "req_" in message
+    # One paragraph in front, the cause and the fix; the traceback stays chained behind it.
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None
+    assert failure.description.startswith("topo/tasks failed: The Topo API key was rejected")
+    assert "check TOPO_API_KEY" in failure.description
+    assert "Nothing was written" in failure.description
+    assert str(failure.metadata["request_id"].value).startswith("req_")
+    assert "TopoAuthError" in message  # the original error, with its traceback
+    assert wrong_key not in failure.description
     records = "\n".join(repr(r) for r in pipeline.instance.all_logs(result.run_id))
     for text in (message, records, caplog.text):
         assert wrong_key not in text

@@ -2,12 +2,14 @@
 
 Every step that opens the DuckDB file takes the one slot of pool ``duckdb``, so steps
 gain nothing from a process each; in-process, a step holds the slot for its work only,
-not for a worker process's start-up. Two additions to Dagster's ``in_process_executor``
+not for a worker process's start-up. Three additions to Dagster's ``in_process_executor``
 (same name, same config):
 
 * When a run starts executing, it tags itself with its host and process
   (:data:`~topo_pipeline.recovery.HOST_TAG`, :data:`~topo_pipeline.recovery.PROCESS_TAG`),
   so a run whose process died can be told from a slow one (:mod:`topo_pipeline.recovery`).
+* A failure the pipeline explains (a ``dg.Failure``) prints on the console as its
+  paragraph, without a traceback wall (:mod:`topo_pipeline.defs.console`).
 * When a step waits for a pool slot, Dagster says so at DEBUG only ("Step blocked by
   limit for pool duckdb", then every 5 minutes). This executor adds an INFO line naming
   the run and step that hold the slot, and what to do if that run is dead.
@@ -24,6 +26,7 @@ from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.retries import RetryMode
 from dagster._core.execution.step_dependency_config import StepDependencyConfig
 
+from topo_pipeline.defs.console import show_failures_as_paragraphs
 from topo_pipeline.liveness import current_owner
 from topo_pipeline.recovery import HOST_TAG, PROCESS_TAG, dead_run_reason, this_host
 
@@ -45,6 +48,7 @@ class _PoolReportingExecutor(dg.Executor):
     def execute(
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
     ) -> Iterator[DagsterEvent]:
+        show_failures_as_paragraphs(plan_context.log)
         instance = plan_context.instance
         instance.add_run_tags(
             plan_context.run_id, {HOST_TAG: this_host(), PROCESS_TAG: current_owner().token()}

@@ -13,6 +13,7 @@ from topo_pipeline.defs.automation import (
     pipeline_asset_keys,
     with_downstream_automation,
 )
+from topo_pipeline.defs.console import console_logger
 from topo_pipeline.defs.executor import in_process_executor
 from topo_pipeline.defs.jobs import build_refresh_job
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
@@ -43,6 +44,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
         # In-process (every step takes the one slot of pool "duckdb" anyway), naming the
         # runs that hold a slot a step waits for: see defs/executor.py.
         executor=in_process_executor,
+        # Errors a user causes print as a paragraph, not a traceback: defs/console.py.
+        loggers={"console": console_logger},
         schedules=[build_daily_refresh_schedule(settings, partitions_def, refresh_job)],
         sensors=[
             build_open_tasks_sensor(settings, refresh_job),

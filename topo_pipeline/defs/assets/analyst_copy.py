@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from topo_pipeline.defs.assets.ingestion import POOL
+from topo_pipeline.defs.failures import explain_user_errors
 from topo_pipeline.defs.metadata import markdown_table
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.warehouse.analyst_copy import publish_analyst_copy
@@ -60,6 +61,7 @@ def build_analyst_copy_asset(analyst_path: Path) -> dg.AssetsDefinition:
             "changed tables; materialize it by hand to publish now."
         ),
     )
+    @explain_user_errors("publish/analyst_copy")
     def analyst_copy(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:

@@ -43,6 +43,7 @@ import dagster as dg
 from pydantic import Field
 
 from topo_pipeline.defs.assets.ingestion import POOL, TASKS_KEY
+from topo_pipeline.defs.failures import explain_user_errors
 from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.resources import WarehouseResource
@@ -166,6 +167,7 @@ def build_analytics_assets(
             "each partition replaced in one transaction per table."
         ),
     )
+    @explain_user_errors("the analytics tables")
     def analytics_tables(
         context: dg.AssetExecutionContext,
         config: AnalyticsConfig,

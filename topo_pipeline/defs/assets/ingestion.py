@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from topo_pipeline.api.client import WindowResult
+from topo_pipeline.defs.failures import explain_user_errors
 from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.progress import FetchProgress
@@ -66,6 +67,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
             "in one transaction. A range run fetches its days concurrently."
         ),
     )
+    @explain_user_errors("topo/tasks")
     def topo_tasks(
         context: dg.AssetExecutionContext,
         topo_api: TopoApiResource,
