@@ -51,6 +51,11 @@ def make_pipeline(pipeline_factory: PipelineFactory) -> PipelineFactory:
     return pipeline_factory
 
 
+def console(capfd: pytest.CaptureFixture[str]) -> str:
+    captured = capfd.readouterr()
+    return captured.err + captured.out
+
+
 def step_failure_output(err: str) -> str:
     """What the console printed for the step's failure (up to the run's own failure line)."""
     start = err.index("STEP_FAILURE")
@@ -71,7 +76,7 @@ def test_a_rejected_key_prints_one_paragraph_and_the_traceback_only_when_asked(
     result = pipeline.materialize(TASKS_KEY)
 
     assert not result.success
-    printed = step_failure_output(capfd.readouterr().err)
+    printed = step_failure_output(console(capfd))
     assert "topo/tasks failed: The Topo API key was rejected" in printed
     assert printed.lower().count("the topo api key was rejected") == 1 + traceback  # + cause
     assert ("Stack Trace" in printed) is traceback
@@ -97,6 +102,6 @@ def test_a_locked_warehouse_fails_the_step_with_a_paragraph_saying_so(
     assert "stayed locked by another process" in description
     assert "retried by its retry policy" in description
     assert data.user_failure_data.metadata["cause"].value == "WarehouseLockedError"
-    printed = step_failure_output(capfd.readouterr().err)
+    printed = step_failure_output(console(capfd))
     assert "stayed locked by another process" in printed
     assert "Stack Trace" not in printed
