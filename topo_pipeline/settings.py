@@ -48,14 +48,13 @@ class Settings:
     sla_target_minutes: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_SLA_TARGET_MINUTES)
     )
-    # Operations: the daily schedule, the open-task sensor and downstream automation.
+    # Operations: the daily schedule and the open-task sensor.
     schedule_settle_minutes: int = 30
     refresh_window_days: int = 7
     open_tasks_max_age_days: int = 30
     open_tasks_max_partitions_per_tick: int = 5
     open_tasks_min_interval_minutes: int = 60
     open_tasks_sensor_interval_seconds: int = 300
-    automation_lookback_days: int = 90
     # Observability: progress lines of a long fetch.
     progress_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
 
@@ -121,9 +120,6 @@ class Settings:
             open_tasks_sensor_interval_seconds=reader.integer(
                 "TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS",
                 defaults.open_tasks_sensor_interval_seconds,
-            ),
-            automation_lookback_days=reader.integer(
-                "TOPO_AUTOMATION_LOOKBACK_DAYS", defaults.automation_lookback_days
             ),
             progress_interval_seconds=reader.number(
                 "TOPO_PROGRESS_INTERVAL_SECONDS", defaults.progress_interval_seconds

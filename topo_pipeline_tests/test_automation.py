@@ -1,4 +1,4 @@
-"""Downstream automation: analytics follow topo/tasks for every refreshed day in the lookback."""
+"""Downstream automation: analytics follow topo/tasks for every refreshed day, however old."""
 
 from __future__ import annotations
 
@@ -13,34 +13,35 @@ from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.automation import (
     DOWNSTREAM_AUTOMATION_SENSOR_NAME,
+    DOWNSTREAM_CONDITION_LABEL,
     downstream_automation_condition,
     with_downstream_automation,
 )
 from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION
 from topo_pipeline.settings import Settings
 
-EVALUATED_AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)  # the latest partition is 2025-05-31
-RECENT, OLD, ANCIENT = "2025-05-30", "2025-04-01", "2025-01-15"  # 2, 61 and 137 days back
+EVALUATED_AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # the latest partition is 2026-05-31
+# 2 days, 14 months and 17 months back; FIRST is TOPO_START_DATE itself.
+RECENT, OLD, ANCIENT, FIRST = "2026-05-30", "2025-04-01", "2025-01-15", "2025-01-01"
 
 
-def settings_for(tmp_path: Path, lookback_days: int = 90) -> Settings:
+def settings_for(tmp_path: Path) -> Settings:
     return Settings(
         duckdb_path=tmp_path / "pipeline.duckdb",
         analyst_duckdb_path=tmp_path / "analyst.duckdb",
         start_date=date(2025, 1, 1),
-        automation_lookback_days=lookback_days,
     )
 
 
-def test_every_asset_downstream_of_tasks_carries_the_lookback_condition(tmp_path: Path) -> None:
-    defs = build_defs(settings_for(tmp_path, lookback_days=45))
+def test_every_asset_downstream_of_tasks_follows_every_partition(tmp_path: Path) -> None:
+    defs = build_defs(settings_for(tmp_path))
     graph = defs.resolve_asset_graph()
     downstream = DOWNSTREAM_SELECTION.resolve(graph)
     assert {key.path[0] for key in downstream} == {"analytics"}
     for spec in defs.resolve_all_asset_specs():
         label = spec.automation_condition.get_label() if spec.automation_condition else None
         if spec.key in downstream:
-            assert label == "eager over the last 45 days"
+            assert label == DOWNSTREAM_CONDITION_LABEL
         else:
             assert spec.key in {TASKS_KEY, ANALYST_COPY_KEY}
             assert label is None  # driven by the schedule, the sensors, or by hand
@@ -53,7 +54,7 @@ def test_every_asset_downstream_of_tasks_carries_the_lookback_condition(tmp_path
 
 def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) -> None:
     """The real code location: topo/tasks days materialized on their own (as from the UI)
-    make the automation request the analytics of those days, within the lookback."""
+    make the automation request the analytics of those days, however old."""
     defs = build_defs(settings_for(tmp_path))
     analytics = sorted(DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()))
     with dg.instance_for_test() as instance:
@@ -62,14 +63,14 @@ def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) ->
         )
         assert first.total_requested == 0  # nothing upstream yet
 
-        for day in (RECENT, OLD, ANCIENT):
+        for day in (RECENT, OLD, ANCIENT, FIRST):
             instance.report_runless_asset_event(dg.AssetMaterialization(TASKS_KEY, partition=day))
         second = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=first.cursor
         )
         for key in analytics:
-            # Not only the latest partition (plain eager()), and not beyond 90 days.
-            assert second.get_requested_partitions(key) == {RECENT, OLD}, key
+            # Not only the latest partition (plain eager()): every one, back to the first.
+            assert second.get_requested_partitions(key) == {RECENT, OLD, ANCIENT, FIRST}, key
 
         third = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=second.cursor
@@ -92,7 +93,7 @@ def analytics_stand_in() -> None:
 
 @pytest.fixture
 def stand_in_assets() -> list[dg.AssetsDefinition]:
-    return with_downstream_automation([tasks_stand_in, analytics_stand_in], lookback_days=90)
+    return with_downstream_automation([tasks_stand_in, analytics_stand_in])
 
 
 def test_a_run_that_already_rebuilt_downstream_triggers_nothing_more(
@@ -126,11 +127,10 @@ def test_a_run_that_already_rebuilt_downstream_triggers_nothing_more(
         assert result.get_requested_partitions(TASKS_KEY) == set()
 
 
-def test_the_condition_is_eager_with_a_wider_window() -> None:
-    condition = downstream_automation_condition(7)
-    assert condition.get_label() == "eager over the last 7 days"
-    window, *rest = condition.children
-    assert window.name == "in_latest_time_window(lookback_timedelta=7 days, 0:00:00)"
-    # eager()'s other clauses are kept as they are.
+def test_the_condition_is_eager_without_the_latest_window_clause() -> None:
+    condition = downstream_automation_condition()
+    assert condition.get_label() == DOWNSTREAM_CONDITION_LABEL
+    # eager()'s other clauses are kept as they are; only the window clause is gone.
     eager = dg.AutomationCondition.eager()
-    assert rest == list(eager.children[1:])
+    assert eager.children[0].name == "in_latest_time_window"
+    assert list(condition.children) == list(eager.children[1:])

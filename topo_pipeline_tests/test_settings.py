@@ -92,7 +92,6 @@ def test_operations_defaults() -> None:
     assert settings.open_tasks_max_partitions_per_tick == 5
     assert settings.open_tasks_min_interval_minutes == 60
     assert settings.open_tasks_sensor_interval_seconds == 300
-    assert settings.automation_lookback_days == 90
 
 
 def test_operations_overrides() -> None:
@@ -104,7 +103,6 @@ def test_operations_overrides() -> None:
             "TOPO_OPEN_TASKS_MAX_PARTITIONS_PER_TICK": "2",
             "TOPO_OPEN_TASKS_MIN_INTERVAL_MINUTES": "15",
             "TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS": "30",
-            "TOPO_AUTOMATION_LOOKBACK_DAYS": "400",
         }
     )
     assert settings.schedule_settle_minutes == 0
@@ -113,7 +111,6 @@ def test_operations_overrides() -> None:
     assert settings.open_tasks_max_partitions_per_tick == 2
     assert settings.open_tasks_min_interval_minutes == 15
     assert settings.open_tasks_sensor_interval_seconds == 30
-    assert settings.automation_lookback_days == 400
 
 
 @pytest.mark.parametrize(
@@ -127,7 +124,6 @@ def test_operations_overrides() -> None:
         ({"TOPO_OPEN_TASKS_MAX_PARTITIONS_PER_TICK": "0"}, "PARTITIONS_PER_TICK"),
         ({"TOPO_OPEN_TASKS_MIN_INTERVAL_MINUTES": "1.5"}, "must be a whole number"),
         ({"TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS": "10"}, "must be at least 30"),
-        ({"TOPO_AUTOMATION_LOOKBACK_DAYS": "0"}, "TOPO_AUTOMATION_LOOKBACK_DAYS"),
     ],
 )
 def test_bad_operations_values_are_refused(env: dict[str, str], message: str) -> None:

@@ -12,9 +12,10 @@ multi-partition "Materialize" is ``launchPartitionBackfill`` with the asset sele
 the partition keys; a single-partition one is ``launchPipelineExecution`` on the assets'
 job with the partition's tags.
 
-The simulated days lie far in the past, outside the open-task sensor's maximum age and
-the automation lookback, so only the runs launched here touch them; the schedule, the
-sensors and the automation still run in the daemon the whole time.
+The simulated days lie far in the past, outside the open-task sensor's maximum age, so
+only the runs launched here and the automation they trigger touch them (the analytics of
+days more than a year old follow a ``topo/tasks`` run of those days alone); the schedule,
+the sensors and the automation run in the daemon the whole time.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +68,14 @@ QUEUED_RUNS = 12
 BACKFILL_DAYS = [START + timedelta(days=3 + i) for i in range(QUEUED_RUNS)]
 TASKS_PER_DAY = 40
 TASKS_KEY = ["topo", "tasks"]
+ANALYST_COPY_KEY = ["publish", "analyst_copy"]
+ANALYTICS_TABLES = (
+    "task_sla",
+    "sla_by_priority",
+    "sla_by_assignee",
+    "completion_rate_by_priority",
+    "completion_rate_by_assignee",
+)
 
 STARTUP_TIMEOUT = 240.0
 RUN_TIMEOUT = 420.0
@@ -251,6 +260,15 @@ query Pool($pool: String!) {
 }
 """
 
+ASSET_MATERIALIZATIONS_QUERY = """
+query AssetMaterializations($assetKey: AssetKeyInput!) {
+  assetOrError(assetKey: $assetKey) {
+    __typename
+    ... on Asset { assetMaterializations(limit: 500) { runId timestamp } }
+  }
+}
+"""
+
 INSTIGATORS_QUERY = """
 query Instigators($selector: RepositorySelector!) {
   schedulesOrError(repositorySelector: $selector) {
@@ -386,6 +404,15 @@ class Stack:
                 if path.suffix in (".out", ".err"):
                     parts.append(path.read_text(errors="replace"))
         return "\n".join(parts)
+
+    def materialization_times(self, asset_key: Sequence[str]) -> list[float]:
+        """When each recorded materialization of ``asset_key`` happened (epoch seconds)."""
+        data = self.graphql(ASSET_MATERIALIZATIONS_QUERY, {"assetKey": {"path": list(asset_key)}})
+        asset = data["assetOrError"]
+        if asset["__typename"] == "AssetNotFoundError":
+            return []
+        assert asset["__typename"] == "Asset", asset
+        return [float(m["timestamp"]) / 1000 for m in asset["assetMaterializations"]]
 
     def wait_until_idle(self, timeout: float) -> None:
         """Until no run of the instance is queued or in progress (sensors may add some)."""
@@ -645,6 +672,20 @@ def _ids_by_day(path: Path, table: str, days: Sequence[date]) -> dict[date, set[
     return dict(found)
 
 
+def _days_by_table(path: Path, days: Sequence[date]) -> dict[str, list[date]]:
+    """The days in ``days`` each analytics table holds rows for."""
+    found = {}
+    with connect(path, read_only=True) as con:
+        for table in ANALYTICS_TABLES:
+            rows = con.execute(
+                f"SELECT DISTINCT partition_date FROM warehouse.analytics.{table} "
+                "WHERE partition_date BETWEEN ? AND ? ORDER BY 1",
+                [min(days), max(days)],
+            ).fetchall()
+            found[table] = [day for (day,) in rows]
+    return found
+
+
 def _assert_no_lock_errors(stack: Stack, run_ids: Sequence[str]) -> None:
     offenders = {}
     for run_id in run_ids:
@@ -762,7 +803,10 @@ def test_a_dozen_partitions_as_separate_queued_runs_never_hit_the_duckdb_lock(st
     batch = {"key": "topo_pipeline_tests/batch", "value": uuid.uuid4().hex}
     keys = [day.isoformat() for day in BACKFILL_DAYS]
 
-    # One "Launch 1 run" per partition, as fast as the UI takes them: a run per partition.
+    # One "Launch 1 run" per partition, as fast as the UI takes them: a run per partition,
+    # of topo/tasks alone, for days more than a year old.
+    assert max(BACKFILL_DAYS) < datetime.now(UTC).date() - timedelta(days=366)
+    burst_started = time.time()
     run_ids = [ui_materialize_one_partition(stack, [tasks], key, [batch]) for key in keys]
     assert len(set(run_ids)) == len(keys)
 
@@ -782,10 +826,38 @@ def test_a_dozen_partitions_as_separate_queued_runs_never_hit_the_duckdb_lock(st
         types = {event.get("eventType") for event in stack.run_events(run_id)}
         assert {"RUN_ENQUEUED", "RUN_STARTING"} <= types, (run_id, types)
 
+    # Automation rebuilds the five analytics tables of every one of those days, and the
+    # analyst copy ends up holding them all (checked in the copy: reading the pipeline's
+    # file would take its lock from the runs still writing).
+    expected = {day: stack.tasks_by_day[day] for day in BACKFILL_DAYS}
+
+    def copy_complete() -> bool | None:
+        try:
+            tasks = _ids_by_day(stack.analyst_path, "warehouse.topo.tasks", BACKFILL_DAYS)
+            task_sla = _ids_by_day(
+                stack.analyst_path, "warehouse.analytics.task_sla", BACKFILL_DAYS
+            )
+            days = _days_by_table(stack.analyst_path, BACKFILL_DAYS)
+        except Exception:  # noqa: BLE001 - not there yet, or swapped mid-open: poll again
+            return None
+        every_table = dict.fromkeys(ANALYTICS_TABLES, BACKFILL_DAYS)
+        return True if (tasks, task_sla, days) == (expected, expected, every_table) else None
+
+    stack.wait_for(
+        "automation to rebuild the days' analytics and the copy to hold them",
+        copy_complete,
+        BACKFILL_RUNS_TIMEOUT,
+        5.0,
+    )
+    stack.wait_until_idle(PUBLISH_TIMEOUT)
+    # The burst was published, but not once per run: runs that end while others are on
+    # their way leave the publish to the last of them.
+    publishes = [t for t in stack.materialization_times(ANALYST_COPY_KEY) if t >= burst_started]
+    assert 1 <= len(publishes) < len(keys), f"{len(publishes)} publishes for {len(keys)} runs"
+
     # Pool "duckdb" (limit 1): no two steps that open the file ever ran at the same time,
     # across these runs and every other run the instance made meanwhile (the UI test's
-    # backfill, analyst-copy publishes, anything a sensor launched).
-    stack.wait_until_idle(PUBLISH_TIMEOUT)
+    # backfill, analyst-copy publishes, automation's runs, anything a sensor launched).
     every_run = stack.runs({"createdAfter": stack.started_at - 60})
     _assert_no_lock_errors(stack, [r["runId"] for r in every_run if r["runId"] not in run_ids])
     steps = sorted(
@@ -803,7 +875,6 @@ def test_a_dozen_partitions_as_separate_queued_runs_never_hit_the_duckdb_lock(st
             busy_until = step
     assert not overlaps, f"steps ran at the same time despite the pool: {overlaps[:3]}"
 
-    expected = {day: stack.tasks_by_day[day] for day in BACKFILL_DAYS}
     assert _ids_by_day(stack.pipeline_path, "warehouse.topo.tasks", BACKFILL_DAYS) == expected
 
     # The daemon's sensors ran the whole time; none of their ticks failed.

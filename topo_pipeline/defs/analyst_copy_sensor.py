@@ -1,5 +1,11 @@
 """``analyst_copy_sensor``: publish the analyst copy after runs that changed tables.
 
+Runs publish the copy themselves when they end (:mod:`topo_pipeline.defs.publishing_executor`),
+except while other runs that change tables are queued or running under the daemon: then
+they leave it to the last of them, and this sensor is the safety net. It starts from the
+newest change the latest publish covered (whoever published), so what a run published is
+not published again.
+
 After runs that materialized ``topo/*`` or ``analytics/*`` assets (from any job, a
 schedule, a sensor, automation, a UI or CLI launch, and also runs that failed after
 writing some tables) it launches ``publish_analyst_copy_job``. It waits until every run
@@ -22,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from topo_pipeline.defs.assets.analyst_copy import published_through
 from topo_pipeline.defs.clock import Clock, utc_now
 from topo_pipeline.recovery import dead_run_reason
 
@@ -162,12 +169,17 @@ def build_analyst_copy_sensor(
     )
     def analyst_copy_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = int(context.cursor) if context.cursor and context.cursor.isdigit() else None
+        covered = published_through(context.instance)
+        if covered is not None and (cursor is None or covered > cursor):
+            cursor = covered  # a run's own publish (or a manual one) got this far
         seen = _materializations_after(context.instance, watched, cursor)
         unfinished = _unfinished_runs(context.instance, {m.run_id for m in seen})
-        coming = _coming_runs(context.instance, watched)
+        coming = runs_changing_tables(context.instance, watched)
         plan = plan_analyst_copy_publish(cursor, seen, unfinished, clock(), coming_run_ids=coming)
         if not plan.publish:
-            return dg.SensorResult(skip_reason=plan.reason)
+            return dg.SensorResult(
+                skip_reason=plan.reason, cursor=None if cursor is None else str(cursor)
+            )
         context.log.info("publishing the analyst copy: %s", plan.reason)
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=plan.run_key)], cursor=str(plan.cursor)
@@ -224,7 +236,7 @@ _ACTIVE = [
 ]
 
 
-def _coming_runs(instance: dg.DagsterInstance, watched: Sequence[dg.AssetKey]) -> set[str]:
+def runs_changing_tables(instance: dg.DagsterInstance, watched: Sequence[dg.AssetKey]) -> set[str]:
     """Queued or running runs that materialize any of ``watched``."""
     keys = set(watched)
     runs = instance.get_runs(filters=dg.RunsFilter(statuses=_ACTIVE), limit=_PAGE)

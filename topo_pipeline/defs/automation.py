@@ -1,12 +1,14 @@
-"""Declarative automation: assets downstream of ``topo/tasks`` follow it, old days included.
+"""Declarative automation: assets downstream of ``topo/tasks`` follow it, every day of it.
 
 The refresh job already rebuilds downstream assets in the same run. This covers runs that
-materialize ``topo/tasks`` alone, e.g. a UI "Materialize" of a few old partitions: every
-asset downstream of ``topo/tasks`` gets :func:`downstream_automation_condition`, which is
-``AutomationCondition.eager()`` with its "latest partition only" clause widened to the last
-``TOPO_AUTOMATION_LOOKBACK_DAYS`` days. Plain ``eager()`` would ignore any partition but
-the latest. Updates made by a run that also materializes the downstream asset are ignored
-by ``eager()``, so the refresh job's runs trigger nothing extra.
+materialize ``topo/tasks`` alone, e.g. a UI "Materialize" of an old partition re-fetched
+after a data fix: every asset downstream of ``topo/tasks`` gets
+:func:`downstream_automation_condition`, which is ``AutomationCondition.eager()`` without
+its "latest partition only" clause, so it follows every partition from
+``TOPO_START_DATE`` on (plain ``eager()`` ignores any partition but the latest). Updates
+made by a run that also materializes the downstream asset are ignored by ``eager()``, so
+the refresh job's runs trigger nothing extra. How long a tick takes over years of daily
+partitions is measured by ``bench/automation_bench.py`` (figures in ``docs/operating.md``).
 
 :data:`DOWNSTREAM_AUTOMATION_SENSOR_NAME` evaluates those conditions; it is on by default
 (Dagster's own default automation sensor starts stopped).
@@ -16,7 +18,6 @@ analytics module does not need to set it (a condition set there is replaced).
 """
 
 from collections.abc import Sequence
-from datetime import timedelta
 
 import dagster as dg
 
@@ -28,8 +29,11 @@ DOWNSTREAM_AUTOMATION_SENSOR_NAME = "downstream_automation_sensor"
 AUTOMATION_SENSOR_INTERVAL_SECONDS = 30
 
 
-def downstream_automation_condition(lookback_days: int) -> dg.AutomationCondition:
-    """``eager()`` over the last ``lookback_days`` partitions instead of only the latest.
+DOWNSTREAM_CONDITION_LABEL = "eager over every partition"
+
+
+def downstream_automation_condition() -> dg.AutomationCondition:
+    """``eager()`` over every partition instead of only the latest.
 
     A partition is requested when an upstream partition it depends on was updated (by a
     run that did not also update it), once none of its upstream partitions is missing or
@@ -37,13 +41,8 @@ def downstream_automation_condition(lookback_days: int) -> dg.AutomationConditio
     """
     return (
         dg.AutomationCondition.eager()
-        .replace(
-            "in_latest_time_window",
-            dg.AutomationCondition.in_latest_time_window(
-                lookback_delta=timedelta(days=lookback_days)
-            ),
-        )
-        .with_label(f"eager over the last {lookback_days} days")
+        .without(dg.AutomationCondition.in_latest_time_window())
+        .with_label(DOWNSTREAM_CONDITION_LABEL)
     )
 
 
@@ -54,13 +53,11 @@ def pipeline_asset_keys(
     return sorted(selection.resolve(list(assets)), key=lambda key: key.to_user_string())
 
 
-def with_downstream_automation(
-    assets: Sequence[dg.AssetsDefinition], lookback_days: int
-) -> list[dg.AssetsDefinition]:
+def with_downstream_automation(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
     """``assets`` with :func:`downstream_automation_condition` on every asset downstream
     of ``topo/tasks`` (whatever its module set); other assets are returned unchanged."""
     downstream = set(pipeline_asset_keys(assets, DOWNSTREAM_SELECTION))
-    condition = downstream_automation_condition(lookback_days)
+    condition = downstream_automation_condition()
     return list(
         dg.map_asset_specs(
             lambda spec: (

@@ -14,10 +14,10 @@ from topo_pipeline.defs.automation import (
     with_downstream_automation,
 )
 from topo_pipeline.defs.console import console_logger
-from topo_pipeline.defs.executor import in_process_executor
 from topo_pipeline.defs.jobs import build_refresh_job
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
+from topo_pipeline.defs.publishing_executor import build_publishing_executor
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.defs.schedules import build_daily_refresh_schedule
 from topo_pipeline.settings import API_KEY_ENV, Settings
@@ -35,21 +35,28 @@ def build_defs(settings: Settings) -> dg.Definitions:
     # defs/automation.py, defs/assets/analyst_copy.py.
     refresh_job = build_refresh_job()
     publish_job = build_publish_job()
+    watched = pipeline_asset_keys(pipeline_assets)
     return dg.Definitions(
         assets=[
-            *with_downstream_automation(pipeline_assets, settings.automation_lookback_days),
-            build_analyst_copy_asset(settings.analyst_duckdb_path),
+            *with_downstream_automation(pipeline_assets),
+            build_analyst_copy_asset(settings.analyst_duckdb_path, watched),
         ],
         jobs=[refresh_job, publish_job],
         # In-process (every step takes the one slot of pool "duckdb" anyway), naming the
-        # runs that hold a slot a step waits for: see defs/executor.py.
-        executor=in_process_executor,
+        # runs that hold a slot a step waits for (defs/executor.py); a run that changed
+        # tables then publishes the analyst copy, daemon or not (defs/publishing_executor.py).
+        executor=build_publishing_executor(
+            watched,
+            warehouse_path=settings.duckdb_path,
+            analyst_path=settings.analyst_duckdb_path,
+            lock_timeout=settings.lock_timeout_seconds,
+        ),
         # Errors a user causes print as a paragraph, not a traceback: defs/console.py.
         loggers={"console": console_logger},
         schedules=[build_daily_refresh_schedule(settings, partitions_def, refresh_job)],
         sensors=[
             build_open_tasks_sensor(settings, refresh_job),
-            build_analyst_copy_sensor(publish_job, pipeline_asset_keys(pipeline_assets)),
+            build_analyst_copy_sensor(publish_job, watched),
             build_downstream_automation_sensor(),
         ],
         resources={

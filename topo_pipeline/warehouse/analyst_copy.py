@@ -122,9 +122,7 @@ def publish_analyst_copy(
         raise ValueError("the analyst copy must be a different file from the pipeline's")
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(target)
-    # Same folder, so the final rename never crosses file systems; hidden and unique, so
-    # nobody opens it by accident and two publishers never share one.
-    building = target.with_name(f".{target.name}.{uuid.uuid4().hex}.publishing")
+    building = publishing_path(target)
     try:
         with connect(source, read_only=True, lock_timeout=lock_timeout) as con:
             con.execute(
@@ -147,6 +145,25 @@ def publish_analyst_copy(
         storage_version=storage_version,
         size_bytes=target.stat().st_size,
     )
+
+
+PUBLISHING_SUFFIX = ".publishing"
+"""Suffix of the temporary file a publish builds (see :func:`publishing_path`)."""
+
+
+def publishing_path(target: Path) -> Path:
+    """A new temporary file name for building a copy of ``target``.
+
+    Same folder, so the final rename never crosses file systems; hidden and unique, so
+    nobody opens it by accident and two publishers never share one. DuckDB may add a
+    ``.wal`` beside it. :func:`publishing_leftovers` finds them again.
+    """
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex}{PUBLISHING_SUFFIX}")
+
+
+def publishing_leftovers(target: Path) -> list[Path]:
+    """Every temporary file (and its WAL) that publishes of ``target`` built beside it."""
+    return sorted(target.parent.glob(f".{target.name}.*{PUBLISHING_SUFFIX}*"))
 
 
 def published_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str, str]]:
@@ -212,7 +229,7 @@ def _quote_identifier(name: str) -> str:
 def _remove_stale_builds(target: Path) -> None:
     # A publisher killed mid-copy (SIGKILL, power loss) cannot clean up after itself.
     cutoff = time.time() - STALE_BUILD_SECONDS
-    for stale in target.parent.glob(f".{target.name}.*.publishing*"):
+    for stale in publishing_leftovers(target):
         with contextlib.suppress(FileNotFoundError):
             if stale.stat().st_mtime < cutoff:
                 stale.unlink()

@@ -1,22 +1,24 @@
 """``publish/analyst_copy``: the copy of every ``topo`` and ``analytics`` table analysts open.
 
-How publishing is triggered, and why this way: ``analyst_copy_sensor``
-(:mod:`topo_pipeline.defs.analyst_copy_sensor`) watches the event log for materializations of
-``topo/tasks`` and everything downstream of it and, once the runs that wrote them have
-finished, launches :data:`PUBLISH_JOB_NAME`. That reacts to *every* run that changed
-tables, whatever launched it (schedule, sensor, automation, the UI, the CLI), including
-a run that failed after writing some tables, and coalesces runs that end close together
-into one publish. The alternatives were weaker: an asset in the refresh job would miss
-runs launched outside it; a ``run_status_sensor`` fires on one status only (a failed run
-that wrote tables would go unpublished) and once per run; an automation condition on
-an unpartitioned asset depending on every partitioned one would put it into every
-``topo/tasks+`` selection, so those jobs would mix partitioned and unpartitioned assets.
+Two things publish the copy (see ``docs/operating.md``, "The analyst copy"):
 
-The asset deliberately declares no dependencies for the same reason (it is not part of
-``topo/tasks``'s downstream selection). It runs in the ``duckdb`` pool because it opens
-the pipeline's file (read-only, which still blocks writers in other processes).
+* every run that changed tables, when it ends
+  (:mod:`topo_pipeline.defs.publishing_executor`), unless other runs that change tables
+  are queued or running under a live daemon, in which case the last of them publishes;
+* ``analyst_copy_sensor`` (:mod:`topo_pipeline.defs.analyst_copy_sensor`), as the safety
+  net under the daemon: it launches :data:`PUBLISH_JOB_NAME`, which materializes this
+  asset, when changes are still unpublished once their runs have finished.
+
+Each publish records a materialization of this asset whose metadata
+:data:`COVERS_THROUGH_METADATA` is the newest event-log storage id of a table-changing
+materialization the copy includes, so neither path publishes again what the other did.
+
+The asset declares no dependencies, so it is not part of ``topo/tasks``'s downstream
+selection (an unpartitioned asset in those range runs would mix partitioned and
+unpartitioned assets). It runs in the ``duckdb`` pool because it opens the pipeline's file.
 """
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +28,7 @@ from topo_pipeline.defs.assets.ingestion import POOL
 from topo_pipeline.defs.failures import explain_user_errors
 from topo_pipeline.defs.metadata import markdown_table
 from topo_pipeline.defs.resources import WarehouseResource
-from topo_pipeline.warehouse.analyst_copy import publish_analyst_copy
+from topo_pipeline.warehouse.analyst_copy import PublishResult, publish_analyst_copy
 
 if TYPE_CHECKING:
     # What define_asset_job returns; Dagster does not export the name.
@@ -40,8 +42,59 @@ PUBLISH_JOB_NAME = "publish_analyst_copy_job"
 """Job: materializes ``publish/analyst_copy``; launched by ``analyst_copy_sensor``."""
 
 
-def build_analyst_copy_asset(analyst_path: Path) -> dg.AssetsDefinition:
-    """The ``publish/analyst_copy`` asset, writing ``analyst_path``."""
+COVERS_THROUGH_METADATA = "covers_through_event"
+"""Metadata key of a publish: the newest table-changing event-log storage id it includes."""
+
+
+def latest_change_event(instance: dg.DagsterInstance, watched: Sequence[dg.AssetKey]) -> int:
+    """The newest storage id of a materialization of any of ``watched`` (0: none yet).
+
+    Taken before a publish starts copying: an event is recorded only after its step
+    committed the data, so every change up to this id is in the copy.
+    """
+    newest = 0
+    for key in watched:
+        records = instance.fetch_materializations(key, limit=1).records
+        if records:
+            newest = max(newest, records[0].storage_id)
+    return newest
+
+
+def published_through(instance: dg.DagsterInstance) -> int | None:
+    """:data:`COVERS_THROUGH_METADATA` of the latest publish, or ``None`` if none says."""
+    records = instance.fetch_materializations(ANALYST_COPY_KEY, limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get(COVERS_THROUGH_METADATA)
+    raw = getattr(value, "value", None)
+    return int(raw) if isinstance(raw, int) else None
+
+
+def publish_metadata(result: PublishResult, covers_through: int) -> Mapping[str, object]:
+    """The metadata a publish records on ``publish/analyst_copy``."""
+    table_md = markdown_table(
+        ["table", "rows"], [(t.qualified_name, t.rows) for t in result.tables]
+    )
+    return {
+        "path": dg.MetadataValue.path(str(result.path)),
+        "storage_version": result.storage_version,
+        "size_bytes": result.size_bytes,
+        "tables": dg.MetadataValue.md(table_md),
+        COVERS_THROUGH_METADATA: covers_through,
+        **{f"rows/{t.qualified_name}": t.rows for t in result.tables},
+    }
+
+
+def build_analyst_copy_asset(
+    analyst_path: Path, watched: Sequence[dg.AssetKey]
+) -> dg.AssetsDefinition:
+    """The ``publish/analyst_copy`` asset, writing ``analyst_path``.
+
+    Args:
+        analyst_path: the analyst copy (``TOPO_ANALYST_DUCKDB_PATH``).
+        watched: the assets whose materializations change published tables.
+    """
+    watched = tuple(watched)
 
     @dg.asset(
         key=ANALYST_COPY_KEY,
@@ -57,30 +110,21 @@ def build_analyst_copy_asset(analyst_path: Path) -> dg.AssetsDefinition:
             f"The analyst copy ({analyst_path}): every topo and analytics table of the "
             "pipeline's DuckDB file, with comments, built aside and swapped in atomically, "
             "in a storage format DuckDB 1.4 clients can read. Analysts open this file, "
-            "never the pipeline's. Published by analyst_copy_sensor after runs that "
-            "changed tables; materialize it by hand to publish now."
+            "never the pipeline's. Published when a run that changed tables ends (or by "
+            "analyst_copy_sensor once a burst of such runs is over); materialize it by hand "
+            "to publish now."
         ),
     )
     @explain_user_errors("publish/analyst_copy")
     def analyst_copy(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
+        covers_through = latest_change_event(context.instance, watched)
         result = publish_analyst_copy(
             warehouse.path, analyst_path, lock_timeout=warehouse.lock_timeout_seconds
         )
         context.log.info("published %d tables to %s", len(result.tables), result.path)
-        table_md = markdown_table(
-            ["table", "rows"], [(t.qualified_name, t.rows) for t in result.tables]
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "path": dg.MetadataValue.path(str(result.path)),
-                "storage_version": result.storage_version,
-                "size_bytes": result.size_bytes,
-                "tables": dg.MetadataValue.md(table_md),
-                **{f"rows/{t.qualified_name}": t.rows for t in result.tables},
-            }
-        )
+        return dg.MaterializeResult(metadata=dict(publish_metadata(result, covers_through)))
 
     return analyst_copy
 
