@@ -100,7 +100,9 @@ def _materialize(settings: Settings, first: str, last: str) -> dg.ExecuteInProce
 
 
 def _publish(settings: Settings) -> dg.ExecuteInProcessResult:
-    """Publish the analyst copy now (under ``make dev`` the analyst-copy sensor does it)."""
+    """Publish the analyst copy now. ``dg.materialize`` runs with Dagster's own in-process
+    executor, not the code location's, so the run does not publish when it ends as
+    launched runs and the CLI do."""
     return _run(settings, dg.AssetSelection.assets(ANALYST_COPY_KEY), {})
 
 

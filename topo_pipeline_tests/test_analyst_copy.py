@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import time as time_module
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from topo_pipeline import __version__
 from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.analyst_copy_sensor import ANALYST_COPY_SENSOR_NAME
@@ -43,6 +45,7 @@ from topo_pipeline.warehouse.analyst_copy import (
     publish_analyst_copy,
 )
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError, connect
+from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
 from topo_pipeline_tests.warehouse_seed import seed_tasks
 
@@ -357,3 +360,97 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
             dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
         )
         assert not idle.run_requests
+
+
+# --- the file describes itself: topo.pipeline_info and the time zone in comments ---------
+
+NEW_YORK = PipelineInfo(
+    timezone="America/New_York",
+    start_date=date(2025, 3, 1),
+    version=__version__,
+    sla_target_minutes={"HOT": 30, "TODAY": 720, "EXTRA": 4320},
+)
+
+
+def pipeline_info_rows(path: Path) -> list[dict[str, object]]:
+    with connect(path, read_only=True) as con:
+        cursor = con.execute("SELECT * FROM warehouse.topo.pipeline_info")
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def comments(path: Path) -> list[tuple[str, str, str | None, str]]:
+    """(schema, table or view, column or None, comment) of every commented object."""
+    with connect(path, read_only=True) as con:
+        return con.execute(
+            "SELECT schema_name, table_name, NULL, comment FROM duckdb_tables() "
+            "WHERE database_name = 'warehouse' AND comment IS NOT NULL "
+            "UNION ALL SELECT schema_name, view_name, NULL, comment FROM duckdb_views() "
+            "WHERE database_name = 'warehouse' AND NOT internal AND comment IS NOT NULL "
+            "UNION ALL SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
+            "WHERE database_name = 'warehouse' AND comment IS NOT NULL ORDER BY ALL"
+        ).fetchall()
+
+
+def test_the_copy_says_when_it_was_published_and_what_it_holds(
+    source: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "analyst.duckdb"
+    before = datetime.now(UTC)
+    publish_analyst_copy(source, target, info=NEW_YORK)
+    after = datetime.now(UTC)
+
+    (row,) = pipeline_info_rows(target)
+    assert before <= row.pop("published_at") <= after
+    assert row == {
+        "partition_timezone": "America/New_York",
+        "sla_target_minutes": {"HOT": 30, "TODAY": 720, "EXTRA": 4320},
+        "start_date": date(2025, 3, 1),
+        "first_partition_date": DAY,
+        "last_partition_date": DAY + timedelta(days=1),
+        "partition_days": 2,
+        "tasks": 19,
+        "last_loaded_at": LOADED_AT,
+        "pipeline_version": __version__,
+    }
+    # The pipeline's own file holds the same table, and the copy is still a true copy.
+    assert pipeline_info_rows(source) == pipeline_info_rows(target)
+    assert catalog_snapshot(target) == catalog_snapshot(source)
+    with connect(target, read_only=True) as con:
+        (table_comment,) = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE table_name = 'pipeline_info'"
+        ).fetchone()
+        undocumented = con.execute(
+            "SELECT column_name FROM duckdb_columns() "
+            "WHERE table_name = 'pipeline_info' AND comment IS NULL"
+        ).fetchall()
+    assert "America/New_York" in table_comment
+    assert undocumented == []
+
+
+def test_comments_that_depend_on_the_time_zone_name_it(source: Path, tmp_path: Path) -> None:
+    target = tmp_path / "analyst.duckdb"
+    unstated = [c for c in comments(source) if "time zone" in c[3] or "timezone" in c[3]]
+    assert unstated, "the tables' comments speak of the pipeline's time zone"
+    assert not [c for c in unstated if "America/New_York" in c[3]]
+
+    publish_analyst_copy(source, target, info=NEW_YORK)
+    stated = comments(target)
+    assert stated == comments(source)
+    zone_dependent = [c for c in stated if "TOPO_TIMEZONE" in c[3] or c[2] == "partition_date"]
+    # Every partition_date column of every table and view, and the tables' descriptions.
+    assert {(s, t) for s, t, column, _ in zone_dependent if column == "partition_date"} >= {
+        ("topo", "tasks"),
+        ("analytics", "task_sla"),
+        ("analytics", "sla_by_priority"),
+        ("analytics", "daily_by_priority"),
+    }
+    missing = [c for c in zone_dependent if "America/New_York" not in c[3]]
+    assert missing == []
+
+    # The zone changes (a new deployment of the same file): the comments follow.
+    publish_analyst_copy(source, target, info=replace(NEW_YORK, timezone="Europe/Berlin"))
+    restated = comments(target)
+    assert not [c for c in restated if "America/New_York" in c[3]]
+    assert len([c for c in restated if "Europe/Berlin" in c[3]]) == len(zone_dependent)
+    assert pipeline_info_rows(target)[0]["partition_timezone"] == "Europe/Berlin"

@@ -21,6 +21,7 @@ import pytest
 
 from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.definitions import build_defs
+from topo_pipeline.defs.assets.analyst_copy import PUBLISH_JOB_NAME
 from topo_pipeline.defs.assets.analytics import ANALYTICS_KEYS, OP_NAME, TASK_SLA_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.jobs import partition_range_tags
@@ -460,9 +461,10 @@ class DemoDatabase:
 def demo_database(tmp_path_factory: pytest.TempPathFactory) -> DemoDatabase:
     """A database materialized like ``make demo`` does: the last complete days up to now.
 
-    Smaller days than the demo's, so the test stays quick. The file is named like the
-    analyst copy, so analysts' unqualified ``topo.tasks`` and ``analytics.*`` names resolve
-    as they do there. Besides the seeded data set, Topo "added" a priority the pipeline has
+    Smaller days than the demo's, so the test stays quick. The path is the published
+    analyst copy (the pipeline's file is named like it too, which must not matter), so
+    analysts' unqualified ``topo.tasks`` and ``analytics.*`` names resolve as they do there.
+    Besides the seeded data set, Topo "added" a priority the pipeline has
     no SLA target for, as real data will one day.
     """
     now = datetime.now(UTC).replace(microsecond=0)
@@ -494,8 +496,10 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> DemoDatabase:
         )
         pipeline = Pipeline(api, settings, instance)
         pipeline.materialize(spec.start_date, yesterday)
+        publish = build_defs(settings).resolve_job_def(PUBLISH_JOB_NAME)
+        assert publish.execute_in_process(instance=instance).success
         days = [spec.start_date + timedelta(days=i) for i in range(13)]
-        return DemoDatabase(path, pipeline.served(days))
+        return DemoDatabase(settings.analyst_duckdb_path, pipeline.served(days))
 
 
 def _run(path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from topo_pipeline.warehouse.analyst_copy import publish_analyst_copy
 from topo_pipeline.warehouse.analytics import (
     ANALYTICS_TABLES,
     DEFAULT_SLA_TARGET_MINUTES,
@@ -29,6 +30,7 @@ from topo_pipeline.warehouse.analytics import (
     replace_task_sla,
 )
 from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 from topo_pipeline.warehouse.schema import ensure_schema
 from topo_pipeline_tests.analytics_oracle import (
     Task,
@@ -505,11 +507,18 @@ def _pin_today(sql: str) -> str:
 
 @pytest.fixture
 def analyst_copy(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The fixture data in a file named like the analyst copy, opened the way analysts do."""
-    path = tmp_path / "topo_analytics.duckdb"
-    with connect(path) as con:
+    """The fixture data, published to an analyst copy and opened the way analysts do."""
+    source, path = tmp_path / "pipeline.duckdb", tmp_path / "topo_analytics.duckdb"
+    with connect(source) as con:
         insert_tasks(con, TASKS)
         build_all(con)
+    info = PipelineInfo(
+        timezone="UTC",
+        start_date=DAY1,
+        version="test",
+        sla_target_minutes=DEFAULT_SLA_TARGET_MINUTES,
+    )
+    publish_analyst_copy(source, path, info=info)
     con = duckdb.connect(str(path), read_only=True)
     try:
         yield con
@@ -582,3 +591,28 @@ def test_guide_results_match_the_rules(analyst_copy: duckdb.DuckDBPyConnection) 
     assert rate == pytest.approx(completed / tasks)
     assert previous is None
     assert change is None
+
+    _, rows = _run(analyst_copy, _guide_query("What this file holds"))
+    ((published_at, zone, hot, today, extra, first, last, tasks, version),) = rows
+    assert published_at is not None
+    assert (zone, hot, today, extra) == ("UTC", 60, 1440, 4320)
+    assert (first, last, tasks, version) == (DAY1, DAY2, len(TASKS), "test")
+
+    _, rows = _run(analyst_copy, _guide_query("Every day and priority of the last 30 days"))
+    priorities = {t.priority for t in TASKS} | set(DEFAULT_SLA_TARGET_MINUTES)
+    assert {(row[0], row[1]) for row in rows} == {
+        (day, priority) for day in (DAY1, DAY2) for priority in priorities
+    }
+    assert sum(row[2] for row in rows) == len(TASKS)
+
+    _, rows = _run(analyst_copy, _guide_query("Open tasks already past their SLA deadline now"))
+    now = datetime.now(UTC)
+    overdue = [
+        r
+        for r in task_sla
+        if r["status"] in ("PENDING", "IN_PROGRESS") and r["sla_due_at"] and r["sla_due_at"] < now
+    ]
+    assert {row[0]: row[1] for row in rows} == {
+        assignee: sum(1 for r in overdue if r["assignee_user_id"] == assignee)
+        for assignee in {r["assignee_user_id"] for r in overdue}
+    }

@@ -181,5 +181,13 @@ def test_a_cli_range_run_leaves_a_current_analyst_copy(
             "SELECT partition_date::VARCHAR, count(*) FROM warehouse.analytics.task_sla "
             "GROUP BY ALL ORDER BY 1"
         ).fetchall()
+        described = con.execute(
+            "SELECT partition_timezone, first_partition_date, last_partition_date, tasks "
+            "FROM warehouse.topo.pipeline_info"
+        ).fetchall()
     assert by_day == list(zip(DAYS, SPEC.tasks_per_day, strict=True))
-    assert "published 6 tables to the analyst copy" in done.stderr + done.stdout
+    # The copy describes itself.
+    assert described == [("UTC", START, START + timedelta(days=2), sum(SPEC.tasks_per_day))]
+    # Recorded in the instance the command used, as one publish.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert len(publishes(instance)) == 1

@@ -5,7 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from topo_pipeline.defs.analyst_copy_sensor import build_analyst_copy_sensor
-from topo_pipeline.defs.assets.analyst_copy import build_analyst_copy_asset, build_publish_job
+from topo_pipeline.defs.assets.analyst_copy import (
+    build_analyst_copy_asset,
+    build_publish_job,
+    pipeline_info,
+)
 from topo_pipeline.defs.assets.analytics import build_analytics_assets
 from topo_pipeline.defs.assets.ingestion import build_tasks_asset
 from topo_pipeline.defs.automation import (
@@ -36,10 +40,11 @@ def build_defs(settings: Settings) -> dg.Definitions:
     refresh_job = build_refresh_job()
     publish_job = build_publish_job()
     watched = pipeline_asset_keys(pipeline_assets)
+    info = pipeline_info(settings)
     return dg.Definitions(
         assets=[
             *with_downstream_automation(pipeline_assets),
-            build_analyst_copy_asset(settings.analyst_duckdb_path, watched),
+            build_analyst_copy_asset(settings.analyst_duckdb_path, watched, info),
         ],
         jobs=[refresh_job, publish_job],
         # In-process (every step takes the one slot of pool "duckdb" anyway), naming the
@@ -50,6 +55,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             warehouse_path=settings.duckdb_path,
             analyst_path=settings.analyst_duckdb_path,
             lock_timeout=settings.lock_timeout_seconds,
+            info=info,
         ),
         # Errors a user causes print as a paragraph, not a traceback: defs/console.py.
         loggers={"console": console_logger},

@@ -45,6 +45,7 @@ from topo_pipeline.defs.assets.analyst_copy import (
 from topo_pipeline.defs.assets.ingestion import POOL
 from topo_pipeline.defs.executor import in_process_executor
 from topo_pipeline.warehouse.analyst_copy import PublishResult, publish_analyst_copy
+from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 
 if TYPE_CHECKING:
     from dagster._core.execution.context.system import PlanOrchestrationContext
@@ -101,6 +102,7 @@ class _Publisher:
     warehouse_path: Path
     analyst_path: Path
     lock_timeout: float
+    info: PipelineInfo
 
 
 class _PublishingExecutor(dg.Executor):
@@ -158,6 +160,7 @@ class _PublishingExecutor(dg.Executor):
                     self._publisher.warehouse_path,
                     self._publisher.analyst_path,
                     lock_timeout=self._publisher.lock_timeout,
+                    info=self._publisher.info,
                 )
             except Exception as error:
                 raise dg.Failure(
@@ -226,6 +229,7 @@ def build_publishing_executor(
     warehouse_path: Path,
     analyst_path: Path,
     lock_timeout: float,
+    info: PipelineInfo,
 ) -> dg.ExecutorDefinition:
     """The code location's in-process executor (same name, same config), then the
     run-end publish of ``analyst_path`` from ``warehouse_path``.
@@ -235,9 +239,12 @@ def build_publishing_executor(
         warehouse_path: the pipeline's DuckDB file.
         analyst_path: the analyst copy.
         lock_timeout: seconds to wait while another process holds the pipeline's file.
+        info: what the copy says about itself (``topo.pipeline_info``).
     """
     inner = in_process_executor
-    publisher = _Publisher(tuple(watched), Path(warehouse_path), Path(analyst_path), lock_timeout)
+    publisher = _Publisher(
+        tuple(watched), Path(warehouse_path), Path(analyst_path), lock_timeout, info
+    )
     create_inner = inner.executor_creation_fn
     if create_inner is None:  # pragma: no cover - Dagster's own executor always has one
         raise TypeError("the in-process executor has no creation function")

@@ -2,15 +2,19 @@
 
 Analysts never open the pipeline's own file (``TOPO_DUCKDB_PATH``): in DuckDB a reader in
 another process, even a read-only one, blocks every writer. Instead
-:func:`publish_analyst_copy` copies the ``topo`` and ``analytics`` tables to
+:func:`publish_analyst_copy` copies the ``topo`` and ``analytics`` tables (and views) to
 ``TOPO_ANALYST_DUCKDB_PATH``:
 
-1. The pipeline's file is attached read-only (waiting, with backoff, while another process
-   holds it) and a new file is created beside the target under a hidden temporary name,
-   attached with ``STORAGE_VERSION 'v1.4.0'`` so DuckDB 1.4 clients (BI drivers, older
-   CLIs) can open it.
-2. ``COPY FROM DATABASE`` copies schemas, tables, constraints, comments and rows. While
-   the read-only attach holds the file no other process can write it, so the copy is one
+1. The pipeline's file is attached (waiting, with backoff, while another process holds
+   it). Given the pipeline's settings, the file is brought to the current schema (which
+   holds ``topo.pipeline_info`` and the analyst views) and describes itself:
+   ``topo.pipeline_info`` gets its row and the comments name the time zone
+   (:mod:`topo_pipeline.warehouse.pipeline_info`); so the pipeline's own file holds them
+   too. A new file is created beside the target under a hidden temporary name
+   (:func:`publishing_path`), attached with ``STORAGE_VERSION 'v1.4.0'`` so DuckDB 1.4
+   clients (BI drivers, older CLIs) can open it.
+2. ``COPY FROM DATABASE`` copies schemas, tables, views, constraints, comments and rows.
+   While this process holds the file no other process can write it, so the copy is one
    consistent state.
 3. The copy is checked against the source: the same tables, row counts and table and
    column comments. A mismatch raises :class:`AnalystCopyError` and the target is left as
@@ -37,12 +41,15 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from topo_pipeline.warehouse.duckdb import CATALOG, DEFAULT_LOCK_TIMEOUT_SECONDS, connect
+from topo_pipeline.warehouse.pipeline_info import PipelineInfo, describe_pipeline
 from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.warehouse.schema import ensure_schema
 
 PUBLISHED_SCHEMAS = ("topo", "analytics")
 """Schemas whose tables analysts read."""
@@ -92,6 +99,7 @@ def publish_analyst_copy(
     target: str | Path,
     *,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    info: PipelineInfo | None = None,
 ) -> PublishResult:
     """Publish the ``topo`` and ``analytics`` tables of ``source`` to ``target`` atomically.
 
@@ -102,6 +110,9 @@ def publish_analyst_copy(
         source: the pipeline's DuckDB file.
         target: the analyst copy to create or replace. Its folder is created if needed.
         lock_timeout: seconds to keep retrying while another process holds ``source``.
+        info: the pipeline's settings. Given, ``source`` is first described with them
+            (``topo.pipeline_info``'s row, the time zone in comments), so the copy describes
+            itself; without, ``source`` is copied as it is (read-only).
 
     Returns:
         The published tables with their row counts, the storage version and file size.
@@ -124,7 +135,10 @@ def publish_analyst_copy(
     _remove_stale_builds(target)
     building = publishing_path(target)
     try:
-        with connect(source, read_only=True, lock_timeout=lock_timeout) as con:
+        with connect(source, read_only=info is None, lock_timeout=lock_timeout) as con:
+            if info is not None:
+                ensure_schema(con)
+                describe_pipeline(con, info, published_at=datetime.now(UTC))
             con.execute(
                 f"ATTACH ? AS {COPY_CATALOG} (STORAGE_VERSION '{STORAGE_VERSION}')",
                 [str(building)],

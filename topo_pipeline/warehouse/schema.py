@@ -33,7 +33,9 @@ from collections.abc import Callable, Mapping
 import duckdb
 
 from topo_pipeline.api.models import TASK_SCHEMA, TaskField
+from topo_pipeline.warehouse.analyst_views import ANALYST_VIEWS
 from topo_pipeline.warehouse.duckdb import CATALOG, transaction
+from topo_pipeline.warehouse.pipeline_info import PIPELINE_INFO
 from topo_pipeline.warehouse.registry import ANALYTICS_TABLE_DECLARATIONS, TASK_SLA
 from topo_pipeline.warehouse.tables import Column, Table, View, identifier
 
@@ -97,10 +99,10 @@ STAGED_TASKS = Table(
 )
 """The run-local stage (its own DuckDB file, not part of the warehouse; no comments there)."""
 
-TABLES: tuple[Table, ...] = (TOPO_TASKS, *ANALYTICS_TABLE_DECLARATIONS)
+TABLES: tuple[Table, ...] = (TOPO_TASKS, *ANALYTICS_TABLE_DECLARATIONS, PIPELINE_INFO)
 """Every table of the warehouse, in creation order."""
 
-VIEWS: tuple[View, ...] = ()
+VIEWS: tuple[View, ...] = ANALYST_VIEWS
 """Every view of the warehouse, created (or replaced) after the tables."""
 
 SCHEMA_VERSION_TABLE = Table(

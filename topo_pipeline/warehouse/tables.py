@@ -110,13 +110,26 @@ class View:
     name: str
     comment: str
     select: str
+    column_comments: tuple[tuple[str, str], ...] = ()
+    """``(column, COMMENT)`` of the view's columns that carry one."""
 
     @property
     def qualified(self) -> str:
         return f"{CATALOG}.{identifier(self.schema)}.{identifier(self.name)}"
 
+    @property
+    def display_name(self) -> str:
+        """``<schema>.<name>``, as analysts write it."""
+        return f"{self.schema}.{self.name}"
+
     def create_sql(self) -> str:
         return f"CREATE OR REPLACE VIEW {self.qualified} AS\n{self.select}"
 
     def comment_sql(self) -> list[str]:
-        return [f"COMMENT ON VIEW {self.qualified} IS {literal(self.comment)}"]
+        """``COMMENT ON`` the view and each of its commented columns."""
+        statements = [f"COMMENT ON VIEW {self.qualified} IS {literal(self.comment)}"]
+        statements += [
+            f"COMMENT ON COLUMN {self.qualified}.{identifier(name)} IS {literal(comment)}"
+            for name, comment in self.column_comments
+        ]
+        return statements

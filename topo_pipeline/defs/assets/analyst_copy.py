@@ -24,11 +24,14 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from topo_pipeline import __version__
 from topo_pipeline.defs.assets.ingestion import POOL
 from topo_pipeline.defs.failures import explain_user_errors
 from topo_pipeline.defs.metadata import markdown_table
 from topo_pipeline.defs.resources import WarehouseResource
+from topo_pipeline.settings import Settings
 from topo_pipeline.warehouse.analyst_copy import PublishResult, publish_analyst_copy
+from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 
 if TYPE_CHECKING:
     # What define_asset_job returns; Dagster does not export the name.
@@ -44,6 +47,16 @@ PUBLISH_JOB_NAME = "publish_analyst_copy_job"
 
 COVERS_THROUGH_METADATA = "covers_through_event"
 """Metadata key of a publish: the newest table-changing event-log storage id it includes."""
+
+
+def pipeline_info(settings: Settings) -> PipelineInfo:
+    """What every publish writes into ``topo.pipeline_info`` for ``settings``."""
+    return PipelineInfo(
+        timezone=settings.timezone,
+        start_date=settings.start_date,
+        version=__version__,
+        sla_target_minutes=dict(settings.sla_target_minutes),
+    )
 
 
 def latest_change_event(instance: dg.DagsterInstance, watched: Sequence[dg.AssetKey]) -> int:
@@ -86,13 +99,14 @@ def publish_metadata(result: PublishResult, covers_through: int) -> Mapping[str,
 
 
 def build_analyst_copy_asset(
-    analyst_path: Path, watched: Sequence[dg.AssetKey]
+    analyst_path: Path, watched: Sequence[dg.AssetKey], info: PipelineInfo
 ) -> dg.AssetsDefinition:
     """The ``publish/analyst_copy`` asset, writing ``analyst_path``.
 
     Args:
         analyst_path: the analyst copy (``TOPO_ANALYST_DUCKDB_PATH``).
         watched: the assets whose materializations change published tables.
+        info: what the copy says about itself (:func:`pipeline_info`).
     """
     watched = tuple(watched)
 
@@ -121,7 +135,7 @@ def build_analyst_copy_asset(
     ) -> dg.MaterializeResult:
         covers_through = latest_change_event(context.instance, watched)
         result = publish_analyst_copy(
-            warehouse.path, analyst_path, lock_timeout=warehouse.lock_timeout_seconds
+            warehouse.path, analyst_path, lock_timeout=warehouse.lock_timeout_seconds, info=info
         )
         context.log.info("published %d tables to %s", len(result.tables), result.path)
         return dg.MaterializeResult(metadata=dict(publish_metadata(result, covers_through)))
