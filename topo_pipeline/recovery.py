@@ -186,17 +186,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _remove_file_leftovers(*, dry_run: bool) -> list[str]:
-    """Stage folders of dead processes beside ``TOPO_DUCKDB_PATH`` (settings from the env)."""
+    """Stage folders and analyst-copy temporary files of dead processes (settings: the env)."""
     # Imported here: the launcher above is loaded by every Dagster process, which need
     # neither the settings nor DuckDB.
     from topo_pipeline.settings import Settings
+    from topo_pipeline.warehouse.analyst_copy import (
+        dead_publishing_leftovers,
+        remove_dead_publishing_leftovers,
+    )
     from topo_pipeline.warehouse.staging import dead_stages, remove_dead_stages
 
     settings = Settings.from_env()
-    folder = settings.duckdb_path.parent
+    folder, copy = settings.duckdb_path.parent, settings.analyst_duckdb_path
     if dry_run:
-        return [str(path) for path in dead_stages(folder)]
-    return [str(path) for path in remove_dead_stages(folder)]
+        found = [*dead_stages(folder), *dead_publishing_leftovers(copy)]
+    else:
+        found = [*remove_dead_stages(folder), *remove_dead_publishing_leftovers(copy)]
+    return [str(path) for path in found]
 
 
 if __name__ == "__main__":

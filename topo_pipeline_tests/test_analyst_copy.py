@@ -10,6 +10,8 @@ succeed, the open session keeps its old data and a new session sees the change.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time as time_module
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +30,7 @@ from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.jobs import REFRESH_JOB_NAME, REFRESH_SELECTION, build_refresh_job
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.schedules import DAILY_REFRESH_SCHEDULE_NAME
+from topo_pipeline.liveness import owner_of
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
@@ -47,6 +50,7 @@ from topo_pipeline.warehouse.analyst_copy import (
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError, connect
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
+from topo_pipeline_tests.processes import killed_process_owner
 from topo_pipeline_tests.warehouse_seed import seed_tasks
 
 LOADED_AT = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
@@ -186,6 +190,34 @@ def test_files_left_by_an_interrupted_publish_are_removed_later(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [recent.name, "analyst.duckdb", "pipeline.duckdb"]
     )
+
+
+def test_a_killed_publishers_files_go_at_the_next_publish_a_live_ones_stay(
+    source: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "analyst.duckdb"
+    dead = killed_process_owner()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
+        try:
+            live = owner_of(child.pid)
+            assert live is not None
+            killed = tmp_path / f".analyst.duckdb.{dead.token()}.0123abcd.publishing"
+            killed_wal = killed.with_name(killed.name + ".wal")
+            building = tmp_path / f".analyst.duckdb.{live.token()}.4567cdef.publishing"
+            for path in (killed, killed_wal, building):
+                path.write_bytes(b"partial")  # just written: age says nothing
+
+            publish_analyst_copy(source, target)
+
+            assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+                [building.name, "analyst.duckdb", "pipeline.duckdb"]
+            )
+        finally:
+            child.kill()
+            child.wait()
+    # Once its process is gone, the next publish removes that one too.
+    publish_analyst_copy(source, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["analyst.duckdb", "pipeline.duckdb"]
 
 
 def test_a_missing_pipeline_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import duckdb
 
+from topo_pipeline.liveness import current_owner, is_alive, parse_owner
 from topo_pipeline.warehouse.duckdb import CATALOG, DEFAULT_LOCK_TIMEOUT_SECONDS, connect
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo, describe_pipeline
 from topo_pipeline.warehouse.queries import load_sql
@@ -61,7 +62,7 @@ COPY_CATALOG = "analyst_copy"
 """Alias the copy being built is attached under, next to the source's ``warehouse``."""
 
 STALE_BUILD_SECONDS = 6 * 3600
-"""A temporary file older than this is left over from a publish that crashed; removed."""
+"""A temporary file without an owner in its name (an older release's) is left over after this."""
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def publish_analyst_copy(
     if source.resolve() == target.resolve():
         raise ValueError("the analyst copy must be a different file from the pipeline's")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(target)
+    remove_dead_publishing_leftovers(target)
     building = publishing_path(target)
     try:
         with connect(source, read_only=info is None, lock_timeout=lock_timeout) as con:
@@ -169,10 +170,13 @@ def publishing_path(target: Path) -> Path:
     """A new temporary file name for building a copy of ``target``.
 
     Same folder, so the final rename never crosses file systems; hidden and unique, so
-    nobody opens it by accident and two publishers never share one. DuckDB may add a
-    ``.wal`` beside it. :func:`publishing_leftovers` finds them again.
+    nobody opens it by accident and two publishers never share one; named for this
+    process (:func:`~topo_pipeline.liveness.current_owner`), so the file of a publisher
+    that was killed can be told from one still being built. DuckDB may add a ``.wal``
+    beside it. :func:`publishing_leftovers` finds them again.
     """
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex}{PUBLISHING_SUFFIX}")
+    owner = current_owner().token()
+    return target.with_name(f".{target.name}.{owner}.{uuid.uuid4().hex}{PUBLISHING_SUFFIX}")
 
 
 def publishing_leftovers(target: Path) -> list[Path]:
@@ -240,14 +244,37 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _remove_stale_builds(target: Path) -> None:
-    # A publisher killed mid-copy (SIGKILL, power loss) cannot clean up after itself.
+def dead_publishing_leftovers(target: Path) -> list[Path]:
+    """The :func:`publishing_leftovers` of ``target`` whose publisher is no longer running.
+
+    A publisher killed mid-copy (SIGKILL, out of memory) cannot clean up after itself. A
+    file named for a live process never counts, whatever its age (a large copy takes
+    long); one without an owner in its name does once it is :data:`STALE_BUILD_SECONDS` old.
+    """
+    prefix = f".{Path(target).name}."
     cutoff = time.time() - STALE_BUILD_SECONDS
-    for stale in publishing_leftovers(target):
+    dead = []
+    for leftover in publishing_leftovers(Path(target)):
+        owner = parse_owner(leftover.name[len(prefix) :])
+        if owner is not None:
+            if not is_alive(owner):
+                dead.append(leftover)
+            continue
         with contextlib.suppress(FileNotFoundError):
-            if stale.stat().st_mtime < cutoff:
-                stale.unlink()
-                log.info("removed %s, left over from an interrupted publish", stale)
+            if leftover.stat().st_mtime < cutoff:
+                dead.append(leftover)
+    return dead
+
+
+def remove_dead_publishing_leftovers(target: Path) -> list[Path]:
+    """Remove the :func:`dead_publishing_leftovers` of ``target``; returns those removed."""
+    removed = []
+    for stale in dead_publishing_leftovers(target):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            removed.append(stale)
+            log.info("removed %s, left over from a publish whose process is gone", stale)
+    return removed
 
 
 def _remove_leftovers(building: Path) -> None:
