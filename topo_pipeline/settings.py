@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, validate_base_url
@@ -55,8 +56,13 @@ class Settings:
     open_tasks_max_partitions_per_tick: int = 5
     open_tasks_min_interval_minutes: int = 60
     open_tasks_sensor_interval_seconds: int = 300
-    # Observability: progress lines of a long fetch.
+    # Observability: progress lines of a long fetch, failure alerts, freshness.
     progress_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    # A Slack webhook URL is a credential: kept out of reprs.
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    ui_base_url: str = "http://127.0.0.1:3000"
+    freshness_deadline_hour: int = 6
+    analyst_copy_max_lag_minutes: int = 120
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +130,14 @@ class Settings:
             progress_interval_seconds=reader.number(
                 "TOPO_PROGRESS_INTERVAL_SECONDS", defaults.progress_interval_seconds
             ),
+            alert_webhook_url=reader.text("TOPO_ALERT_WEBHOOK_URL", "") or None,
+            ui_base_url=reader.text("TOPO_UI_BASE_URL", defaults.ui_base_url),
+            freshness_deadline_hour=reader.integer(
+                "TOPO_FRESHNESS_DEADLINE_HOUR", defaults.freshness_deadline_hour, minimum=0
+            ),
+            analyst_copy_max_lag_minutes=reader.integer(
+                "TOPO_ANALYST_COPY_MAX_LAG_MINUTES", defaults.analyst_copy_max_lag_minutes
+            ),
         )
         settings.validate()
         return settings
@@ -167,9 +181,24 @@ class Settings:
                 "TOPO_PROGRESS_INTERVAL_SECONDS must be more than 0 and at most "
                 f"{MAX_SILENCE_SECONDS:.0f} (a fetch logs progress at least once a minute)"
             )
+        if self.alert_webhook_url is not None and not _is_http_url(self.alert_webhook_url):
+            # Never echo the value: a webhook URL carries its own credential.
+            raise TopoConfigError("TOPO_ALERT_WEBHOOK_URL must be an http(s) URL")
+        if not _is_http_url(self.ui_base_url):
+            raise TopoConfigError(
+                f"TOPO_UI_BASE_URL must be an http(s) URL such as http://127.0.0.1:3000, "
+                f"got {self.ui_base_url!r}"
+            )
+        if not 0 <= self.freshness_deadline_hour <= 23:
+            raise TopoConfigError("TOPO_FRESHNESS_DEADLINE_HOUR must be an hour from 0 to 23")
         if self.open_tasks_sensor_interval_seconds < 30:
             # The daemon evaluates sensors about every 30 s; less only adds load.
             raise TopoConfigError("TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS must be at least 30")
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 @dataclass(frozen=True)

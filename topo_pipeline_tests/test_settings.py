@@ -160,3 +160,41 @@ def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -
         assert client.config.max_tasks_per_window == 5000
         assert client.rate.requests_per_minute == 90.0
     assert (warehouse.path, warehouse.lock_timeout_seconds) == (str(tmp_path / "p.duckdb"), 11.0)
+
+
+def test_observability_settings() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.alert_webhook_url is None
+    assert (defaults.ui_base_url, defaults.freshness_deadline_hour) == ("http://127.0.0.1:3000", 6)
+    assert defaults.progress_interval_seconds == 15.0
+    hook = "https://hooks.slack.com/services/T000/B000/secret-part"
+    settings = Settings.from_env(
+        {
+            "TOPO_ALERT_WEBHOOK_URL": hook,
+            "TOPO_UI_BASE_URL": "https://dagster.internal",
+            "TOPO_FRESHNESS_DEADLINE_HOUR": "0",
+            "TOPO_ANALYST_COPY_MAX_LAG_MINUTES": "30",
+            "TOPO_PROGRESS_INTERVAL_SECONDS": "5",
+        }
+    )
+    assert settings.alert_webhook_url == hook
+    assert settings.ui_base_url == "https://dagster.internal"
+    assert (settings.freshness_deadline_hour, settings.analyst_copy_max_lag_minutes) == (0, 30)
+    assert settings.progress_interval_seconds == 5.0
+    assert "secret-part" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TOPO_ALERT_WEBHOOK_URL": "hooks.slack.com/secret-part"}, "TOPO_ALERT_WEBHOOK_URL"),
+        ({"TOPO_UI_BASE_URL": "dagster:3000"}, "TOPO_UI_BASE_URL"),
+        ({"TOPO_FRESHNESS_DEADLINE_HOUR": "24"}, "TOPO_FRESHNESS_DEADLINE_HOUR"),
+        ({"TOPO_FRESHNESS_DEADLINE_HOUR": "-1"}, "TOPO_FRESHNESS_DEADLINE_HOUR"),
+        ({"TOPO_ANALYST_COPY_MAX_LAG_MINUTES": "0"}, "TOPO_ANALYST_COPY_MAX_LAG_MINUTES"),
+    ],
+)
+def test_bad_observability_values_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(TopoConfigError, match=message) as refused:
+        Settings.from_env(env)
+    assert "secret-part" not in str(refused.value)

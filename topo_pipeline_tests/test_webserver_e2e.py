@@ -38,6 +38,7 @@ import httpx
 import pytest
 
 from topo_pipeline.api.models import parse_timestamp
+from topo_pipeline.defs.freshness import FRESHNESS_JOB_NAME
 from topo_pipeline.instance import REPO_ROOT, prepare_dagster_home
 from topo_pipeline.liveness import parse_owner
 from topo_pipeline.recovery import PROCESS_TAG
@@ -56,6 +57,7 @@ from topo_pipeline_tests.processes import (
     stop_groups,
     venv_executable,
 )
+from topo_pipeline_tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -345,6 +347,7 @@ class Stack:
     api: SimulatedTopoApi
     env: Mapping[str, str]
     workdir: Path
+    webhook: WebhookReceiver
     location: str = ""
     repository: str = ""
     started_at: float = field(default_factory=time.time)
@@ -446,7 +449,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     pipeline_path = workdir / "data" / "pipeline.duckdb"
     analyst_path = workdir / "data" / "analyst.duckdb"
 
-    with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
+    port = free_port()
+    with (
+        SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api,
+        WebhookReceiver() as webhook,
+    ):
         env.update(
             {
                 "TOPO_API_BASE_URL": api.base_url,
@@ -455,9 +462,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "TOPO_ANALYST_DUCKDB_PATH": str(analyst_path),
                 "TOPO_START_DATE": START.isoformat(),
                 "TOPO_API_REQUESTS_PER_MINUTE": "0",
+                # A run fails fast once the API fails (the failure-alert test); the healthy
+                # simulator never makes the other tests retry.
+                "TOPO_API_MAX_ATTEMPTS": "2",
+                "TOPO_ALERT_WEBHOOK_URL": webhook.url,
+                "TOPO_UI_BASE_URL": f"http://127.0.0.1:{port}",
             }
         )
-        port = free_port()
         workspace = str(REPO_ROOT / "workspace.yaml")
         services = [
             _start_service(
@@ -485,6 +496,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             api=api,
             env=env,
             workdir=workdir,
+            webhook=webhook,
         )
         try:
             _wait_until_ready(running)
@@ -860,10 +872,15 @@ def test_a_dozen_partitions_as_separate_queued_runs_never_hit_the_duckdb_lock(st
     # backfill, analyst-copy publishes, automation's runs, anything a sensor launched).
     every_run = stack.runs({"createdAfter": stack.started_at - 60})
     _assert_no_lock_errors(stack, [r["runId"] for r in every_run if r["runId"] not in run_ids])
+    from topo_pipeline.definitions import defs
+
+    freshness_steps = set(defs.resolve_job_def(FRESHNESS_JOB_NAME).graph.node_names())
     steps = sorted(
         (step["startTime"], step["endTime"], run["runId"], step["stepKey"])
         for run in every_run
         for step in run["stepStats"]
+        # The freshness checks read Dagster's event log only, never the file.
+        if step["stepKey"] not in freshness_steps
         if step["startTime"] is not None and step["endTime"] is not None
     )
     overlaps = []
@@ -993,3 +1010,35 @@ def test_runs_killed_inside_the_pool_step_do_not_wedge_the_runs_after_them(stack
     )
     assert "is gone" in failure, failure
     assert _slot_holders(stack) == []
+
+
+@pytest.mark.timeout(600)
+def test_a_failed_run_is_posted_to_the_webhook_by_the_daemon(stack: Stack) -> None:
+    nodes = _asset_nodes(stack)
+    tasks = nodes[tuple(TASKS_KEY)]
+    day = UI_DAYS[0].isoformat()
+    stack.api.faults = FaultPlan(error_5xx_rate=1.0, retry_after_seconds=0)
+    try:
+        run_id = ui_materialize_one_partition(stack, [tasks], day, [])
+
+        def finished() -> dict[str, Any] | None:
+            runs = stack.runs({"runIds": [run_id]})
+            return runs[0] if runs and runs[0]["status"] in FINISHED else None
+
+        run = stack.wait_for("the run to fail", finished, RUN_TIMEOUT, POLL_SECONDS)
+    finally:
+        stack.api.faults = FaultPlan()
+    assert run["status"] == "FAILURE", run
+
+    def alerted() -> str | None:
+        texts = [body.get("text", "") for body in stack.webhook.received()]
+        return next((text for text in texts if run_id in text), None)
+
+    # The daemon evaluates run_failure_alert_sensor about every 30 s.
+    text = stack.wait_for("the alert to reach the webhook", alerted, 240, POLL_SECONDS)
+    assert f"job `{run['jobName']}`" in text
+    assert f"partitions {day}" in text
+    assert "step `topo__tasks`" in text
+    assert "TopoUnavailableError" in text
+    assert f"{stack.url}/runs/{run_id}" in text
+    assert DEMO_API_KEY not in text

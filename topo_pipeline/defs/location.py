@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from topo_pipeline.defs.alerts import build_run_failure_alert_sensor
 from topo_pipeline.defs.analyst_copy_sensor import build_analyst_copy_sensor
 from topo_pipeline.defs.assets.analyst_copy import (
+    ANALYST_COPY_KEY,
     build_analyst_copy_asset,
     build_publish_job,
     pipeline_info,
@@ -18,6 +20,12 @@ from topo_pipeline.defs.automation import (
     with_downstream_automation,
 )
 from topo_pipeline.defs.console import console_logger
+from topo_pipeline.defs.freshness import (
+    build_analyst_copy_current_check,
+    build_freshness_job,
+    build_freshness_schedule,
+    build_landed_by_deadline_checks,
+)
 from topo_pipeline.defs.jobs import build_refresh_job
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
@@ -41,12 +49,26 @@ def build_defs(settings: Settings) -> dg.Definitions:
     publish_job = build_publish_job()
     watched = pipeline_asset_keys(pipeline_assets)
     info = pipeline_info(settings)
+    # Observability: defs/alerts.py (failed runs), defs/freshness.py (late days, stale copy).
+    freshness_checks = [
+        build_landed_by_deadline_checks(
+            watched,
+            partitions_def,
+            deadline_hour=settings.freshness_deadline_hour,
+            timezone=settings.timezone,
+        ),
+        build_analyst_copy_current_check(
+            ANALYST_COPY_KEY, watched, max_lag_minutes=settings.analyst_copy_max_lag_minutes
+        ),
+    ]
+    freshness_job = build_freshness_job(freshness_checks)
     return dg.Definitions(
         assets=[
             *with_downstream_automation(pipeline_assets),
             build_analyst_copy_asset(settings.analyst_duckdb_path, watched, info),
         ],
-        jobs=[refresh_job, publish_job],
+        asset_checks=freshness_checks,
+        jobs=[refresh_job, publish_job, freshness_job],
         # In-process (every step takes the one slot of pool "duckdb" anyway), naming the
         # runs that hold a slot a step waits for (defs/executor.py); a run that changed
         # tables then publishes the analyst copy, daemon or not (defs/publishing_executor.py).
@@ -59,11 +81,17 @@ def build_defs(settings: Settings) -> dg.Definitions:
         ),
         # Errors a user causes print as a paragraph, not a traceback: defs/console.py.
         loggers={"console": console_logger},
-        schedules=[build_daily_refresh_schedule(settings, partitions_def, refresh_job)],
+        schedules=[
+            build_daily_refresh_schedule(settings, partitions_def, refresh_job),
+            build_freshness_schedule(freshness_job, settings.timezone),
+        ],
         sensors=[
             build_open_tasks_sensor(settings, refresh_job),
             build_analyst_copy_sensor(publish_job, watched),
             build_downstream_automation_sensor(),
+            build_run_failure_alert_sensor(
+                webhook_url=settings.alert_webhook_url, ui_base_url=settings.ui_base_url
+            ),
         ],
         resources={
             "topo_api": TopoApiResource(
