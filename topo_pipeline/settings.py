@@ -63,6 +63,8 @@ class Settings:
     ui_base_url: str = "http://127.0.0.1:3000"
     freshness_deadline_hour: int = 6
     analyst_copy_max_lag_minutes: int = 120
+    # Catalog: who answers for the assets (emails or team:name, as Dagster takes them).
+    asset_owners: tuple[str, ...] = ("team:data-engineering",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -138,6 +140,7 @@ class Settings:
             analyst_copy_max_lag_minutes=reader.integer(
                 "TOPO_ANALYST_COPY_MAX_LAG_MINUTES", defaults.analyst_copy_max_lag_minutes
             ),
+            asset_owners=reader.items("TOPO_ASSET_OWNERS", defaults.asset_owners),
         )
         settings.validate()
         return settings
@@ -191,6 +194,12 @@ class Settings:
             )
         if not 0 <= self.freshness_deadline_hour <= 23:
             raise TopoConfigError("TOPO_FRESHNESS_DEADLINE_HOUR must be an hour from 0 to 23")
+        for owner in self.asset_owners:
+            if not (owner.startswith("team:") and len(owner) > 5) and "@" not in owner:
+                raise TopoConfigError(
+                    f"TOPO_ASSET_OWNERS holds {owner!r}: each owner is an email address or "
+                    "team:<name>, separated by commas"
+                )
         if self.open_tasks_sensor_interval_seconds < 30:
             # The daemon evaluates sensors about every 30 s; less only adds load.
             raise TopoConfigError("TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS must be at least 30")
@@ -208,6 +217,11 @@ class _Reader:
     def text(self, name: str, default: str) -> str:
         value = self.env.get(name, "").strip()
         return value or default
+
+    def items(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.env.get(name, "")
+        found = tuple(item.strip() for item in value.split(",") if item.strip())
+        return found or default
 
     def date(self, name: str, default: date) -> date:
         value = self.env.get(name, "").strip()

@@ -159,7 +159,8 @@ def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -
         assert client.config.request_deadline == 33.0
         assert client.config.max_tasks_per_window == 5000
         assert client.rate.requests_per_minute == 90.0
-    assert (warehouse.path, warehouse.lock_timeout_seconds) == (str(tmp_path / "p.duckdb"), 11.0)
+    assert warehouse.database == str(tmp_path / "p.duckdb")
+    assert warehouse.lock_timeout_seconds == 11.0
 
 
 def test_observability_settings() -> None:

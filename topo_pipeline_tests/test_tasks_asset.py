@@ -19,7 +19,7 @@ import pytest
 
 from topo_pipeline.api.models import TASK_FIELDS, TIMESTAMP_FIELDS, parse_timestamp
 from topo_pipeline.definitions import build_defs
-from topo_pipeline.defs.assets.ingestion import TASKS_KEY
+from topo_pipeline.defs.assets.ingestion import PREVIEW_ROWS, TASKS_KEY
 from topo_pipeline.defs.jobs import partition_range_tags
 from topo_pipeline.defs.resources import TopoApiResource
 from topo_pipeline.settings import API_KEY_ENV
@@ -148,7 +148,12 @@ def test_a_range_run_lands_every_task_field_by_field(pipeline: Pipeline) -> None
         assert metadata["api_pages"] >= 5 + 3  # 450 tasks in pages of 100, and 260
     # The run's overview tables go on its last day only, not onto every partition.
     last = per_partition[DAYS[-1].isoformat()]
-    assert "| id |" in last["preview"]
+    preview = last["preview"]  # a table the UI renders natively
+    assert preview.schema.columns[0].name == "id"
+    assert len(preview.records) == PREVIEW_ROWS
+    assert {record.data["partition_date"] for record in preview.records} <= {
+        day.isoformat() for day in DAYS
+    }
     assert last["per_day"].count("\n| 2026-03-0") == len(DAYS)
     assert all("preview" not in per_partition[day.isoformat()] for day in DAYS[:-1])
     checks = result.get_asset_check_evaluations()

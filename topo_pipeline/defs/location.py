@@ -19,6 +19,7 @@ from topo_pipeline.defs.automation import (
     pipeline_asset_keys,
     with_downstream_automation,
 )
+from topo_pipeline.defs.catalog import with_catalog
 from topo_pipeline.defs.console import console_logger
 from topo_pipeline.defs.freshness import (
     build_analyst_copy_current_check,
@@ -63,10 +64,13 @@ def build_defs(settings: Settings) -> dg.Definitions:
     ]
     freshness_job = build_freshness_job(freshness_checks)
     return dg.Definitions(
-        assets=[
-            *with_downstream_automation(pipeline_assets),
-            build_analyst_copy_asset(settings.analyst_duckdb_path, watched, info),
-        ],
+        assets=with_catalog(
+            [
+                *with_downstream_automation(pipeline_assets),
+                build_analyst_copy_asset(settings.analyst_duckdb_path, watched, info),
+            ],
+            settings.asset_owners,
+        ),
         asset_checks=freshness_checks,
         jobs=[refresh_job, publish_job, freshness_job],
         # In-process (every step takes the one slot of pool "duckdb" anyway), naming the
@@ -107,7 +111,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 progress_interval_seconds=settings.progress_interval_seconds,
             ),
             "warehouse": WarehouseResource(
-                path=str(settings.duckdb_path),
+                database=str(settings.duckdb_path),
                 lock_timeout_seconds=settings.lock_timeout_seconds,
             ),
         },

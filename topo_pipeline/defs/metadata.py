@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import dagster as dg
+
 PER_DAY_ROWS = 62
 """Most days a range run's ``per_day`` overview lists (it goes on the run's last day)."""
 
@@ -23,3 +25,32 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> 
 
 def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def table_value(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> dg.TableMetadataValue:
+    """``rows`` under ``columns`` as a table the UI renders natively (sortable, typed).
+
+    Numbers and booleans stay as they are; anything else (dates, timestamps, JSON) is shown
+    as its text, and ``None`` as an empty cell.
+    """
+    records = [
+        dg.TableRecord({name: _cell(value) for name, value in zip(columns, row, strict=True)})
+        for row in rows
+    ]
+    types = {name: "string" for name in columns}
+    for record in records:
+        for name, value in record.data.items():
+            if isinstance(value, bool):
+                types[name] = "bool"
+            elif isinstance(value, int):
+                types[name] = "int"
+            elif isinstance(value, float):
+                types[name] = "float"
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, types[name]) for name in columns])
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def _cell(value: object) -> str | int | float | bool | None:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, TopoClient
@@ -53,14 +54,32 @@ class TopoApiResource(dg.ConfigurableResource):
             yield client
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """The pipeline's DuckDB file (``TOPO_DUCKDB_PATH``); only the pipeline writes it."""
+class WarehouseResource(DuckDBResource):
+    """The pipeline's DuckDB file (``TOPO_DUCKDB_PATH``); only the pipeline writes it.
 
-    path: str
-    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+    A ``dagster_duckdb.DuckDBResource`` (``database`` is the file, ``connection_config``
+    DuckDB's settings), whose :meth:`get_connection` adds what the pipeline needs:
+    read-only access, a wait of up to ``lock_timeout_seconds`` for a lock another process
+    holds (the stock resource gives up after about 100 s and always opens read-write), the
+    file attached under the catalog alias ``warehouse`` so any file name works, the session
+    in UTC, and a connection closed even when the block fails (so no lock outlives a
+    failed step).
+    """
+
+    lock_timeout_seconds: float = Field(
+        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+        description="How long a step waits for the DuckDB file lock before failing.",
+    )
 
     @contextmanager
-    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def get_connection(  # type: ignore[override]
+        self, *, read_only: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection with the file attached as catalog ``warehouse``; closed afterwards."""
-        with connect(self.path, read_only=read_only, lock_timeout=self.lock_timeout_seconds) as con:
+        with connect(
+            self.database,
+            read_only=read_only,
+            lock_timeout=self.lock_timeout_seconds,
+            config=self.connection_config,
+        ) as con:
             yield con

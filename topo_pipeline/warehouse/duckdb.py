@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -45,6 +46,7 @@ def connect(
     *,
     read_only: bool = False,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    config: Mapping[str, Any] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open ``path`` attached as :data:`CATALOG`, in UTC, and close it on exit.
 
@@ -58,6 +60,7 @@ def connect(
         path: the DuckDB file.
         read_only: attach read-only (the file must exist).
         lock_timeout: seconds to keep retrying while another process holds the file.
+        config: DuckDB settings for the connection (``threads``, ``memory_limit``, ...).
 
     Raises:
         WarehouseLockedError: if the file stayed locked for ``lock_timeout`` seconds.
@@ -65,7 +68,7 @@ def connect(
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config=dict(config or {}))
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET temp_directory = $dir", {"dir": f"{path}.tmp"})

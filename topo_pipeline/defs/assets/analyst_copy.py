@@ -27,7 +27,7 @@ import dagster as dg
 from topo_pipeline import __version__
 from topo_pipeline.defs.assets.ingestion import POOL
 from topo_pipeline.defs.failures import explain_user_errors
-from topo_pipeline.defs.metadata import markdown_table
+from topo_pipeline.defs.metadata import table_value
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.settings import Settings
 from topo_pipeline.warehouse.analyst_copy import PublishResult, publish_analyst_copy
@@ -85,14 +85,14 @@ def published_through(instance: dg.DagsterInstance) -> int | None:
 
 def publish_metadata(result: PublishResult, covers_through: int) -> Mapping[str, object]:
     """The metadata a publish records on ``publish/analyst_copy``."""
-    table_md = markdown_table(
-        ["table", "rows"], [(t.qualified_name, t.rows) for t in result.tables]
-    )
     return {
+        "dagster/uri": result.path.resolve().as_uri(),
         "path": dg.MetadataValue.path(str(result.path)),
         "storage_version": result.storage_version,
         "size_bytes": result.size_bytes,
-        "tables": dg.MetadataValue.md(table_md),
+        "tables": table_value(
+            ["table", "rows"], [(t.qualified_name, t.rows) for t in result.tables]
+        ),
         COVERS_THROUGH_METADATA: covers_through,
         **{f"rows/{t.qualified_name}": t.rows for t in result.tables},
     }
@@ -115,6 +115,8 @@ def build_analyst_copy_asset(
         pool=POOL,
         kinds={"duckdb"},
         group_name="publish",
+        # Where analysts find it, in the catalog before the first publish.
+        metadata={"dagster/uri": analyst_path.resolve().as_uri()},
         # A publish fails only on a lock held longer than the lock timeout or on I/O;
         # the old copy stays in place meanwhile.
         retry_policy=dg.RetryPolicy(
@@ -135,7 +137,7 @@ def build_analyst_copy_asset(
     ) -> dg.MaterializeResult:
         covers_through = latest_change_event(context.instance, watched)
         result = publish_analyst_copy(
-            warehouse.path, analyst_path, lock_timeout=warehouse.lock_timeout_seconds, info=info
+            warehouse.database, analyst_path, lock_timeout=warehouse.lock_timeout_seconds, info=info
         )
         context.log.info("published %d tables to %s", len(result.tables), result.path)
         return dg.MaterializeResult(metadata=dict(publish_metadata(result, covers_through)))

@@ -190,7 +190,7 @@ def build_analytics_assets(
             f", SLA as of {as_of.isoformat()}" if "task_sla" in selected else "",
         )
 
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             missing = missing_sources(con, selected)
             if missing:
                 raise dg.Failure(

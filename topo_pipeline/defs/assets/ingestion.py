@@ -8,7 +8,7 @@ import dagster as dg
 
 from topo_pipeline.api.client import WindowResult
 from topo_pipeline.defs.failures import explain_user_errors
-from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
+from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table, table_value
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.progress import FetchProgress
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
@@ -78,7 +78,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
         # many days the run covers), and the warehouse is only opened, and locked, once
         # every window reconciled with Topo's total_count. The stage sits beside the
         # warehouse file: that disk has room for the data, a tmpfs /tmp may not.
-        stage_dir = Path(warehouse.path).parent
+        stage_dir = Path(warehouse.database).parent
         stage_dir.mkdir(parents=True, exist_ok=True)
         with task_stage(windows, directory=stage_dir) as stage:
             fetch_started = time.monotonic()
@@ -110,7 +110,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 w.partition_date: r.expected_in_window
                 for w, r in zip(windows, results, strict=True)
             }
-            with warehouse.connect() as con:
+            with warehouse.get_connection() as con:
                 land_started = time.monotonic()
                 ensure_tasks_table(con)
                 landed = replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
@@ -126,7 +126,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                     load_sql("preview_topo_tasks"),
                     {"partition_dates": [w.partition_date for w in windows], "limit": PREVIEW_ROWS},
                 )
-                preview_md = markdown_table(
+                preview_table = table_value(
                     [column[0] for column in preview.description], preview.fetchall()
                 )
 
@@ -140,7 +140,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
         context.add_asset_metadata(
             {
                 "per_day": dg.MetadataValue.md(_per_day_table(windows, results, landed)),
-                "preview": dg.MetadataValue.md(preview_md),
+                "preview": preview_table,
             },
             partition_key=windows[-1].partition_date.isoformat(),
         )

@@ -1,0 +1,83 @@
+"""The catalog at definition time: table names, column schemas, owners, code references, URI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
+from topo_pipeline.defs.location import build_defs
+from topo_pipeline.settings import Settings
+from topo_pipeline.warehouse.analytics import ensure_analytics_tables
+from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.tasks import ensure_tasks_table
+
+
+@pytest.fixture
+def graph(tmp_path: Path) -> dg.AssetGraph:
+    settings = Settings(
+        duckdb_path=tmp_path / "p.duckdb",
+        analyst_duckdb_path=tmp_path / "copy" / "a.duckdb",
+        asset_owners=("team:revops", "ops@example.com"),
+    )
+    return build_defs(settings).resolve_asset_graph()
+
+
+def test_every_table_asset_names_its_table_and_columns_before_any_run(
+    graph: dg.AssetGraph, tmp_path: Path
+) -> None:
+    # What the pipeline's own file holds once its tables exist.
+    with connect(tmp_path / "real.duckdb") as con:
+        ensure_tasks_table(con)
+        ensure_analytics_tables(con)
+        described = con.execute(
+            "SELECT schema_name || '.' || table_name, column_name, data_type, comment "
+            "FROM duckdb_columns() WHERE database_name = 'warehouse' "
+            "ORDER BY schema_name, table_name, column_index"
+        ).fetchall()
+    expected: dict[str, list[tuple[str, str, str | None]]] = {}
+    for table, name, data_type, comment in described:
+        expected.setdefault(table, []).append((name, data_type, comment))
+
+    found = {}
+    for key in graph.get_all_asset_keys():
+        metadata = graph.get(key).metadata
+        if "dagster/table_name" not in metadata:
+            continue
+        table = metadata["dagster/table_name"]
+        assert table == ".".join(key.path)  # topo/tasks is topo.tasks, analytics/x is analytics.x
+        schema = metadata["dagster/column_schema"]
+        found[table] = [(c.name, c.type, c.description) for c in schema.columns]
+
+    assert found == expected
+    assert "topo.tasks" in found
+    assert all(comment for columns in found.values() for _, _, comment in columns)
+
+
+def test_every_asset_has_owners_code_references_and_a_description_stating_its_grain(
+    graph: dg.AssetGraph,
+) -> None:
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners == ["team:revops", "ops@example.com"], key
+        references = node.metadata["dagster/code_references"].code_references
+        assert references, key
+        assert all(Path(ref.file_path).is_file() for ref in references), key
+        description = (node.description or "").lower()
+        if key == ANALYST_COPY_KEY:
+            assert "every topo and analytics table" in description
+        else:  # "one row per task id", "per creation day and priority", ...
+            assert " per " in description, (key, description)
+
+
+def test_the_analyst_copy_has_its_uri(graph: dg.AssetGraph, tmp_path: Path) -> None:
+    metadata = graph.get(ANALYST_COPY_KEY).metadata
+
+    assert metadata["dagster/uri"] == (tmp_path / "copy" / "a.duckdb").resolve().as_uri()
+
+
+def test_bad_owners_are_refused() -> None:
+    with pytest.raises(Exception, match="TOPO_ASSET_OWNERS"):
+        Settings.from_env({"TOPO_ASSET_OWNERS": "team:revops, somebody"})
