@@ -26,6 +26,7 @@ lint: setup
 PYTEST_WORKERS ?= 2
 
 test: setup lint
+	$(UV) run --no-sync dg check defs
 	$(UV) run --no-sync pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The inner loop: everything but the tests that start Dagster processes (marked slow).

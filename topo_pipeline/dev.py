@@ -9,7 +9,8 @@
    schedule and the open-task sensor have work), and points ``TOPO_API_BASE_URL`` and
    ``TOPO_API_KEY`` at it. ``TOPO_START_DATE``, when unset, becomes the first simulated
    day so the partitions match the data. With ``TOPO_API_KEY`` set it runs against Topo.
-3. Runs ``dagster dev -w workspace.yaml`` until Ctrl-C, then stops it and the simulator.
+3. Runs ``dg dev`` (the project as ``[tool.dg]`` in ``pyproject.toml`` describes it) until
+   Ctrl-C, then stops it and the simulator.
 
 The API key is never printed.
 """
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo
 
@@ -42,9 +44,8 @@ from topo_pipeline.simulator import (
     generate_dataset,
 )
 
-WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
 SHUTDOWN_GRACE_SECONDS = 30.0
-"""How long ``dagster dev`` gets to stop its webserver, daemon and code servers."""
+"""How long ``dg dev`` gets to stop its webserver, daemon and code servers."""
 READY_TIMEOUT_SECONDS = 300.0
 
 
@@ -52,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the UI until Ctrl-C; return the process exit status."""
     args = _parser().parse_args(argv)
     # A shell starts background jobs with SIGINT ignored, and children inherit that; make
-    # Ctrl-C (and dagster dev's SIGTERM handling, which reuses SIGINT's) work regardless.
+    # Ctrl-C (and dg dev's SIGTERM handling, which reuses SIGINT's) work regardless.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _serve(args.host, args.port, args.sim_days)
-    except KeyboardInterrupt:  # before dagster dev started
+    except KeyboardInterrupt:  # before dg dev started
         return 130
 
 
@@ -147,28 +148,17 @@ def _use_simulator(environ: MutableMapping[str, str], base_url: str, first_day: 
 
 
 def _run_dagster_dev(host: str, port: int) -> int:
-    """Run ``dagster dev`` in the foreground; stop it cleanly on Ctrl-C or SIGTERM."""
+    """Run ``dg dev`` in the foreground; stop it cleanly on Ctrl-C or SIGTERM."""
     url = f"http://{host}:{port}"
-    command = [
-        sys.executable,
-        # `dagster dev` suggests `dg dev`, from a CLI this project does not install.
-        "-W",
-        "ignore:Function `dev_command` is superseded",
-        "-m",
-        "dagster",
-        "dev",
-        "-w",
-        str(WORKSPACE_YAML),
-        "-h",
-        host,
-        "-p",
-        str(port),
-    ]
+    # `dg dev` reads the project from pyproject.toml ([tool.dg]) and runs the code location
+    # in this virtual environment, which it is told is the project's.
+    command = [str(Path(sys.executable).parent / "dg"), "dev", "-h", host, "-p", str(port)]
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix}
     _say(f"Starting the Dagster webserver and daemon; the UI will be at {url} (Ctrl-C stops)")
     # Its own process group, shared with the webserver, daemon, code servers and run
     # workers it starts: Ctrl-C is passed on to all of them, and if they do not stop,
     # the whole group is ended, so nothing is left behind.
-    process = subprocess.Popen(command, cwd=REPO_ROOT, process_group=0)  # noqa: S603
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, process_group=0)  # noqa: S603
     stopped = threading.Event()
     threading.Thread(
         target=_announce_when_ready, args=(_probe_url(host, port), url, stopped), daemon=True
@@ -187,7 +177,7 @@ def _run_dagster_dev(host: str, port: int) -> int:
     finally:
         stopped.set()
         signal.signal(signal.SIGTERM, previous)
-    # dagster dev ended by itself (an error); end whatever it left running.
+    # dg dev ended by itself (an error); end whatever it left running.
     _stop_group(process, (signal.SIGTERM, signal.SIGKILL))
     return returncode
 
