@@ -1,4 +1,4 @@
-"""The code location: ``defs`` is what ``workspace.yaml`` and ``dagster dev`` load.
+"""The code location: ``defs`` is what ``workspace.yaml``, ``dg dev`` and ``dg launch`` load.
 
 Settings are read from the ``TOPO_*`` environment when this module is imported; a bad
 value stops the code location from loading with a message naming the variable. Code that
