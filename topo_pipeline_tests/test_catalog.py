@@ -10,9 +10,11 @@ import pytest
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.location import build_defs
 from topo_pipeline.settings import Settings
-from topo_pipeline.warehouse.analytics import ensure_analytics_tables
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.tasks import ensure_tasks_table
+from topo_pipeline.warehouse.schema import ensure_schema
+
+SPELLED_OUT = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+"""How DuckDB spells out the declared types it describes."""
 
 
 @pytest.fixture
@@ -28,18 +30,18 @@ def graph(tmp_path: Path) -> dg.AssetGraph:
 def test_every_table_asset_names_its_table_and_columns_before_any_run(
     graph: dg.AssetGraph, tmp_path: Path
 ) -> None:
-    # What the pipeline's own file holds once its tables exist.
+    # What the pipeline's own file holds once its schema is in place.
     with connect(tmp_path / "real.duckdb") as con:
-        ensure_tasks_table(con)
-        ensure_analytics_tables(con)
+        ensure_schema(con)
         described = con.execute(
-            "SELECT schema_name || '.' || table_name, column_name, data_type, comment "
-            "FROM duckdb_columns() WHERE database_name = 'warehouse' "
+            "SELECT schema_name || '.' || table_name, column_name, data_type, comment, "
+            "is_nullable "
+            "FROM duckdb_columns() WHERE database_name = 'warehouse' AND schema_name <> 'main' "
             "ORDER BY schema_name, table_name, column_index"
         ).fetchall()
-    expected: dict[str, list[tuple[str, str, str | None]]] = {}
-    for table, name, data_type, comment in described:
-        expected.setdefault(table, []).append((name, data_type, comment))
+    expected: dict[str, list[tuple[str, str, str | None, bool]]] = {}
+    for table, name, data_type, comment, nullable in described:
+        expected.setdefault(table, []).append((name, data_type, comment, nullable))
 
     found = {}
     for key in graph.get_all_asset_keys():
@@ -49,11 +51,14 @@ def test_every_table_asset_names_its_table_and_columns_before_any_run(
         table = metadata["dagster/table_name"]
         assert table == ".".join(key.path)  # topo/tasks is topo.tasks, analytics/x is analytics.x
         schema = metadata["dagster/column_schema"]
-        found[table] = [(c.name, c.type, c.description) for c in schema.columns]
+        found[table] = [
+            (c.name, SPELLED_OUT.get(c.type, c.type), c.description, c.constraints.nullable)
+            for c in schema.columns
+        ]
 
     assert found == expected
     assert "topo.tasks" in found
-    assert all(comment for columns in found.values() for _, _, comment in columns)
+    assert all(comment for columns in found.values() for _, _, comment, _ in columns)
 
 
 def test_every_asset_has_owners_code_references_and_a_description_stating_its_grain(

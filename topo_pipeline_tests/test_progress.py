@@ -75,6 +75,28 @@ def test_lines_come_at_most_every_interval_and_say_days_pages_tasks_rate_and_eta
     assert lines == [line, second]
 
 
+def test_the_rate_that_rate_control_allows_is_shown_beside_the_observed_one() -> None:
+    clock, allowed, lines = Clock(), [None], []
+    progress = FetchProgress(
+        Stage(),
+        total_days=2,
+        counters=lambda: {"requests": 10},
+        log=lines.append,
+        rate_in_force=lambda: allowed[0],
+        clock=clock,
+    )
+    clock.now += MAX_SILENCE_SECONDS
+    allowed[0] = 90.0
+    clock.now += MAX_SILENCE_SECONDS
+
+    assert progress.tick() is not None
+    assert "5 requests/min (allowed 90)," in lines[-1]
+    allowed[0] = None
+    clock.now += MAX_SILENCE_SECONDS
+    progress.tick()
+    assert "0 requests/min (unlimited)," in lines[-1]
+
+
 def test_a_stalled_fetch_still_reports_once_a_minute() -> None:
     clock, counters, lines = Clock(), {"requests": 5}, []
     progress = make(clock, counters, lines)

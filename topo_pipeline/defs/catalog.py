@@ -2,23 +2,25 @@
 
 :func:`with_catalog` gives each table asset (``topo/tasks`` → ``topo.tasks``,
 ``analytics/<t>`` → ``analytics.<t>``) its ``dagster/table_name`` and a
-``dagster/column_schema`` derived from the tables' own DDL and comments
-(:func:`topo_pipeline.warehouse.catalog.table_catalog`), gives every asset its owners
-(``TOPO_ASSET_OWNERS``) and links each to the source file that defines it.
+``dagster/column_schema`` read from the warehouse's table declarations
+(:data:`topo_pipeline.warehouse.schema.TABLES`, the same ones the DDL and comments are
+rendered from), gives every asset its owners (``TOPO_ASSET_OWNERS``) and links each to
+the source file that defines it.
 """
 
 from collections.abc import Sequence
 
 import dagster as dg
 
-from topo_pipeline.warehouse.catalog import Table, table_catalog
+from topo_pipeline.warehouse.schema import TABLES
+from topo_pipeline.warehouse.tables import Table
 
 
 def with_catalog(
     assets: Sequence[dg.AssetsDefinition], owners: Sequence[str]
 ) -> list[dg.AssetsDefinition]:
     """``assets`` with table name, column schema, owners and source code references."""
-    tables = table_catalog()
+    tables = {table.display_name: table for table in TABLES}
 
     def annotate(spec: dg.AssetSpec) -> dg.AssetSpec:
         table = tables.get(".".join(spec.key.path))
@@ -30,12 +32,17 @@ def with_catalog(
 
 
 def table_metadata(table: Table) -> dict[str, object]:
-    """``dagster/table_name`` and ``dagster/column_schema`` of one table."""
+    """``dagster/table_name`` and ``dagster/column_schema`` of one declared table."""
     return {
-        "dagster/table_name": table.qualified_name,
+        "dagster/table_name": table.display_name,
         "dagster/column_schema": dg.TableSchema(
             columns=[
-                dg.TableColumn(column.name, column.data_type, description=column.comment)
+                dg.TableColumn(
+                    column.name,
+                    column.sql_type,
+                    description=column.comment,
+                    constraints=dg.TableColumnConstraints(nullable=not column.not_null),
+                )
                 for column in table.columns
             ]
         ),

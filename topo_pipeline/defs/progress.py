@@ -8,7 +8,8 @@ and at least every :data:`MAX_SILENCE_SECONDS` even when nothing did (a long bac
 slow API). A fetch shorter than ``interval`` writes none.
 
 The request rate is the one observed since the previous line, from the client's own
-request count; the ETA extrapolates the days done so far.
+request count, beside the rate its rate control allows at that moment; the ETA
+extrapolates the days done so far.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class FetchProgress:
         counters: returns the client's counters (``requests``, ``retries``,
             ``rate_limited``), read when a line is written.
         log: writes one line (the run log's ``info``).
+        rate_in_force: returns the request rate the client's rate control allows now, in
+            requests per minute (``None``: unlimited); shown beside the observed rate.
         interval: shortest gap between lines, in seconds (at most
             :data:`MAX_SILENCE_SECONDS`).
         clock: monotonic seconds (tests pass their own).
@@ -47,6 +50,7 @@ class FetchProgress:
         total_days: int,
         counters: Callable[[], dict[str, float]],
         log: Callable[[str], None],
+        rate_in_force: Callable[[], float | None] | None = None,
         interval: float = DEFAULT_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -55,6 +59,7 @@ class FetchProgress:
         self._handler = handler
         self._counters = counters
         self._log = log
+        self._rate_in_force = rate_in_force
         self._clock = clock
         self.interval = interval
         self.total_days = total_days
@@ -121,9 +126,13 @@ class FetchProgress:
             eta = "0s"
         else:
             eta = "unknown until a day is done"
+        allowed = ""
+        if self._rate_in_force is not None:
+            limit = self._rate_in_force()
+            allowed = " (unlimited)" if limit is None else f" (allowed {limit:.0f})"
         return (
             f"fetching: {self.days_done}/{self.total_days} days done, {self.pages} pages, "
-            f"{self.tasks} tasks, {rate:.0f} requests/min, "
+            f"{self.tasks} tasks, {rate:.0f} requests/min{allowed}, "
             f"{int(counters.get('retries', 0))} retries "
             f"({int(counters.get('rate_limited', 0))} rate-limited), "
             f"elapsed {_duration(elapsed)}, ETA {eta}"
