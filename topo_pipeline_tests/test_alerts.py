@@ -78,7 +78,8 @@ def test_a_failed_run_is_posted_naming_job_partitions_step_error_and_link(
     assert f"job `{run.job_name}`" in text
     assert "partitions 2026-03-02..2026-03-03" in text
     assert "step `topo__tasks`" in text
-    assert "TopoUnavailableError: Topo kept failing with server errors" in text
+    assert "\nTopoUnavailableError: " in text
+    assert "Topo kept failing with server errors" in text
     assert f"http://dagster.example:3000/runs/{run.run_id}" in text
     assert DEMO_API_KEY not in text
     # Always logged, with or without a webhook; the webhook URL never is.

@@ -28,7 +28,7 @@ from topo_pipeline.settings import API_KEY_ENV
 RUN_FAILURE_ALERT_SENSOR_NAME = "run_failure_alert_sensor"
 
 WEBHOOK_TIMEOUT_SECONDS = 10.0
-MESSAGE_CHARS = 300
+MESSAGE_CHARS = 600
 """The error message's first line is cut to this many characters."""
 
 _REDACTED = "[redacted]"
@@ -85,11 +85,15 @@ def describe_failure(
         step = event.step_key
         error = event.step_failure_data.error
         if error is not None:
-            # Dagster wraps the user's exception; the class an operator acts on is inside.
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            error_class = error.cls_name
-            message = _without_class_prefix(error.message, error.cls_name)
+            chain = [error]
+            while chain[-1].cause is not None:
+                chain.append(chain[-1].cause)
+            # Dagster wraps the user's exception (and the assets turn errors a user causes
+            # into a dg.Failure explaining them): the message is the first one that is not
+            # Dagster's wrapper, the class an operator acts on is the root cause's.
+            told = next((e for e in chain if not e.cls_name.startswith("Dagster")), chain[-1])
+            error_class = chain[-1].cls_name
+            message = _without_class_prefix(told.message, told.cls_name)
         break
     first_line = next((line.strip() for line in message.splitlines() if line.strip()), "")
     return FailureAlert(
