@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +33,7 @@ from topo_pipeline.simulator import (
     TaskStore,
     generate_dataset,
     make_task,
+    move_on,
 )
 from topo_pipeline.warehouse.analytics import (
     ANALYTICS_TABLES,
@@ -495,7 +496,18 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> DemoDatabase:
             requests_per_minute=None,
         )
         pipeline = Pipeline(api, settings, instance)
-        pipeline.materialize(spec.start_date, yesterday)
+        # One as_of for both runs, so every day's SLA is judged at the same instant.
+        pipeline.materialize(spec.start_date, yesterday, as_of=now.isoformat())
+        # Later that day Topo's users work the recent tasks, and the daily refresh fetches
+        # the last days again: topo.task_history gets their new versions.
+        refreshed = yesterday - timedelta(days=2)
+        activity = move_on(
+            pipeline.store, created_from=datetime.combine(refreshed, time(), UTC), now=now
+        )
+        assert activity.completed
+        assert activity.reassigned
+        assert activity.deleted
+        pipeline.materialize(refreshed, yesterday, as_of=now.isoformat())
         publish = build_defs(settings).resolve_job_def(PUBLISH_JOB_NAME)
         assert publish.execute_in_process(instance=instance).success
         days = [spec.start_date + timedelta(days=i) for i in range(13)]

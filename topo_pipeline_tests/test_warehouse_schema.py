@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from topo_pipeline.api.models import TASK_FIELDS, TASK_SCHEMA, Task
-from topo_pipeline.warehouse import schema
+from topo_pipeline.warehouse import schema, staging
 from topo_pipeline.warehouse.analytics import (
     DEFAULT_SLA_TARGET_MINUTES,
     ROLLUP_TABLES,
@@ -18,6 +18,7 @@ from topo_pipeline.warehouse.analytics import (
     replace_task_sla,
 )
 from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.history import HistoryChanges
 from topo_pipeline.warehouse.schema import (
     SCHEMA_VERSION,
     STAGED_TASKS,
@@ -136,6 +137,8 @@ def first_release_file(path: Path) -> dict[str, list[tuple]]:
         with pytest.MonkeyPatch.context() as patch:
             current = (SCHEMA_VERSION, schema.declarations_fingerprint())
             patch.setattr(schema, "_recorded", lambda con: current)  # no migration yet
+            nothing = HistoryChanges(versions=0, removed=0)
+            patch.setattr(staging, "record_task_history", lambda *args: nothing)  # nor history
             replace_task_partitions(con, [day_window(DAY)], some_tasks(), loaded_at=LOADED_AT)
             replace_task_sla(con, [DAY], as_of=LOADED_AT, sla_targets=DEFAULT_SLA_TARGET_MINUTES)
             for table in V1_ROLLUPS:
@@ -165,13 +168,18 @@ def test_a_file_of_the_first_release_is_migrated_and_keeps_every_row(tmp_path: P
         assert schema_version(con) == SCHEMA_VERSION
         after = every_row(con)
         assert {name: after[name] for name in before} == before
-        # Tables declared since are there, empty until their partitions are built.
-        added = set(after) - set(before)
+        # Tables declared since are there, empty until their partitions are built; the
+        # history starts from the stored rows.
+        added = set(after) - set(before) - {"topo.task_history"}
         assert added == {
             *(f"analytics.{t}" for t in ROLLUP_TABLES if t not in V1_ROLLUPS),
             "topo.pipeline_info",  # filled by the first publish
         }
         assert not any(after[name] for name in added)
+        assert con.execute(
+            "SELECT id, version, valid_from, valid_to, removed, status "
+            "FROM warehouse.topo.task_history ORDER BY id"
+        ).fetchall() == [(task.id, 1, LOADED_AT, None, False, task.status) for task in some_tasks()]
         assert constraints(con) == []
         for table in TABLES:
             assert declared_columns(con, table) == [

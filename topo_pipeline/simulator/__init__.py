@@ -4,6 +4,7 @@ It is what the tests, ``make demo`` and the benchmarks run against. See ``README
 this folder, and ``python -m topo_pipeline.simulator --help`` to run it on its own.
 """
 
+from topo_pipeline.simulator.activity import Activity, move_on
 from topo_pipeline.simulator.dataset import (
     DatasetSpec,
     SimulatedDataset,
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_API_KEYS",
     "DEMO_API_KEY",
     "NO_SCOPE_API_KEY",
+    "Activity",
     "DatasetSpec",
     "FaultPlan",
     "RequestRecord",
@@ -35,4 +37,5 @@ __all__ = [
     "generate_dataset",
     "generate_tasks",
     "make_task",
+    "move_on",
 ]

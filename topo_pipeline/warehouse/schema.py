@@ -36,10 +36,11 @@ from topo_pipeline.api.models import TASK_SCHEMA, TaskField
 from topo_pipeline.warehouse.analyst_views import ANALYST_VIEWS
 from topo_pipeline.warehouse.duckdb import CATALOG, transaction
 from topo_pipeline.warehouse.pipeline_info import PIPELINE_INFO
+from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.registry import ANALYTICS_TABLE_DECLARATIONS, TASK_SLA
 from topo_pipeline.warehouse.tables import Column, Table, View, identifier
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this code writes."""
 
 VERSIONS: Mapping[int, str] = {
@@ -47,6 +48,8 @@ VERSIONS: Mapping[int, str] = {
     2: "The version is recorded; topo.tasks and analytics.task_sla keep no PRIMARY KEY index "
     "(uniqueness of id is enforced by the landing and a blocking asset check), so a write "
     "no longer loads an index of every stored id.",
+    3: "topo.task_history records every observed version of each task; a migrated file's "
+    "history starts from its stored rows (one version per task, valid from its loaded_at).",
 }
 """What each version brought (the documentation of :data:`MIGRATIONS`)."""
 
@@ -99,10 +102,129 @@ STAGED_TASKS = Table(
 )
 """The run-local stage (its own DuckDB file, not part of the warehouse; no comments there)."""
 
-TABLES: tuple[Table, ...] = (TOPO_TASKS, *ANALYTICS_TABLE_DECLARATIONS, PIPELINE_INFO)
+HISTORY_FIELDS: tuple[str, ...] = (
+    "type",
+    "priority",
+    "status",
+    "assignee_user_id",
+    "disposition",
+    "reopened_at",
+    "reopen_reason",
+    "skipped_at",
+    "completed_at",
+    "created_at",
+)
+"""The task fields ``topo.task_history`` keeps: a change in any of them is a new version."""
+
+TASK_HISTORY = Table(
+    "topo",
+    "task_history",
+    "Every observed version of each Topo task: one row per task per version, valid from the "
+    "landing that first fetched it (valid_from) until the landing that fetched a different "
+    "one or found the task gone (valid_to; NULL for the current version). A version with "
+    "removed = true records that Topo no longer returned the task. Only the landing writes it; "
+    "re-materializing a partition adds versions and never deletes any.",
+    (
+        Column("id", "VARCHAR", "Task id (UUID), as in topo.tasks.", not_null=True),
+        PARTITION_DATE,
+        Column(
+            "version",
+            "INTEGER",
+            "1 for the first version observed of the task, then 2, 3, ... (unique per id).",
+            not_null=True,
+        ),
+        Column(
+            "valid_from",
+            "TIMESTAMPTZ",
+            "loaded_at of the landing that first fetched this version (for the first version "
+            "of a file migrated from a release without history: the stored row's loaded_at).",
+            not_null=True,
+        ),
+        Column(
+            "valid_to",
+            "TIMESTAMPTZ",
+            "loaded_at of the landing that fetched a different version or found the task gone; "
+            "NULL while this is the current version. The version held in [valid_from, valid_to).",
+        ),
+        Column(
+            "removed",
+            "BOOLEAN",
+            "true: Topo no longer returned the task for its day (deleted or moved out of reach); "
+            "the other fields repeat its last fetched values. A task that comes back gets a new "
+            "version with removed = false.",
+            not_null=True,
+        ),
+        *(
+            Column(name, TOPO_TASKS.column(name).sql_type, TOPO_TASKS.column(name).comment)
+            for name in HISTORY_FIELDS
+        ),
+    ),
+)
+
+TABLES: tuple[Table, ...] = (
+    TOPO_TASKS,
+    TASK_HISTORY,
+    *ANALYTICS_TABLE_DECLARATIONS,
+    PIPELINE_INFO,
+)
 """Every table of the warehouse, in creation order."""
 
-VIEWS: tuple[View, ...] = ANALYST_VIEWS
+VIEWS: tuple[View, ...] = (
+    *ANALYST_VIEWS,
+    View(
+        "analytics",
+        "task_status_changes",
+        "Every observed status change of a task, from topo.task_history: one row per version "
+        "whose status differs from the task's previous version (REMOVED when Topo no longer "
+        "returned the task), with the minutes between the two observations. Times are when "
+        "the pipeline observed the change (landings), not when it happened in Topo.",
+        load_sql("task_status_changes_view"),
+        (
+            ("id", "Task id (UUID), as in topo.tasks."),
+            ("partition_date", PARTITION_DATE.comment),
+            ("version", "The version of topo.task_history that showed the new status."),
+            ("priority", "The task's priority in that version."),
+            ("assignee_user_id", "The task's assignee in that version; NULL means unassigned."),
+            ("from_status", "The status before the change (REMOVED: Topo had not returned it)."),
+            (
+                "to_status",
+                "The status observed from changed_at on; REMOVED when Topo no longer returned "
+                "the task.",
+            ),
+            ("from_status_since", "When from_status was first observed (a landing's loaded_at)."),
+            ("changed_at", "When to_status was first observed (the landing's loaded_at)."),
+            (
+                "minutes_in_from_status",
+                "changed_at - from_status_since in fractional minutes: the time between two "
+                "observed status changes (the first one counted from the first observation).",
+            ),
+        ),
+    ),
+    View(
+        "analytics",
+        "task_reassignments",
+        "Reassignments per task, from topo.task_history: one row per task ever landed, with "
+        "its first and current assignee and how often the assignee changed between observed "
+        "versions (0 if never).",
+        load_sql("task_reassignments_view"),
+        (
+            ("id", "Task id (UUID), as in topo.tasks."),
+            ("partition_date", PARTITION_DATE.comment),
+            ("priority", "The task's priority in its latest version."),
+            ("first_assignee_user_id", "Assignee of the first observed version; NULL: unassigned."),
+            ("assignee_user_id", "Assignee of the latest version; NULL: unassigned."),
+            (
+                "reassignments",
+                "Versions whose assignee differs from the version before (to or from "
+                "unassigned included); 0 if the assignee never changed.",
+            ),
+            ("assignees", "Distinct users the task was observed assigned to."),
+            ("last_reassigned_at", "When the latest reassignment was observed; NULL if none."),
+            ("removed", "true when Topo no longer returns the task (its latest version)."),
+            ("versions", "Versions of the task in topo.task_history."),
+        ),
+    ),
+)
 """Every view of the warehouse, created (or replaced) after the tables."""
 
 SCHEMA_VERSION_TABLE = Table(
@@ -150,8 +272,21 @@ def _rebuild(table: Table) -> Callable[[duckdb.DuckDBPyConnection], None]:
     return step
 
 
+def _seed_task_history(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``topo.task_history`` with every stored task as its first version.
+
+    Without it the first landing would have no earlier state to compare with, and the
+    partitions not landed again would have no history at all.
+    """
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{identifier(TASK_HISTORY.schema)}")
+    con.execute(TASK_HISTORY.create_sql())
+    if _table_exists(con, TOPO_TASKS.schema, TOPO_TASKS.name):
+        con.execute(render_sql("task_history_seed_all", fields=", ".join(HISTORY_FIELDS)))
+
+
 MIGRATIONS: Mapping[int, tuple[Callable[[duckdb.DuckDBPyConnection], None], ...]] = {
     2: (_rebuild(TOPO_TASKS), _rebuild(TASK_SLA)),
+    3: (_seed_task_history,),
 }
 """Steps run to reach a version, before the declarations are applied (non-additive changes)."""
 

@@ -41,6 +41,7 @@ import numpy as np
 from topo_pipeline.api.models import Task
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
 from topo_pipeline.warehouse.duckdb import transaction
+from topo_pipeline.warehouse.history import record_task_history
 from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.schema import STAGED_TASKS, TASK_COLUMNS
 from topo_pipeline.warehouse.tasks import (
@@ -450,6 +451,8 @@ def _land(
     con: duckdb.DuckDBPyConnection, dates: list[date], loaded_at: datetime
 ) -> dict[date, int]:
     with transaction(con):
+        # Compared with the stored state, so before the partitions are replaced.
+        changes = record_task_history(con, dates, loaded_at)
         con.execute(load_sql("delete_topo_tasks_partitions"), {"partition_dates": dates})
         # What a PRIMARY KEY would refuse, checked without one: what remains after the
         # delete lies outside the run's partitions, so a staged id found there is a clash.
@@ -459,6 +462,11 @@ def _land(
         if stored:
             raise DuplicateTaskIdError(stored)
         con.execute(_land_sql(), {"loaded_at": loaded_at})
+        log.info(
+            "recorded %d task versions in topo.task_history (%d tasks no longer returned)",
+            changes.versions,
+            changes.removed,
+        )
         return dict(
             con.execute(
                 load_sql("count_topo_tasks_by_partition"), {"partition_dates": dates}
