@@ -28,6 +28,16 @@ CATALOG = "warehouse"
 
 DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
 
+MEMORY_LIMIT = "48MiB"
+"""DuckDB's memory limit on the pipeline's connections.
+
+Without one DuckDB may take 80% of RAM, and its buffer pool keeps every block a query
+read: the scan of ``topo.tasks``' ids that keeps them unique would then cache the whole
+column, so a process's memory would grow with the table's history. Under the limit DuckDB
+evicts read blocks and spills what does not fit to ``<path>.tmp``; the landing sets its
+own limit for the rows in flight (:func:`topo_pipeline.warehouse.staging.landing_memory_limit`).
+"""
+
 log = logging.getLogger(__name__)
 
 
@@ -51,10 +61,10 @@ def connect(
     """Open ``path`` attached as :data:`CATALOG`, in UTC, and close it on exit.
 
     The parent folder is created for a writable connection. The session ``TimeZone`` is
-    UTC so ``TIMESTAMPTZ`` values print and compare the same on every host. Data DuckDB
-    spills to disk goes to ``<path>.tmp`` beside the file (DuckDB's own default for a file
-    database; with the in-memory catalog used here it would be ``.tmp`` in the current
-    directory).
+    UTC so ``TIMESTAMPTZ`` values print and compare the same on every host. DuckDB's
+    memory is limited to :data:`MEMORY_LIMIT`; data it spills to disk goes to
+    ``<path>.tmp`` beside the file (DuckDB's own default for a file database; with the
+    in-memory catalog used here it would be ``.tmp`` in the current directory).
 
     Args:
         path: the DuckDB file.
@@ -72,6 +82,7 @@ def connect(
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET temp_directory = $dir", {"dir": f"{path}.tmp"})
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         _attach_with_retry(con, path, read_only=read_only, lock_timeout=lock_timeout)
         con.execute(f"USE {CATALOG}")
         yield con

@@ -415,7 +415,8 @@ def replace_task_partitions_from_stage(
                     limit >> 20,
                     str(error).splitlines()[0],
                 )
-        counts = _land(con, dates, loaded_at)
+        with _memory_capped(con, None):
+            counts = _land(con, dates, loaded_at)
         return {d: int(counts.get(d, 0)) for d in dates}
     finally:
         # Only after COMMIT or ROLLBACK; best effort, it must never mask the real error.
@@ -475,16 +476,19 @@ def _land(
 
 
 @contextmanager
-def _memory_capped(con: duckdb.DuckDBPyConnection, limit_bytes: int) -> Iterator[None]:
+def _memory_capped(con: duckdb.DuckDBPyConnection, limit_bytes: int | None) -> Iterator[None]:
     """Run the block with DuckDB's memory limit at ``limit_bytes``, then put it back.
 
-    The limit holds for the whole DuckDB instance behind ``con``. Afterwards it is reset
-    to DuckDB's default, or set back to the value it had if someone had changed it.
+    ``None`` runs it at DuckDB's default (80% of RAM). The limit holds for the whole DuckDB
+    instance behind ``con``. Afterwards it is set back to the value it had.
     """
     previous = con.execute("SELECT current_setting('memory_limit')").fetchone()
     assert previous is not None  # noqa: S101 - a SELECT without FROM returns one row
     try:
-        con.execute(f"SET memory_limit = '{int(limit_bytes)}B'")
+        if limit_bytes is None:
+            con.execute("RESET memory_limit")
+        else:
+            con.execute(f"SET memory_limit = '{int(limit_bytes)}B'")
         yield
     finally:
         with suppress(duckdb.Error):  # never mask the block's own error

@@ -1,0 +1,366 @@
+"""Warehouse benchmark: the work after the fetch, and memory against the table's size.
+
+    python bench/warehouse_bench.py               # both scenarios (``make bench`` runs them)
+    python bench/warehouse_bench.py --scenario year
+    python bench/warehouse_bench.py --quick       # 60 days, a 1-million-row table
+
+Scenarios (figures and how to read them: ``bench/README.md``, "Warehouse benchmark"):
+
+* **year** — 365 days x 1,000 tasks (365,000 tasks, 3,650 requests) served by the simulated
+  API at 20 ms per request, no rate limit, client pacing off; ``topo/tasks`` and every
+  ``analytics/*`` asset materialized in one range run with the CLI, ``dagster asset
+  materialize --partition-range``, on a fresh ``DAGSTER_HOME`` with the repository's
+  ``dagster.yaml``. Figures: wall time, the
+  fetch (API span), the landing, the analytics step, everything after the fetch, peak RSS.
+  Targets: everything after the fetch <= 8 s, peak RSS <= 400 MB.
+* **big-table** — one day of 1,000 tasks materialized through ``topo/tasks`` into a file
+  whose ``topo.tasks`` already holds 5,000,000 rows (other days), against the same day into
+  an empty file. Figures: peak RSS and time of each. Target: within 50 MB of each other.
+
+Every run is a ``dagster asset materialize`` process of its own (its peak RSS is read with
+``getrusage(RUSAGE_CHILDREN)`` once it exited), the simulator runs in another. Each run
+checks that the table holds every task once.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULT_MARKER = "BENCH-RESULT "
+LATENCY = 0.020
+YEAR_DAYS = 365
+TASKS_PER_DAY = 1_000
+BIG_TABLE_ROWS = 5_000_000
+AFTER_FETCH_TARGET_SECONDS = 8.0
+YEAR_RSS_TARGET_MB = 400.0
+BIG_TABLE_RSS_MARGIN_MB = 50.0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One materialization in a fresh process."""
+
+    base_url: str
+    first_day: str
+    last_day: str
+    workdir: str
+    analytics: bool
+    prefill_rows: int = 0
+    """Rows put into ``topo.tasks`` first, by another process (its memory is not counted)."""
+
+
+@dataclass
+class RunResult:
+    wall_seconds: float
+    fetch_seconds: float
+    land_seconds: float
+    analytics_seconds: float
+    rows: int
+    distinct_ids: int
+    requests: int
+    peak_rss_mb: float
+    dagster_events: int = 0
+    """Events the run wrote to the instance (materializations per partition, checks, ...)."""
+    prefill_seconds: float = 0.0
+
+
+class Simulator:
+    """``python -m topo_pipeline.simulator`` in its own process, for ``days`` up to ``end``."""
+
+    def __init__(self, days: int, end: date) -> None:
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                *("-m", "topo_pipeline.simulator", "--port", "0", "--seed", "11"),
+                *("--days", str(days), "--end-date", end.isoformat()),
+                *("--tasks-per-day", str(TASKS_PER_DAY), "--latency", str(LATENCY)),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        assert self._process.stdout is not None  # noqa: S101 - set by Popen(stdout=PIPE)
+        line = self._process.stdout.readline()
+        match = re.search(r"TOPO_API_BASE_URL=(\S+)", line)
+        if match is None:
+            self.close()
+            raise RuntimeError(f"the simulator did not start: {line!r}")
+        self.base_url = match.group(1)
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=30)
+
+    def __enter__(self) -> "Simulator":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def run(spec: RunSpec) -> RunResult:
+    """Run one materialization in a fresh process and return what it measured."""
+    log_path = Path(spec.workdir) / "run.log"
+    prefill_seconds = 0.0
+    if spec.prefill_rows:
+        started = time.monotonic()
+        subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, __file__, "_prefill", json.dumps(asdict(spec))], cwd=REPO, check=True
+        )
+        prefill_seconds = time.monotonic() - started
+    with log_path.open("w") as log:
+        done = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, __file__, "_run", json.dumps(asdict(spec))],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT_MARKER):
+            measured = json.loads(line[len(RESULT_MARKER) :])
+            return RunResult(**{**measured, "prefill_seconds": prefill_seconds})
+    raise RuntimeError(f"run failed (exit {done.returncode}):\n{log_path.read_text()[-4000:]}")
+
+
+def year(quick: bool) -> list[str]:
+    days = 60 if quick else YEAR_DAYS
+    last = date(2025, 12, 31)
+    first = last - timedelta(days=days - 1)
+    with Simulator(days, last) as api, tempfile.TemporaryDirectory(prefix="topo-wh-") as workdir:
+        result = run(RunSpec(api.base_url, first.isoformat(), last.isoformat(), workdir, True))
+    _expect(result, days * TASKS_PER_DAY)
+    after_fetch = result.wall_seconds - result.fetch_seconds
+    lines = [
+        f"year: {days} days x {TASKS_PER_DAY:,} tasks, one range run of topo/tasks and every "
+        f"analytics asset ({result.requests:,} requests at {LATENCY * 1000:.0f} ms)",
+        f"    wall             {result.wall_seconds:8.1f} s",
+        f"    fetch (API span) {result.fetch_seconds:8.1f} s",
+        f"    landing          {result.land_seconds:8.1f} s",
+        f"    analytics step   {result.analytics_seconds:8.1f} s",
+        f"    after the fetch  {after_fetch:8.1f} s   (landing, checks, analytics, metadata, "
+        "Dagster's run start and end)",
+        f"    Dagster events   {result.dagster_events:8,}     (written to the SQLite instance)",
+        f"    peak RSS         {result.peak_rss_mb:8.0f} MB  (the CLI process)",
+    ]
+    if not quick:
+        lines.append(
+            _verdict(
+                after_fetch <= AFTER_FETCH_TARGET_SECONDS,
+                f"after the fetch <= {AFTER_FETCH_TARGET_SECONDS:.0f} s: {after_fetch:.1f} s",
+            )
+        )
+        lines.append(
+            _verdict(
+                result.peak_rss_mb <= YEAR_RSS_TARGET_MB,
+                f"peak RSS <= {YEAR_RSS_TARGET_MB:.0f} MB: {result.peak_rss_mb:.0f} MB",
+            )
+        )
+    return lines
+
+
+def big_table(quick: bool) -> list[str]:
+    rows = 1_000_000 if quick else BIG_TABLE_ROWS
+    day = date(2025, 12, 31)
+    results = {}
+    with Simulator(1, day) as api:
+        for label, prefill in (("empty file", 0), (f"{rows:,}-row file", rows)):
+            with tempfile.TemporaryDirectory(prefix="topo-wh-") as workdir:
+                spec = RunSpec(api.base_url, day.isoformat(), day.isoformat(), workdir, False)
+                results[label] = run(RunSpec(**{**asdict(spec), "prefill_rows": prefill}))
+            _expect(results[label], TASKS_PER_DAY + prefill)
+    lines = [f"big-table: one day of {TASKS_PER_DAY:,} tasks through topo/tasks"]
+    for label, result in results.items():
+        lines.append(
+            f"    into {label:<18} peak RSS {result.peak_rss_mb:6.0f} MB   wall "
+            f"{result.wall_seconds:5.1f} s   landing {result.land_seconds:5.2f} s"
+            + (
+                f"   (file filled in {result.prefill_seconds:.0f} s)"
+                if result.prefill_seconds
+                else ""
+            )
+        )
+    empty, big = results.values()
+    growth = big.peak_rss_mb - empty.peak_rss_mb
+    if not quick:
+        lines.append(
+            _verdict(
+                growth <= BIG_TABLE_RSS_MARGIN_MB,
+                f"within {BIG_TABLE_RSS_MARGIN_MB:.0f} MB of the empty file: {growth:+.0f} MB",
+            )
+        )
+    return lines
+
+
+def _expect(result: RunResult, tasks: int) -> None:
+    if not result.rows == result.distinct_ids == tasks:
+        raise RuntimeError(
+            f"landed {result.rows} rows / {result.distinct_ids} ids, expected {tasks} once each"
+        )
+
+
+def _verdict(met: bool, text: str) -> str:
+    return f"    target {'met' if met else 'MISSED'}: {text}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    assert __doc__ is not None  # noqa: S101 - the module has one
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", choices=["year", "big-table"], action="append")
+    parser.add_argument("--quick", action="store_true", help="60 days; a 1-million-row table")
+    args = parser.parse_args(argv)
+    chosen = args.scenario or ["year", "big-table"]
+    print(f"Warehouse benchmark ({os.cpu_count()} CPUs){' --quick' if args.quick else ''}")
+    for name in chosen:
+        lines = year(args.quick) if name == "year" else big_table(args.quick)
+        print("\n".join(lines), flush=True)
+    return 0
+
+
+# -- the measured process ------------------------------------------------------------------
+
+
+def _run(raw_spec: str) -> int:
+    """Run ``dagster asset materialize`` over the spec's range, as a user would; report it.
+
+    The CLI runs in a child process on a fresh ``DAGSTER_HOME`` holding the repository's
+    ``dagster.yaml`` (SQLite storage); its peak RSS is read with ``RUSAGE_CHILDREN`` once
+    it has exited, and its timings from the run's events and metadata.
+    """
+    import dagster as dg  # here, so the parent process stays light
+
+    from topo_pipeline.defs.assets.analytics import ANALYTICS_KEYS, OP_NAME
+    from topo_pipeline.instance import prepare_dagster_home
+    from topo_pipeline.settings import API_KEY_ENV
+    from topo_pipeline.simulator import DEMO_API_KEY
+    from topo_pipeline.warehouse.duckdb import connect
+
+    spec = RunSpec(**json.loads(raw_spec))
+    workdir = Path(spec.workdir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
+    env |= {
+        "DAGSTER_HOME": str(workdir / "dagster_home"),
+        API_KEY_ENV: DEMO_API_KEY,
+        "TOPO_API_BASE_URL": spec.base_url,
+        "TOPO_DUCKDB_PATH": str(workdir / "pipeline.duckdb"),
+        "TOPO_ANALYST_DUCKDB_PATH": str(workdir / "analyst.duckdb"),
+        "TOPO_START_DATE": spec.first_day,
+        "TOPO_API_REQUESTS_PER_MINUTE": "0",
+    }
+    prepare_dagster_home(env)
+    keys = ["topo/tasks", *("/".join(k.path) for k in ANALYTICS_KEYS.values())]
+    if not spec.analytics:
+        keys = keys[:1]
+    started = time.monotonic()
+    subprocess.run(  # noqa: S603 - the venv's own dagster CLI
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            *("asset", "materialize", "-m", "topo_pipeline.definitions"),
+            *("--select", ",".join(keys)),
+            *("--partition-range", f"{spec.first_day}...{spec.last_day}"),
+        ],
+        env=env,
+        cwd=workdir,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=sys.stderr,
+    )
+    wall = time.monotonic() - started
+    peak = _peak_rss_mb(resource.RUSAGE_CHILDREN)
+
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+        logs = instance.all_logs(run.run_id)
+    step_times = {
+        (entry.step_key, entry.dagster_event.event_type_value): entry.timestamp
+        for entry in logs
+        if entry.dagster_event is not None
+    }
+    analytics_seconds = (
+        step_times[(OP_NAME, "STEP_SUCCESS")] - step_times[(OP_NAME, "STEP_START")]
+        if spec.analytics
+        else 0.0
+    )
+    metadata = next(
+        {key: value.value for key, value in m.metadata.items()}
+        for m in (
+            entry.dagster_event.step_materialization_data.materialization
+            for entry in logs
+            if entry.dagster_event is not None
+            and entry.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+        )
+        if "fetch_wall_seconds" in m.metadata
+    )
+    with connect(workdir / "pipeline.duckdb", read_only=True) as con:
+        rows, distinct_ids = con.execute(
+            "SELECT count(*), count(DISTINCT id) FROM warehouse.topo.tasks"
+        ).fetchone() or (0, 0)
+    outcome = RunResult(
+        wall_seconds=wall,
+        fetch_seconds=float(metadata["fetch_wall_seconds"]),
+        land_seconds=float(metadata["land_wall_seconds"]),
+        analytics_seconds=analytics_seconds,
+        rows=int(rows),
+        distinct_ids=int(distinct_ids),
+        requests=int(metadata["api_requests"]),
+        peak_rss_mb=peak,
+        dagster_events=len(logs),
+    )
+    print(RESULT_MARKER + json.dumps(asdict(outcome)), flush=True)
+    return 0
+
+
+def _prefill(raw_spec: str) -> int:
+    """Fill ``topo.tasks`` with synthetic tasks on days of 2015-2016 (one every 6 s)."""
+    from topo_pipeline.warehouse.duckdb import connect
+    from topo_pipeline.warehouse.schema import ensure_schema
+
+    spec = RunSpec(**json.loads(raw_spec))
+    path, rows = Path(spec.workdir) / "pipeline.duckdb", spec.prefill_rows
+    origin = datetime(2015, 1, 1, tzinfo=UTC)
+    with connect(path) as con:
+        ensure_schema(con)
+        con.execute(
+            """
+            INSERT INTO warehouse.topo.tasks BY NAME
+            SELECT
+                uuid()::VARCHAR AS id, 'org-1' AS organization_id, 'CALL' AS type,
+                ['HOT', 'TODAY', 'EXTRA'][1 + i % 3] AS priority, 'COMPLETED' AS status,
+                'seq-' || (i % 1000) AS sequence_id, 'user-' || (i % 50) AS assignee_user_id,
+                $origin + to_seconds(i * 6) AS created_at,
+                $origin + to_seconds(i * 6 + 600) AS completed_at,
+                $origin + to_seconds(i * 6 + 600) AS updated_at,
+                ($origin + to_seconds(i * 6))::DATE AS partition_date,
+                $origin AS loaded_at,
+                json_object('id', 'x', 'status', 'COMPLETED', 'priority', 'HOT') AS raw
+            FROM range($rows) AS t(i)
+            """,
+            {"rows": rows, "origin": origin},
+        )
+    return 0
+
+
+def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    peak = resource.getrusage(who).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "_run":
+        sys.exit(_run(sys.argv[2]))
+    if len(sys.argv) == 3 and sys.argv[1] == "_prefill":
+        sys.exit(_prefill(sys.argv[2]))
+    sys.exit(main())
