@@ -23,9 +23,8 @@ each request may start, from four limits, the strictest of which applies:
    above the rate that held; a step that holds 5 s becomes the rate that held and the
    next step is twice as big. A probe that draws a 429 thus costs one 429 and falls back
    at most one step, however many tokens a bucket had banked; the next probe's first
-   step is half as big. Once the rate has held
-   nothing back for 30 s of probing, or exceeds 200 requests a second, it is dropped:
-   unlimited again.
+   step is half as big. Once the rate has held nothing back for 30 s of probing, or
+   exceeds 200 requests a second, it is dropped: unlimited again.
 3. **Rate-limit headers.** When answers carry ``RateLimit-Limit`` / ``-Remaining`` /
    ``-Reset`` (or ``X-RateLimit-*``), no request is sent once the advertised remaining
    budget is spent, counting against it every request in flight when it was read and
