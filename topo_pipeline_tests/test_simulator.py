@@ -48,6 +48,7 @@ from topo_pipeline.simulator import (
     generate_tasks,
     make_task,
 )
+from topo_pipeline.simulator.__main__ import argument_parser, fault_plan
 from topo_pipeline.simulator.__main__ import main as simulator_main
 from topo_pipeline.simulator.faults import FaultInjector
 from topo_pipeline.simulator.store import timestamp_key
@@ -983,6 +984,37 @@ def test_make_task_builds_valid_consistent_tasks() -> None:
 
 
 # --- the command line -------------------------------------------------------------------
+
+
+def test_the_command_line_switches_every_limiter_and_hostile_fault() -> None:
+    args = argument_parser().parse_args(
+        [
+            *("--rate-limit-per-minute", "600", "--rate-limiter", "sliding_window"),
+            *("--rate-limit-window", "2", "--rate-limit-schedule", "10:120,30.5:300"),
+            *("--rate-limit-headers", "x-ratelimit", "--retry-after-format", "http-date"),
+            *("--drip-seconds-per-byte", "0.5", "--total-count", "1000000000000"),
+            *("--naive-timestamps", "--leak-outside-bounds", "3600", "--echo-key-in-401"),
+        ]
+    )
+    assert fault_plan(args) == FaultPlan(
+        rate_limit_per_minute=600,
+        rate_limiter="sliding_window",
+        rate_limit_window_seconds=2,
+        rate_limit_schedule=((10.0, 120.0), (30.5, 300.0)),
+        rate_limit_headers="x-ratelimit",
+        retry_after_format="http-date",
+        drip_seconds_per_byte=0.5,
+        total_count_override=10**12,
+        naive_timestamps=True,
+        leak_outside_bounds_seconds=3600,
+        echo_key_in_401=True,
+    )
+    bucket = fault_plan(
+        argument_parser().parse_args(["--rate-limit-per-minute", "300", "--rate-limit-burst", "10"])
+    )
+    assert (bucket.rate_limiter, bucket.rate_limit_burst) == ("token_bucket", 10)
+    with pytest.raises(SystemExit):
+        argument_parser().parse_args(["--rate-limit-schedule", "soon:120"])
 
 
 def test_the_command_line_refuses_a_non_loopback_host(capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,7 +27,7 @@ from topo_pipeline.simulator.server import DEMO_API_KEY, SimulatedTopoApi
 from topo_pipeline.simulator.store import TaskStore
 
 
-def _parser() -> argparse.ArgumentParser:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m topo_pipeline.simulator",
         description="Serve a simulated Topo GET /v1/tasks on a loopback address.",
@@ -107,6 +107,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def fault_plan(args: argparse.Namespace) -> FaultPlan:
+    """The :class:`FaultPlan` the command line asks for."""
+    return FaultPlan(
+        latency_seconds=args.latency,
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        rate_limiter=args.rate_limiter,
+        rate_limit_burst=args.rate_limit_burst,
+        rate_limit_window_seconds=args.rate_limit_window,
+        rate_limit_schedule=args.rate_limit_schedule,
+        rate_limit_headers=args.rate_limit_headers,
+        retry_after_format=args.retry_after_format,
+        error_5xx_rate=args.error_5xx_rate,
+        drop_rate=args.drop_rate,
+        unstable_tie_order=args.unstable_tie_order,
+        drip_seconds_per_byte=args.drip_seconds_per_byte,
+        total_count_override=args.total_count,
+        naive_timestamps=args.naive_timestamps,
+        leak_outside_bounds_seconds=args.leak_outside_bounds,
+        echo_key_in_401=args.echo_key_in_401,
+    )
+
+
 def _schedule(text: str) -> tuple[tuple[float, float], ...]:
     """``"20:120,60:600"`` as ``((20.0, 120.0), (60.0, 600.0))``."""
     steps = []
@@ -123,7 +145,7 @@ def _schedule(text: str) -> tuple[tuple[float, float], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, serve until a stop signal, return the exit status."""
-    parser = _parser()
+    parser = argument_parser()
     args = parser.parse_args(argv)
     url_host = f"[{args.host}]" if ":" in args.host else args.host
     try:
@@ -143,24 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             # A window that reaches today ends now; one wholly in the past is reproducible.
             as_of=now if end_date >= today else None,
         )
-        faults = FaultPlan(
-            latency_seconds=args.latency,
-            rate_limit_per_minute=args.rate_limit_per_minute,
-            rate_limiter=args.rate_limiter,
-            rate_limit_burst=args.rate_limit_burst,
-            rate_limit_window_seconds=args.rate_limit_window,
-            rate_limit_schedule=args.rate_limit_schedule,
-            rate_limit_headers=args.rate_limit_headers,
-            retry_after_format=args.retry_after_format,
-            error_5xx_rate=args.error_5xx_rate,
-            drop_rate=args.drop_rate,
-            unstable_tie_order=args.unstable_tie_order,
-            drip_seconds_per_byte=args.drip_seconds_per_byte,
-            total_count_override=args.total_count,
-            naive_timestamps=args.naive_timestamps,
-            leak_outside_bounds_seconds=args.leak_outside_bounds,
-            echo_key_in_401=args.echo_key_in_401,
-        )
+        faults = fault_plan(args)
     except (ValueError, KeyError) as exc:  # an unknown zone is a KeyError
         parser.error(str(exc))
     dataset = generate_dataset(spec)
