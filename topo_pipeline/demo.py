@@ -3,7 +3,12 @@
 Starts the simulated API on a free loopback port (seeded tasks up to now), materializes the
 last seven complete days of ``topo/tasks`` and every downstream table as one single-run
 backfill, publishes the analyst copy, and prints tasks per day and status, then SLA
-attainment and completion rate by priority, read from the analyst copy.
+attainment and completion rate by priority, by team and by assignee (with names), read from
+the analyst copy.
+
+Names and teams come from the assignee directory: ``TOPO_ASSIGNEES_PATH`` if set, else
+``examples/assignees.csv``, which names the simulated data set's assignees (all but one, so
+the ``assignees_in_directory`` check has something to report).
 
 The run is recorded in ``$DAGSTER_HOME`` (the Makefile points it at ``.dagster_home/``), so
 ``make dev`` shows it in the UI afterwards. The tables land in ``TOPO_DUCKDB_PATH`` and
@@ -19,12 +24,14 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from topo_pipeline.api.errors import TopoError
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
+from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.jobs import REFRESH_SELECTION, partition_range_tags
 from topo_pipeline.defs.location import build_defs
 from topo_pipeline.instance import prepare_dagster_home
@@ -41,6 +48,7 @@ from topo_pipeline.warehouse.queries import load_sql
 
 DEMO_DAYS = 7
 SIMULATED_DAYS = 10  # the week, plus a few days the schedule and sensor can refresh later
+EXAMPLE_ASSIGNEES = Path(__file__).resolve().parents[1] / "examples" / "assignees.csv"
 
 
 def main() -> int:
@@ -64,12 +72,20 @@ def main() -> int:
         as_of=now,
     )
     dataset = generate_dataset(spec)
-    settings = replace(settings, start_date=min(settings.start_date, first))
+    settings = replace(
+        settings,
+        start_date=min(settings.start_date, first),
+        assignees_path=settings.assignees_path or EXAMPLE_ASSIGNEES,
+    )
 
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         print(f"Simulated Topo API at {api.base_url} ({len(dataset.tasks)} tasks)")  # noqa: T201
         os.environ[API_KEY_ENV] = DEMO_API_KEY
         settings = replace(settings, api_base_url=api.base_url)
+        print(f"Loading the assignee directory {settings.assignees_path}")  # noqa: T201
+        if not _run(settings, dg.AssetSelection.assets(ASSIGNEES_KEY), {}).success:
+            print("loading the assignee directory failed; see the log above", file=sys.stderr)  # noqa: T201
+            return 1
         print(f"Materializing {first} .. {last} of topo/tasks and everything downstream")  # noqa: T201
         result = _materialize(settings, first.isoformat(), last.isoformat())
     if not result.success:
@@ -129,6 +145,8 @@ def _print_summary(settings: Settings, first: object, last: object) -> None:
         for title, query in (
             ("Tasks per day and status", "demo_tasks_by_day_and_status"),
             ("SLA attainment and completion rate by priority", "demo_metrics_by_priority"),
+            ("SLA attainment and completion rate by team", "demo_sla_by_team"),
+            ("SLA attainment by assignee", "demo_sla_by_assignee"),
         ):
             cursor = con.execute(load_sql(query), params)
             columns = [column[0] for column in cursor.description]

@@ -49,6 +49,8 @@ class Settings:
     sla_target_minutes: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_SLA_TARGET_MINUTES)
     )
+    # Reference data: the assignee directory (names and teams); None means none.
+    assignees_path: Path | None = None
     # Operations: the daily schedule and the open-task sensor.
     schedule_settle_minutes: int = 30
     refresh_window_days: int = 7
@@ -109,6 +111,7 @@ class Settings:
                 priority: reader.integer(f"TOPO_SLA_{priority}_MINUTES", minutes)
                 for priority, minutes in DEFAULT_SLA_TARGET_MINUTES.items()
             },
+            assignees_path=reader.path("TOPO_ASSIGNEES_PATH"),
             schedule_settle_minutes=reader.integer(
                 "TOPO_SCHEDULE_SETTLE_MINUTES", defaults.schedule_settle_minutes, minimum=0
             ),
@@ -170,6 +173,11 @@ class Settings:
             raise TopoConfigError(
                 "TOPO_DUCKDB_PATH and TOPO_ANALYST_DUCKDB_PATH must be different files"
             )
+        if self.assignees_path is not None and not self.assignees_path.is_file():
+            raise TopoConfigError(
+                f"TOPO_ASSIGNEES_PATH {str(self.assignees_path)!r} is not a file (a CSV with "
+                "columns user_id,name,team; leave the variable unset for no directory)"
+            )
         if self.concurrency < 1:
             raise TopoConfigError("TOPO_API_CONCURRENCY must be at least 1")
         if self.max_attempts < 1:
@@ -222,6 +230,10 @@ class _Reader:
         value = self.env.get(name, "")
         found = tuple(item.strip() for item in value.split(",") if item.strip())
         return found or default
+
+    def path(self, name: str) -> Path | None:
+        value = self.env.get(name, "").strip()
+        return Path(value) if value else None
 
     def date(self, name: str, default: date) -> date:
         value = self.env.get(name, "").strip()

@@ -180,17 +180,34 @@ FAMILY_RULES = {
 }
 
 
+Directory = Mapping[str, tuple[str | None, str | None]]
+"""The assignee directory as the oracle reads it: user id → (name, team)."""
+
+
 def expected_tables(
-    tasks: Sequence[Task], as_of: datetime, targets: Mapping[str, int]
+    tasks: Sequence[Task],
+    as_of: datetime,
+    targets: Mapping[str, int],
+    directory: Directory | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
+    """Every analytics table; names and teams from ``directory`` (none: all NULL)."""
     task_sla = expected_task_sla(tasks, as_of, targets)
-    return {
-        "task_sla": task_sla,
-        **{
-            rollup.table: FAMILY_RULES[rollup.family.name](task_sla, rollup.group.name)
-            for rollup in ROLLUPS
-        },
-    }
+    people = directory or {}
+
+    def described(user_id: str | None) -> dict[str, str | None]:
+        name, team = people.get(user_id, (None, None)) if user_id is not None else (None, None)
+        return {"assignee_name": name, "team": team}
+
+    # Each task's row with its assignee's name and team, for the rollups that group by them.
+    enriched = [{**row, **described(row["assignee_user_id"])} for row in task_sla]
+    tables: dict[str, list[dict[str, Any]]] = {"task_sla": task_sla}
+    for rollup in ROLLUPS:
+        rows = FAMILY_RULES[rollup.family.name](enriched, rollup.group.name)
+        for row in rows:
+            facts = described(row.get("assignee_user_id"))
+            row.update({column.name: facts[column.name] for column in rollup.group.carried})
+        tables[rollup.table] = rows
+    return tables
 
 
 # --- reading and comparing the tables ------------------------------------------------------

@@ -121,7 +121,7 @@ def test_the_copy_holds_every_table_row_comment_and_constraint(
     assert catalog_snapshot(target) == expected
     # The snapshot really covers both schemas, with comments on tables and columns.
     schemas = {schema for schema, _, _ in expected["tables"]}
-    assert schemas == {"topo", "analytics", "main"}  # main: the schema version
+    assert schemas == {"topo", "reference", "analytics", "main"}  # main: the schema version
     assert all(comment for _, _, comment in expected["tables"])
     assert all(column[-1] for column in expected["columns"])
     # The published (and verified) tables: schemas topo and analytics.

@@ -29,6 +29,7 @@ from topo_pipeline.warehouse.analytics import (
     replace_rollup,
     replace_task_sla,
 )
+from topo_pipeline.warehouse.assignees import Assignee, replace_assignees
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 from topo_pipeline.warehouse.schema import ensure_schema
@@ -129,6 +130,10 @@ EXPECTED_SLA_STATUS = {
 }
 
 
+#: The assignee directory of the fixture: A and B are on one team; C is missing from it.
+DIRECTORY = {"A": ("Ada Park", "East"), "B": ("Bo Lind", "East"), "Z": ("Zoe Ames", "West")}
+
+
 # --- building and reading the database ------------------------------------------------------
 
 _INSERT_TASK = """
@@ -142,6 +147,14 @@ INSERT INTO warehouse.topo.tasks (
     $partition_date, $loaded_at, $raw
 )
 """
+
+
+def insert_directory(con: duckdb.DuckDBPyConnection, directory: Mapping[str, Any]) -> None:
+    people = [
+        Assignee(user_id, name, team, line)
+        for line, (user_id, (name, team)) in enumerate(directory.items(), start=2)
+    ]
+    replace_assignees(con, people, loaded_at=AS_OF)
 
 
 def insert_tasks(con: duckdb.DuckDBPyConnection, tasks: Sequence[Task]) -> None:
@@ -186,6 +199,7 @@ def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A pipeline file holding TASKS and every analytics table built for DAYS."""
     with connect(tmp_path / "pipeline.duckdb") as con:
         insert_tasks(con, TASKS)
+        insert_directory(con, DIRECTORY)
         build_all(con)
         yield con
 
@@ -203,10 +217,52 @@ def test_every_table_and_column_matches_the_rules(tmp_path: Path, file_name: str
     # File names equal to a schema name must work too: every statement is catalog-qualified.
     with connect(tmp_path / file_name) as con:
         insert_tasks(con, TASKS)
+        insert_directory(con, DIRECTORY)
         written = build_all(con)
-        expected = expected_tables(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES)
+        expected = expected_tables(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES, DIRECTORY)
         assert_all_tables_match(con, expected)
         assert written == {table: len(rows) for table, rows in expected.items()}
+
+
+def test_without_a_directory_names_and_teams_are_null(tmp_path: Path) -> None:
+    with connect(tmp_path / "pipeline.duckdb") as con:
+        insert_tasks(con, TASKS)
+        build_all(con)
+        expected = expected_tables(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES)
+        assert_all_tables_match(con, expected)
+        for table in ("sla_by_assignee", "completion_rate_by_assignee"):
+            assert {(r["assignee_name"], r["team"]) for r in read_table(con, table)} == {
+                (None, None)
+            }
+        # Every task is in the one NULL team.
+        by_team = read_table(con, "completion_rate_by_team")
+        assert {(r["partition_date"], r["team"]) for r in by_team} == {(DAY1, None), (DAY2, None)}
+        assert sum(r["tasks"] for r in by_team) == len(TASKS)
+
+
+def test_names_and_teams_follow_the_directory(db: duckdb.DuckDBPyConnection) -> None:
+    by_assignee = {
+        (r["partition_date"], r["assignee_user_id"]): r for r in read_table(db, "sla_by_assignee")
+    }
+    assert (by_assignee[(DAY1, "A")]["assignee_name"], by_assignee[(DAY1, "A")]["team"]) == (
+        "Ada Park",
+        "East",
+    )
+    assert by_assignee[(DAY1, "C")]["assignee_name"] is None  # not in the directory
+    by_team = {(r["partition_date"], r["team"]): r for r in read_table(db, "sla_by_team")}
+    # Day 1: A has t01 t02 t06 t09 t12, B has t03 t04 t11; C and the unassigned are NULL.
+    assert by_team[(DAY1, "East")]["tasks"] == 8
+    assert by_team[(DAY1, None)]["tasks"] == 5
+    assert (DAY1, "West") not in by_team  # Z has no tasks: no row
+    # A changed directory reaches the rollups when they are rebuilt; task_sla is untouched.
+    before = read_table(db, "task_sla")
+    insert_directory(db, {**DIRECTORY, "C": ("Cy Moss", "West")})
+    for table in ROLLUP_TABLES:
+        replace_rollup(db, table, DAYS)
+    assert read_table(db, "task_sla") == before
+    by_team = {(r["partition_date"], r["team"]): r for r in read_table(db, "sla_by_team")}
+    assert by_team[(DAY1, "West")]["tasks"] == 2
+    assert by_team[(DAY1, None)]["tasks"] == 3
 
 
 def test_task_sla_edge_cases(db: duckdb.DuckDBPyConnection) -> None:
@@ -276,7 +332,7 @@ def test_rerunning_one_day_changes_only_that_day(db: duckdb.DuckDBPyConnection) 
         for t in TASKS
         if t.partition_date == DAY2 and t.id != "t21"
     ]
-    new_day2 = expected_tables(day2_tasks, later, DEFAULT_SLA_TARGET_MINUTES)
+    new_day2 = expected_tables(day2_tasks, later, DEFAULT_SLA_TARGET_MINUTES, DIRECTORY)
     for table in ANALYTICS_TABLES:
         after = read_table(db, table)
         day1_before = [row for row in before[table] if row["partition_date"] == DAY1]
@@ -335,7 +391,7 @@ def test_custom_sla_targets_change_the_result(db: duckdb.DuckDBPyConnection) -> 
     # Tighter targets, and a target for the priority that was unknown so far.
     targets = {"HOT": 30, "TODAY": 600, "EXTRA": 100, "URGENT": 60}
     build_all(db, as_of=AS_OF, targets=targets)
-    assert_all_tables_match(db, expected_tables(TASKS, AS_OF, targets))
+    assert_all_tables_match(db, expected_tables(TASKS, AS_OF, targets, DIRECTORY))
     rows = {row["id"]: row for row in read_table(db, "task_sla")}
     assert rows["t01"]["sla_status"] == "BREACHED"  # 60 minutes > 30
     assert rows["t09"]["sla_status"] == "MET"  # URGENT now has a target
@@ -364,6 +420,7 @@ def test_headline_metrics(db: duckdb.DuckDBPyConnection) -> None:
     hot_statuses = [row["status"] for row in task_sla if row["priority"] == "HOT"]
     assignees = {row["assignee_user_id"] for row in task_sla} - {None}
     unassigned = [row for row in task_sla if row["assignee_user_id"] is None]
+    no_team = [row for row in task_sla if row["assignee_user_id"] not in DIRECTORY]
     expected = {
         "task_sla": {
             "tasks": len(task_sla),
@@ -414,6 +471,23 @@ def test_headline_metrics(db: duckdb.DuckDBPyConnection) -> None:
             "skipped": skipped,
             "completion_rate": completed / len(task_sla),
             "skip_rate": skipped / len(task_sla),
+        },
+        "sla_by_team": {
+            "tasks": len(task_sla),
+            "met": met,
+            "breached": breached,
+            "sla_attainment": met / (met + breached),
+            "teams": 1,  # only East has tasks
+            "no_team_open": sum(row["status"] in ("PENDING", "IN_PROGRESS") for row in no_team),
+        },
+        "completion_rate_by_team": {
+            "tasks": len(task_sla),
+            "completed": completed,
+            "skipped": skipped,
+            "completion_rate": completed / len(task_sla),
+            "skip_rate": skipped / len(task_sla),
+            "teams": 1,
+            "no_team_tasks": len(no_team),
         },
     }
     for table in ANALYTICS_TABLES:
@@ -511,6 +585,7 @@ def analyst_copy(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     source, path = tmp_path / "pipeline.duckdb", tmp_path / "topo_analytics.duckdb"
     with connect(source) as con:
         insert_tasks(con, TASKS)
+        insert_directory(con, DIRECTORY)
         build_all(con)
     info = PipelineInfo(
         timezone="UTC",
@@ -582,6 +657,35 @@ def test_guide_results_match_the_rules(analyst_copy: duckdb.DuckDBPyConnection) 
     everything = [r["sla_status"] for r in task_sla]
     pooled = everything.count("MET") / (everything.count("MET") + everything.count("BREACHED"))
     assert rows[-1][-1] == pytest.approx(pooled)
+
+    _, rows = _run(analyst_copy, _guide_query("SLA attainment and completion rate per team"))
+    team_of = {user: team for user, (_name, team) in DIRECTORY.items()}
+    want_teams: dict[str | None, list[dict[str, Any]]] = {}
+    for row in task_sla:
+        want_teams.setdefault(team_of.get(row["assignee_user_id"]), []).append(row)
+    assert [row[0] for row in rows] == ["East", None]
+    for team, tasks, met, breached, attainment, completion in rows:
+        mine = want_teams[team]
+        verdicts = [r["sla_status"] for r in mine]
+        assert (tasks, met, breached) == (
+            len(mine),
+            verdicts.count("MET"),
+            verdicts.count("BREACHED"),
+        )
+        assert attainment == pytest.approx(ratio(met, met + breached))
+        assert completion == pytest.approx(
+            ratio([r["status"] for r in mine].count("COMPLETED"), len(mine))
+        )
+
+    _, rows = _run(analyst_copy, _guide_query("Assignees by name and team"))
+    assert {(row[0], row[1], row[2], row[3]) for row in rows} == {
+        ("East", "Ada Park", "A", sum(r["assignee_user_id"] == "A" for r in task_sla)),
+        ("East", "Bo Lind", "B", sum(r["assignee_user_id"] == "B" for r in task_sla)),
+        (None, None, "C", sum(r["assignee_user_id"] == "C" for r in task_sla)),
+    }
+
+    _, rows = _run(analyst_copy, _guide_query("missing from the assignee directory"))
+    assert [row[:2] for row in rows] == [("C", 4)]  # t07, t08, t20, t24
 
     _, rows = _run(analyst_copy, _guide_query("Completion and skip rate per week"))
     ((week, tasks, completed, rate, previous, change),) = rows

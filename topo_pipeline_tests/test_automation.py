@@ -11,7 +11,9 @@ import pytest
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
+from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.automation import (
+    DIRECTORY_SELECTION,
     DOWNSTREAM_AUTOMATION_SENSOR_NAME,
     DOWNSTREAM_CONDITION_LABEL,
     downstream_automation_condition,
@@ -43,7 +45,7 @@ def test_every_asset_downstream_of_tasks_follows_every_partition(tmp_path: Path)
         if spec.key in downstream:
             assert label == DOWNSTREAM_CONDITION_LABEL
         else:
-            assert spec.key in {TASKS_KEY, ANALYST_COPY_KEY}
+            assert spec.key in {TASKS_KEY, ASSIGNEES_KEY, ANALYST_COPY_KEY}
             assert label is None  # driven by the schedule, the sensors, or by hand
 
     sensor = defs.resolve_sensor_def(DOWNSTREAM_AUTOMATION_SENSOR_NAME)
@@ -76,6 +78,42 @@ def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) ->
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=second.cursor
         )
         assert third.total_requested == 0  # requested once, not on every tick
+
+
+def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path: Path) -> None:
+    """reference/assignees is unpartitioned: its update requests every partition of the
+    by-assignee and by-team rollups whose analytics/task_sla exists."""
+    defs = build_defs(settings_for(tmp_path))
+    graph = defs.resolve_asset_graph()
+    analytics = DOWNSTREAM_SELECTION.resolve(graph)
+    named = {key for key in analytics if ASSIGNEES_KEY in graph.get(key).parent_keys}
+    assert {key.path[1] for key in named} == {
+        "sla_by_assignee",
+        "completion_rate_by_assignee",
+        "sla_by_team",
+        "completion_rate_by_team",
+    }
+    task_sla = dg.AssetKey(["analytics", "task_sla"])
+    with dg.instance_for_test() as instance:
+        cursor = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=EVALUATED_AT
+        ).cursor
+        for day in (RECENT, OLD, ANCIENT):
+            for key in analytics:
+                instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day))
+        cursor = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=cursor
+        ).cursor
+        instance.report_runless_asset_event(dg.AssetMaterialization(ASSIGNEES_KEY))
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=cursor
+        )
+        for key in analytics:
+            # Days without analytics.task_sla are held back.
+            want = {RECENT, OLD, ANCIENT} if key in named else set()
+            assert result.get_requested_partitions(key) == want, key
+        assert result.get_requested_partitions(task_sla) == set()
+        assert result.get_requested_partitions(ASSIGNEES_KEY) == set()  # by hand only
 
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2025-01-01")
@@ -130,7 +168,13 @@ def test_a_run_that_already_rebuilt_downstream_triggers_nothing_more(
 def test_the_condition_is_eager_without_the_latest_window_clause() -> None:
     condition = downstream_automation_condition()
     assert condition.get_label() == DOWNSTREAM_CONDITION_LABEL
-    # eager()'s other clauses are kept as they are; only the window clause is gone.
+    # eager()'s other clauses are kept; the window clause is gone, and a missing assignee
+    # directory holds nothing back.
     eager = dg.AutomationCondition.eager()
     assert eager.children[0].name == "in_latest_time_window"
-    assert list(condition.children) == list(eager.children[1:])
+    missing = dg.AutomationCondition.any_deps_missing()
+    assert ~missing in eager.children
+    assert list(condition.children) == [
+        ~missing.ignore(DIRECTORY_SELECTION) if child == ~missing else child
+        for child in eager.children[1:]
+    ]

@@ -54,6 +54,20 @@ def test_the_demo_lands_a_week_publishes_and_prints_what_the_copy_holds(tmp_path
     for priority in priorities:
         assert re.search(rf"^\s*{priority}\s+\d+", done.stdout, re.M), priority
     assert {"HOT", "TODAY", "EXTRA"} <= priorities
+    # Names and teams from examples/assignees.csv, and the assignee it leaves out by id.
+    with connect(tmp_path / "analytics.duckdb", read_only=True) as con:
+        people = con.execute("SELECT name, team FROM warehouse.reference.assignees").fetchall()
+        unnamed = con.execute(
+            "SELECT DISTINCT assignee_user_id FROM warehouse.analytics.sla_by_assignee "
+            "WHERE assignee_user_id IS NOT NULL AND assignee_name IS NULL"
+        ).fetchall()
+    assert len(people) == 7
+    for name, team in people:
+        assert re.search(rf"^\s*{name}\s+{team}\s+\d+", done.stdout, re.M), name
+    for team in {team for _, team in people}:
+        assert re.search(rf"^\s*{team}\s+\d+", done.stdout, re.M), team
+    assert len(unnamed) == 1
+    assert unnamed[0][0] in done.stdout
     assert "sim-demo-key" not in done.stdout + done.stderr
     # The runs are recorded where `make dev` will look for them.
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()

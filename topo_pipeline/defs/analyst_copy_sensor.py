@@ -152,7 +152,7 @@ def build_analyst_copy_sensor(
     Args:
         publish_job: the job that materializes ``publish/analyst_copy``.
         watched: the assets whose materializations change published tables
-            (``topo/tasks`` and everything downstream of it).
+            (``topo/tasks`` and everything downstream of it, ``reference/assignees``).
         clock: the current time; tests pass a fixed one.
     """
     watched = tuple(watched)
@@ -164,7 +164,8 @@ def build_analyst_copy_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Publishes the analyst copy (TOPO_ANALYST_DUCKDB_PATH) once the runs that "
-            "materialized topo/* or analytics/* assets since the last publish have finished."
+            "materialized topo/*, reference/* or analytics/* assets since the last publish have "
+            "finished."
         ),
     )
     def analyst_copy_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

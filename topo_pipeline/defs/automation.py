@@ -13,6 +13,11 @@ partitions is measured by ``bench/automation_bench.py`` (figures in ``docs/opera
 :data:`DOWNSTREAM_AUTOMATION_SENSOR_NAME` evaluates those conditions; it is on by default
 (Dagster's own default automation sensor starts stopped).
 
+A materialization of ``reference/assignees`` (the assignee directory, unpartitioned) is
+followed too: the by-assignee and by-team rollups depend on it, so every partition of theirs
+whose ``analytics/task_sla`` exists is requested; the sensor launches them as one backfill,
+which the single-run backfill policy makes one run.
+
 The condition is applied in :func:`with_downstream_automation`, by selection, so the
 analytics module does not need to set it (a condition set there is replaced).
 """
@@ -21,12 +26,16 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION, REFRESH_SELECTION
 
 DOWNSTREAM_AUTOMATION_SENSOR_NAME = "downstream_automation_sensor"
 """Automation condition sensor for every asset downstream of ``topo/tasks``."""
 
 AUTOMATION_SENSOR_INTERVAL_SECONDS = 30
+
+DIRECTORY_SELECTION = dg.AssetSelection.assets(ASSIGNEES_KEY)
+"""The assignee directory: an update of it is followed, its absence does not hold anything."""
 
 
 DOWNSTREAM_CONDITION_LABEL = "eager over every partition"
@@ -37,11 +46,19 @@ def downstream_automation_condition() -> dg.AutomationCondition:
 
     A partition is requested when an upstream partition it depends on was updated (by a
     run that did not also update it), once none of its upstream partitions is missing or
-    in progress and it is not in progress itself.
+    in progress and it is not in progress itself. ``reference/assignees`` (unpartitioned)
+    counts as an upstream of every partition of the by-assignee and by-team rollups: a new
+    directory requests each of their partitions whose ``analytics/task_sla`` exists. Its
+    never having been materialized holds nothing back (the table exists empty), so a
+    deployment without a directory works as before.
     """
     return (
         dg.AutomationCondition.eager()
         .without(dg.AutomationCondition.in_latest_time_window())
+        .replace(
+            "any_deps_missing",
+            dg.AutomationCondition.any_deps_missing().ignore(DIRECTORY_SELECTION),
+        )
         .with_label(DOWNSTREAM_CONDITION_LABEL)
     )
 

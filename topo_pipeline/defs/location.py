@@ -14,6 +14,7 @@ from topo_pipeline.defs.assets.analyst_copy import (
 )
 from topo_pipeline.defs.assets.analytics import build_analytics_assets
 from topo_pipeline.defs.assets.ingestion import build_tasks_asset
+from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, build_assignees_asset
 from topo_pipeline.defs.automation import (
     build_downstream_automation_sensor,
     pipeline_asset_keys,
@@ -41,6 +42,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     partitions_def = daily_partitions(settings)
     pipeline_assets = [
         build_tasks_asset(partitions_def),
+        build_assignees_asset(settings.assignees_path),
         build_analytics_assets(partitions_def, settings.sla_target_minutes),
     ]
     # Operations (schedules, sensors, automation, the analyst copy): see defs/jobs.py,
@@ -49,6 +51,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     refresh_job = build_refresh_job()
     publish_job = build_publish_job()
     watched = pipeline_asset_keys(pipeline_assets)
+    # What a publish of the analyst copy follows: those, and the assignee directory.
+    published = [*watched, ASSIGNEES_KEY]
     info = pipeline_info(settings)
     # Observability: defs/alerts.py (failed runs), defs/freshness.py (late days, stale copy).
     freshness_checks = [
@@ -59,7 +63,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             timezone=settings.timezone,
         ),
         build_analyst_copy_current_check(
-            ANALYST_COPY_KEY, watched, max_lag_minutes=settings.analyst_copy_max_lag_minutes
+            ANALYST_COPY_KEY, published, max_lag_minutes=settings.analyst_copy_max_lag_minutes
         ),
     ]
     freshness_job = build_freshness_job(freshness_checks)
@@ -67,7 +71,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets=with_catalog(
             [
                 *with_downstream_automation(pipeline_assets),
-                build_analyst_copy_asset(settings.analyst_duckdb_path, watched, info),
+                build_analyst_copy_asset(settings.analyst_duckdb_path, published, info),
             ],
             settings.asset_owners,
         ),
@@ -77,7 +81,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         # runs that hold a slot a step waits for (defs/executor.py); a run that changed
         # tables then publishes the analyst copy, daemon or not (defs/publishing_executor.py).
         executor=build_publishing_executor(
-            watched,
+            published,
             warehouse_path=settings.duckdb_path,
             analyst_path=settings.analyst_duckdb_path,
             lock_timeout=settings.lock_timeout_seconds,
@@ -91,7 +95,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         ],
         sensors=[
             build_open_tasks_sensor(settings, refresh_job),
-            build_analyst_copy_sensor(publish_job, watched),
+            build_analyst_copy_sensor(publish_job, published),
             build_downstream_automation_sensor(),
             build_run_failure_alert_sensor(
                 webhook_url=settings.alert_webhook_url, ui_base_url=settings.ui_base_url

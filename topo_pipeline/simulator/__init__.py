@@ -8,6 +8,7 @@ from topo_pipeline.simulator.activity import Activity, move_on
 from topo_pipeline.simulator.dataset import (
     DatasetSpec,
     SimulatedDataset,
+    assignee_ids,
     generate_dataset,
     generate_tasks,
     make_task,
@@ -34,6 +35,7 @@ __all__ = [
     "SimulatedTopoApi",
     "TaskQuery",
     "TaskStore",
+    "assignee_ids",
     "generate_dataset",
     "generate_tasks",
     "make_task",

@@ -140,11 +140,24 @@ class SimulatedDataset:
     sequence_templates: dict[str, str] = field(default_factory=dict)
 
 
+def assignee_ids(spec: DatasetSpec) -> list[str]:
+    """The workspace user ids the tasks of ``spec`` are assigned to, heaviest workload first.
+
+    They depend on ``seed`` and ``assignees`` only; ``examples/assignees.csv`` names those of
+    the default seed (the demo's).
+    """
+    return _draw_assignees(random.Random(f"{spec.seed}:people"), spec.assignees)
+
+
+def _draw_assignees(people: random.Random, count: int) -> list[str]:
+    return [_uuid(people) for _ in range(count)]
+
+
 def generate_dataset(spec: DatasetSpec) -> SimulatedDataset:
     """Generate the tasks and run → template mapping that ``spec`` describes."""
     people = random.Random(f"{spec.seed}:people")
     organization_id = _uuid(random.Random(f"{spec.seed}:organization"))
-    assignees = [_uuid(people) for _ in range(spec.assignees)]
+    assignees = _draw_assignees(people, spec.assignees)
     # Uneven workloads: the first reps carry noticeably more tasks than the last.
     assignee_weights = [1.0 / (1.0 + 0.35 * i) for i in range(spec.assignees)]
     templates = [_uuid(people) for _ in range(_TEMPLATES)]

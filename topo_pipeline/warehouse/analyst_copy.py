@@ -2,7 +2,8 @@
 
 Analysts never open the pipeline's own file (``TOPO_DUCKDB_PATH``): in DuckDB a reader in
 another process, even a read-only one, blocks every writer. Instead
-:func:`publish_analyst_copy` copies the ``topo`` and ``analytics`` tables (and views) to
+:func:`publish_analyst_copy` copies the ``topo``, ``reference`` and ``analytics`` tables (and
+views) to
 ``TOPO_ANALYST_DUCKDB_PATH``:
 
 1. The pipeline's file is attached (waiting, with backoff, while another process holds
@@ -52,7 +53,7 @@ from topo_pipeline.warehouse.pipeline_info import PipelineInfo, describe_pipelin
 from topo_pipeline.warehouse.queries import load_sql
 from topo_pipeline.warehouse.schema import ensure_schema
 
-PUBLISHED_SCHEMAS = ("topo", "analytics")
+PUBLISHED_SCHEMAS = ("topo", "reference", "analytics")
 """Schemas whose tables analysts read."""
 
 STORAGE_VERSION = "v1.4.0"
@@ -102,10 +103,10 @@ def publish_analyst_copy(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
     info: PipelineInfo | None = None,
 ) -> PublishResult:
-    """Publish the ``topo`` and ``analytics`` tables of ``source`` to ``target`` atomically.
+    """Publish the tables of :data:`PUBLISHED_SCHEMAS` of ``source`` to ``target`` atomically.
 
-    The whole database is copied (today it holds only those two schemas); only their
-    tables are checked and reported.
+    The whole database is copied; only the published schemas' tables are checked and
+    reported.
 
     Args:
         source: the pipeline's DuckDB file.

@@ -1,11 +1,13 @@
-"""The analytics tables: per-task SLA evaluation and the four daily rollups built from it.
+"""The analytics tables: per-task SLA evaluation and the daily rollups built from it.
 
 ``analytics.task_sla`` is computed from ``topo.tasks``; the rollups
 (:data:`~topo_pipeline.warehouse.registry.ROLLUPS`: ``sla_by_priority``, ``sla_by_assignee``,
-``completion_rate_by_priority``, ...) are computed from ``analytics.task_sla``, so every
-number in a rollup agrees with the per-task rows. DuckDB does all the arithmetic. The SLA
-rules are ``sql/task_sla_insert_partitions.sql``; every other statement here is a template
-in ``sql/`` filled from the registry's declarations, and every value is a bound parameter.
+``completion_rate_by_priority``, ...) are computed from ``analytics.task_sla`` (the by-assignee
+and by-team ones joined to the assignee directory ``reference.assignees`` for names and
+teams), so every number in a rollup agrees with the per-task rows. DuckDB does all the
+arithmetic. The SLA rules are ``sql/task_sla_insert_partitions.sql``; every other statement
+here is a template in ``sql/`` filled from the registry's declarations, and every value is a
+bound parameter.
 
 Each table is replaced one set of ``partition_date`` values at a time, in one transaction:
 the partitions' old rows are deleted and the recomputed rows inserted, so a failure leaves
@@ -159,6 +161,8 @@ def headline_metrics(
       ``completion_rate``, ``skip_rate``, ``hot_completion_rate``.
     * ``completion_rate_by_assignee``: ``tasks``, ``completed``, ``skipped``,
       ``completion_rate``, ``skip_rate``, ``assignees``, ``unassigned_tasks``.
+    * ``sla_by_team`` / ``completion_rate_by_team``: as by assignee, with ``teams`` and
+      ``no_team_open`` / ``no_team_tasks``.
 
     Args:
         con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
@@ -285,12 +289,22 @@ def _replace(
 def _rollup_insert_sql(rollup: Rollup) -> str:
     declaration = rollup.table_declaration
     measures = ",\n    ".join(f"{m.expression} AS {m.column.name}" for m in rollup.family.measures)
+    source = TASK_SLA.qualified
+    if rollup.group.uses_directory:
+        source = f"(\n{load_sql('task_sla_with_directory')}) AS task_sla"
     return render_sql(
         "rollup_insert_partitions",
         table=declaration.qualified,
-        group=rollup.group.name,
-        columns=", ".join(declaration.column_names),
+        group=", ".join(rollup.group_columns),
+        columns=", ".join(
+            (
+                "partition_date",
+                *rollup.group_columns,
+                *(m.column.name for m in rollup.family.measures),
+            )
+        ),
         measures=measures,
+        source=source,
     )
 
 

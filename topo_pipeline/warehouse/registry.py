@@ -1,8 +1,9 @@
 """The analytics tables, declared once: ``analytics.task_sla`` and the rollups built from it.
 
 A rollup is a :class:`MeasureFamily` (what is counted: SLA outcome, or completion rate)
-grouped by a :class:`GroupColumn` of ``analytics.task_sla`` (priority, assignee, ...) per
-``partition_date``. :data:`ROLLUPS` is the closed list of them. Everything else reads it:
+grouped by a :class:`GroupColumn` of ``analytics.task_sla`` (priority, assignee, ...), or
+of the assignee directory joined to it (team), per ``partition_date``. :data:`ROLLUPS` is
+the closed list of them. Everything else reads it:
 
 * the DDL and ``COMMENT``s of each table (:attr:`Rollup.table_declaration`),
 * the SQL that builds, deletes, counts and summarises a table (templates in ``sql/``
@@ -334,6 +335,17 @@ class GroupColumn:
     null_headline_prefix: str | None = None
     """Headline of the NULL group's :attr:`MeasureFamily.null_group_count`
     (``unassigned`` → ``unassigned_open``)."""
+    carried: tuple[Column, ...] = ()
+    """Columns that describe a group and come with it (an assignee's name and team)."""
+    uses_directory: bool = False
+    """Its column (or a carried one) comes from the assignee directory
+    (``reference.assignees``), joined to ``analytics.task_sla`` by ``assignee_user_id``."""
+    sql_type: str | None = None
+    """The column's type when it is not a column of ``analytics.task_sla``."""
+
+    @property
+    def column_type(self) -> str:
+        return self.sql_type or TASK_SLA.column(self.name).sql_type
 
 
 PRIORITY = GroupColumn(
@@ -354,6 +366,37 @@ ASSIGNEE = GroupColumn(
     null_group="NULL assignee_user_id (unassigned) is its own group",
     distinct_headline="assignees",
     null_headline_prefix="unassigned",
+    carried=(
+        Column(
+            "assignee_name",
+            "VARCHAR",
+            "The assignee's name from the assignee directory (reference.assignees); NULL for "
+            "the unassigned group, for an assignee the directory does not name, and for every "
+            "row when no directory is configured (TOPO_ASSIGNEES_PATH unset).",
+        ),
+        Column(
+            "team",
+            "VARCHAR",
+            "The assignee's team from the assignee directory (reference.assignees); NULL as "
+            "for assignee_name, and when the directory gives the assignee no team.",
+        ),
+    ),
+    uses_directory=True,
+)
+
+TEAM = GroupColumn(
+    name="team",
+    label="team",
+    noun="team",
+    comment="Team of the tasks' assignees, from the assignee directory (reference.assignees); "
+    "NULL groups unassigned tasks, tasks of assignees the directory does not name or gives no "
+    "team, and every task when no directory is configured (TOPO_ASSIGNEES_PATH unset).",
+    null_group="NULL team (unassigned, or an assignee without a team in the directory) is its "
+    "own group",
+    distinct_headline="teams",
+    null_headline_prefix="no_team",
+    uses_directory=True,
+    sql_type="VARCHAR",
 )
 
 TASK_TYPE = GroupColumn(
@@ -389,12 +432,17 @@ class Rollup:
             f"{self.group.null_group}.",
             (
                 Column("partition_date", "DATE", _DAY_COMMENT, not_null=True),
-                Column(
-                    self.group.name, TASK_SLA.column(self.group.name).sql_type, self.group.comment
-                ),
+                Column(self.group.name, self.group.column_type, self.group.comment),
                 *(measure.column for measure in self.family.measures),
+                # Last, where the migration of an older file adds them too.
+                *self.group.carried,
             ),
         )
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        """The columns the rollup groups by (besides ``partition_date``)."""
+        return (self.group.name, *(column.name for column in self.group.carried))
 
     @property
     def description(self) -> str:
@@ -449,6 +497,8 @@ ROLLUPS: tuple[Rollup, ...] = (
     Rollup(COMPLETION_RATE, PRIORITY),
     Rollup(COMPLETION_RATE, ASSIGNEE),
     Rollup(COMPLETION_RATE, TASK_TYPE),
+    Rollup(SLA, TEAM),
+    Rollup(COMPLETION_RATE, TEAM),
 )
 """Every rollup table, in build order (after ``analytics.task_sla``, which they read)."""
 

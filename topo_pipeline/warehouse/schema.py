@@ -2,6 +2,7 @@
 
 :data:`TABLES` and :data:`VIEWS` declare what a file of :data:`SCHEMA_VERSION` holds:
 ``topo.tasks`` (its task columns derived from :data:`topo_pipeline.api.models.TASK_SCHEMA`),
+the assignee directory ``reference.assignees`` (:mod:`topo_pipeline.warehouse.reference`),
 the analytics tables of :mod:`topo_pipeline.warehouse.registry`, and whatever is added here
 later. :func:`ensure_schema` brings a file to that state before anything writes it:
 
@@ -37,6 +38,7 @@ from topo_pipeline.warehouse.analyst_views import ANALYST_VIEWS
 from topo_pipeline.warehouse.duckdb import CATALOG, transaction
 from topo_pipeline.warehouse.pipeline_info import PIPELINE_INFO
 from topo_pipeline.warehouse.queries import load_sql, render_sql
+from topo_pipeline.warehouse.reference import ASSIGNEES
 from topo_pipeline.warehouse.registry import ANALYTICS_TABLE_DECLARATIONS, TASK_SLA
 from topo_pipeline.warehouse.tables import Column, Table, View, identifier
 
@@ -164,6 +166,7 @@ TASK_HISTORY = Table(
 TABLES: tuple[Table, ...] = (
     TOPO_TASKS,
     TASK_HISTORY,
+    ASSIGNEES,
     *ANALYTICS_TABLE_DECLARATIONS,
     PIPELINE_INFO,
 )

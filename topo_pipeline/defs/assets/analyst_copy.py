@@ -1,4 +1,5 @@
-"""``publish/analyst_copy``: the copy of every ``topo`` and ``analytics`` table analysts open.
+"""``publish/analyst_copy``: the copy of every published table (``topo``, ``reference``,
+``analytics``) analysts open.
 
 Two things publish the copy (see ``docs/operating.md``, "The analyst copy"):
 
@@ -123,7 +124,7 @@ def build_analyst_copy_asset(
             max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
         ),
         description=(
-            f"The analyst copy ({analyst_path}): every topo and analytics table of the "
+            f"The analyst copy ({analyst_path}): every topo, reference and analytics table of the "
             "pipeline's DuckDB file, with comments, built aside and swapped in atomically, "
             "in a storage format DuckDB 1.4 clients can read. Analysts open this file, "
             "never the pipeline's. Published when a run that changed tables ends (or by "

@@ -4,7 +4,9 @@ One asset per DuckDB table of schema ``analytics`` (grain and columns: SPEC.md a
 ``docs/analyst-guide.md``): ``analytics/task_sla`` and one per rollup of
 :data:`~topo_pipeline.warehouse.registry.ROLLUPS`, whose key, description and metadata come
 from that declaration. They share the daily partitions of ``topo/tasks``, each partition
-identity-mapped to the same day upstream; the rollups depend on ``analytics/task_sla``.
+identity-mapped to the same day upstream; the rollups depend on ``analytics/task_sla``, and
+the by-assignee and by-team ones also on the unpartitioned ``reference/assignees`` (the
+assignee directory, joined for names and teams; see ``defs/assets/reference.py``).
 
 **One step, every analytics asset.** They are one ``multi_asset`` that can be subset, not
 one ``@asset`` step each:
@@ -43,6 +45,7 @@ import dagster as dg
 from pydantic import Field
 
 from topo_pipeline.defs.assets.ingestion import POOL, TASKS_KEY
+from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.failures import explain_user_errors
 from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.partitions import partition_windows
@@ -89,6 +92,17 @@ _SOURCES = {
     "task_sla": "topo/tasks",
     **dict.fromkeys(ROLLUP_TABLES, "analytics/task_sla"),
 }
+
+
+def _deps(table: str) -> list[dg.AssetKey]:
+    """What ``table`` is built from: ``topo/tasks`` for ``task_sla``; for a rollup
+    ``analytics/task_sla`` (same partition) and, for the by-assignee and by-team ones, the
+    unpartitioned ``reference/assignees`` (every partition depends on its one state)."""
+    if table == "task_sla":
+        return [TASKS_KEY]
+    if ROLLUPS_BY_TABLE[table].group.uses_directory:
+        return [TASK_SLA_KEY, ASSIGNEES_KEY]
+    return [TASK_SLA_KEY]
 
 
 class AnalyticsConfig(dg.Config):
@@ -141,7 +155,7 @@ def build_analytics_assets(
     specs = [
         dg.AssetSpec(
             key=ANALYTICS_KEYS[table],
-            deps=[TASKS_KEY if table == "task_sla" else TASK_SLA_KEY],
+            deps=_deps(table),
             description=_DESCRIPTIONS[table]
             + (
                 f" SLA targets in minutes: {targets_text}."
