@@ -77,7 +77,7 @@ def test_every_asset_has_owners_code_references_and_a_description_stating_its_gr
         assert all(Path(ref.file_path).is_file() for ref in references), key
         description = (node.description or "").lower()
         if key == ANALYST_COPY_KEY:
-            assert "every topo and analytics table" in description
+            assert "every topo, reference and analytics table" in description
         else:  # "one row per task id", "per creation day and priority", ...
             assert " per " in description, (key, description)
 

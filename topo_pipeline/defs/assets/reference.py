@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from topo_pipeline.defs.assets.ingestion import POOL
+from topo_pipeline.defs.failures import explain_user_errors
 from topo_pipeline.defs.metadata import markdown_table
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.warehouse.assignees import (
@@ -57,12 +58,13 @@ def build_assignees_asset(path: Path | None) -> dg.AssetsDefinition:
         ],
         metadata={"dagster/table_name": "reference.assignees", "source": source},
         description=(
-            "The assignee directory (user_id, name, team), in DuckDB table "
-            f"reference.assignees, loaded from {source}. Gives the by-assignee tables their "
-            "assignee_name and team and the by-team tables their groups. Materialize it "
-            "after editing the file."
+            "The assignee directory, one row per workspace user (user_id, name, team), "
+            f"in DuckDB table reference.assignees, loaded from {source}. Gives the "
+            "by-assignee tables their assignee_name and team and the by-team tables their "
+            "groups. Materialize it after editing the file."
         ),
     )
+    @explain_user_errors("the assignee directory")
     def assignees(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
@@ -74,7 +76,7 @@ def build_assignees_asset(path: Path | None) -> dg.AssetsDefinition:
                 people = read_assignees(path)
             except (AssigneeFileError, OSError) as error:
                 raise dg.Failure(description=str(error)) from None
-        with warehouse.connect() as con:
+        with warehouse.get_connection() as con:
             written = replace_assignees(con, people, loaded_at=datetime.now(UTC))
             missing = assignees_missing_from_directory(con)
         teams = sorted({p.team for p in people if p.team is not None})
