@@ -3,7 +3,8 @@
 ``execute_in_process`` (and ``dg.materialize``) swap in their own executor, so these tests
 execute jobs with ``dg.execute_job``, which runs the code location's executor in this
 process, as a run worker or ``dagster asset materialize`` does. The last test is the CLI
-itself, as a subprocess, with no daemon anywhere.
+itself (``dagster asset materialize`` and ``dg launch``), as a subprocess, with no daemon
+anywhere.
 """
 
 from __future__ import annotations
@@ -154,8 +155,9 @@ def test_a_run_that_fails_after_landing_tasks_publishes_what_it_landed(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("cli", ["dagster", "dg"])
 def test_a_cli_range_run_leaves_a_current_analyst_copy(
-    api: SimulatedTopoApi, tmp_path: Path
+    api: SimulatedTopoApi, tmp_path: Path, cli: str
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
     env.update(location_env(api, tmp_path))
@@ -163,13 +165,18 @@ def test_a_cli_range_run_leaves_a_current_analyst_copy(
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
     env["DAGSTER_HOME"] = str(home)
-    command = [
-        venv_executable("dagster"),
-        *("asset", "materialize", "-m", "topo_pipeline.definitions"),
-        *("--select", "topo/tasks*", "--partition-range", f"{DAYS[0]}...{DAYS[-1]}"),
-    ]  # the README's command
+    days = f"{DAYS[0]}...{DAYS[-1]}"
+    if cli == "dg":  # the README's command; dg finds the project from its folder
+        command = [venv_executable("dg"), "launch", "--assets", "topo/tasks*"]
+        command += ["--partition-range", days]
+        workdir = REPO_ROOT
+    else:
+        command = [venv_executable("dagster"), "asset", "materialize"]
+        command += ["-m", "topo_pipeline.definitions", "--select", "topo/tasks*"]
+        command += ["--partition-range", days]
+        workdir = tmp_path
     done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=240, check=False
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
