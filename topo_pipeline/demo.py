@@ -2,9 +2,11 @@
 
 Starts the simulated API on a free loopback port (seeded tasks up to now), materializes the
 last seven complete days of ``topo/tasks`` and every downstream table as one single-run
-backfill, publishes the analyst copy, and prints tasks per day and status, then SLA
-attainment and completion rate by priority, by team and by assignee (with names), read from
-the analyst copy.
+backfill, then lets the simulated Topo's users work some recent tasks and fetches the last
+three days again (as the daily refresh does), publishes the analyst copy, and prints tasks
+per day and status, SLA attainment and completion rate by priority, by team and by assignee
+(with names), and what ``topo.task_history`` recorded as changed, read from the analyst
+copy.
 
 Names and teams come from the assignee directory: ``TOPO_ASSIGNEES_PATH`` if set, else
 ``examples/assignees.csv``, which names the simulated data set's assignees (all but one, so
@@ -23,7 +25,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -42,11 +44,13 @@ from topo_pipeline.simulator import (
     SimulatedTopoApi,
     TaskStore,
     generate_dataset,
+    move_on,
 )
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline.warehouse.queries import load_sql
 
 DEMO_DAYS = 7
+REFRESHED_DAYS = 3  # fetched again after a simulated working day, as the daily refresh does
 SIMULATED_DAYS = 10  # the week, plus a few days the schedule and sensor can refresh later
 EXAMPLE_ASSIGNEES = Path(__file__).resolve().parents[1] / "examples" / "assignees.csv"
 
@@ -88,6 +92,8 @@ def main() -> int:
             return 1
         print(f"Materializing {first} .. {last} of topo/tasks and everything downstream")  # noqa: T201
         result = _materialize(settings, first.isoformat(), last.isoformat())
+        if result.success:
+            result = _refresh_after_a_working_day(settings, api.store, last)
     if not result.success:
         print(f"the demo run failed: {_why(result)}", file=sys.stderr)  # noqa: T201
         return 1
@@ -97,6 +103,28 @@ def main() -> int:
         return 1
     _print_summary(settings, first, last)
     return 0
+
+
+def _refresh_after_a_working_day(
+    settings: Settings, store: TaskStore, last: date
+) -> dg.ExecuteInProcessResult:
+    """Work some recent tasks in the simulated Topo, then fetch the last days again.
+
+    As the daily schedule's trailing refresh would: ``topo.task_history`` records what
+    changed.
+    """
+    refreshed = last - timedelta(days=REFRESHED_DAYS - 1)
+    zone = ZoneInfo(settings.timezone)
+    activity = move_on(
+        store, created_from=datetime.combine(refreshed, time(), zone), now=datetime.now(UTC)
+    )
+    print(  # noqa: T201
+        f"Meanwhile in Topo: {len(activity.completed)} tasks completed, "
+        f"{len(activity.skipped)} skipped, {len(activity.started)} started, "
+        f"{len(activity.reassigned)} reassigned, {len(activity.deleted)} deleted. "
+        f"Fetching {refreshed} .. {last} again"
+    )
+    return _materialize(settings, refreshed.isoformat(), last.isoformat())
 
 
 def _why(result: dg.ExecuteInProcessResult) -> str:
@@ -147,6 +175,7 @@ def _print_summary(settings: Settings, first: object, last: object) -> None:
             ("SLA attainment and completion rate by priority", "demo_metrics_by_priority"),
             ("SLA attainment and completion rate by team", "demo_sla_by_team"),
             ("SLA attainment by assignee", "demo_sla_by_assignee"),
+            ("What changed (topo.task_history, see docs/analyst-guide.md)", "demo_history_changes"),
         ):
             cursor = con.execute(load_sql(query), params)
             columns = [column[0] for column in cursor.description]

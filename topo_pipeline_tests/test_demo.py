@@ -50,7 +50,21 @@ def test_the_demo_lands_a_week_publishes_and_prints_what_the_copy_holds(tmp_path
                 "SELECT DISTINCT priority FROM warehouse.analytics.sla_by_priority"
             ).fetchall()
         }
+        recorded = con.execute(
+            "SELECT (SELECT count(*) FROM warehouse.analytics.task_status_changes "
+            "        WHERE to_status <> 'REMOVED'), "
+            "(SELECT sum(reassignments) FROM warehouse.analytics.task_reassignments), "
+            "(SELECT count(*) FROM warehouse.topo.task_history WHERE removed)"
+        ).fetchone()
     assert stored == printed_days
+    # The second fetch of the last days recorded what the simulated users changed.
+    printed_changes = re.findall(
+        r"^\s*(status changes|reassignments|tasks no longer returned)\s+(\d+)$",
+        done.stdout,
+        re.M,
+    )
+    assert tuple(int(n) for _, n in printed_changes) == recorded
+    assert all(recorded), recorded
     for priority in priorities:
         assert re.search(rf"^\s*{priority}\s+\d+", done.stdout, re.M), priority
     assert {"HOT", "TODAY", "EXTRA"} <= priorities

@@ -145,6 +145,8 @@ def test_a_range_run_lands_every_task_field_by_field(pipeline: Pipeline) -> None
         assert metadata["window_start_utc"] == f"{day}T00:00:00+00:00"
         assert metadata["window_end_utc"] == f"{day + timedelta(days=1)}T00:00:00+00:00"
         assert metadata["rows_landed_in_run"] == sum(expected_counts)
+        assert metadata["history_versions_recorded"] == sum(expected_counts)  # all new
+        assert metadata["history_tasks_removed"] == 0
         assert metadata["api_pages"] >= 5 + 3  # 450 tasks in pages of 100, and 260
     # The run's overview tables go on its last day only, not onto every partition.
     last = per_partition[DAYS[-1].isoformat()]
@@ -212,8 +214,11 @@ def test_rematerializing_a_day_shows_changes_and_leaves_other_days_alone(
     day3_task = next(iter(served_tasks(pipeline.store, [DAYS[2]], "UTC").values()))
     pipeline.store.upsert({**day3_task, "status": "SKIPPED", "skipped_at": now})
 
-    pipeline.materialize(DAYS[0])
+    result = pipeline.materialize(DAYS[0])
 
+    # topo.task_history got a version for each of the three changes, and only those.
+    recorded = materializations(result)[DAYS[0].isoformat()]
+    assert (recorded["history_versions_recorded"], recorded["history_tasks_removed"]) == (3, 1)
     after = pipeline.rows()
     assert after[to_complete["id"]]["status"] == "COMPLETED"
     assert after[to_complete["id"]]["completed_at"] == parse_timestamp(now)

@@ -30,6 +30,7 @@ from topo_pipeline.api.errors import (
 )
 from topo_pipeline.defs.console import show_failures_as_paragraphs
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError
+from topo_pipeline.warehouse.history import HistoryOrderError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     TopoConfigError,
@@ -38,6 +39,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     TopoTransportError,
     TopoReconciliationError,
     WarehouseLockedError,
+    HistoryOrderError,
 )
 """Errors that a setting, the key, Topo or another process cause, not the code.
 

@@ -38,8 +38,8 @@ def move_on(
 ) -> Activity:
     """Change a ``share`` of the open tasks created at or after ``created_from``, at ``now``.
 
-    Of the tasks picked: most are completed or skipped at ``now``, some started
-    (PENDING to IN_PROGRESS), some reassigned to another user seen in the store; one more
+    Of the tasks picked: most are completed or skipped at ``now``, pending ones may be
+    started (IN_PROGRESS), some are reassigned to another user seen in the store; one more
     open task is deleted.
 
     Raises:
@@ -73,7 +73,9 @@ def move_on(
         elif roll < 0.6:
             task.update(status="SKIPPED", skipped_at=stamp)
             changed["skipped"].append(task["id"])
-        elif roll < 0.8 and task["status"] == "PENDING":
+        elif roll < 0.85:
+            if task["status"] != "PENDING":
+                continue  # still being worked on
             task["status"] = "IN_PROGRESS"
             changed["started"].append(task["id"])
         else:

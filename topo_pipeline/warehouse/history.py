@@ -72,7 +72,7 @@ def record_task_history(
         raise HistoryOrderError(
             f"loaded_at {loaded_at.isoformat()} is earlier than the history of these "
             f"partitions (a version valid from {latest.isoformat()}): refusing to record "
-            "an older state over a newer one"
+            "an older state over a newer one (did the host's clock go back?)"
         )
     con.execute(_observe_sql(), params)
     con.execute(load_sql("task_history_close"), {**params, "loaded_at": loaded_at})
@@ -82,6 +82,17 @@ def record_task_history(
     ).fetchone() or (0, 0)
     # On failure the caller's rollback removes it with everything else.
     con.execute(f"DROP TABLE {_OBSERVED}")
+    return HistoryChanges(versions=int(versions), removed=int(removed))
+
+
+def recorded_changes(
+    con: duckdb.DuckDBPyConnection, dates: Sequence[date], loaded_at: datetime
+) -> HistoryChanges:
+    """What the landing at ``loaded_at`` recorded for the partitions ``dates`` (read back)."""
+    versions, removed = con.execute(
+        load_sql("task_history_recorded"),
+        {"partition_dates": list(dates), "loaded_at": loaded_at},
+    ).fetchone() or (0, 0)
     return HistoryChanges(versions=int(versions), removed=int(removed))
 
 

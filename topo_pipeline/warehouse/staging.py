@@ -9,8 +9,10 @@ so fetching holds no lock on the warehouse), filled in columnar batches of
 Only when the fetch has finished (every window reconciled with Topo's ``total_count``)
 does :func:`replace_task_partitions_from_stage` land the stage: in one transaction on
 the warehouse it deletes the run's partitions and inserts the staged tasks, the last
-arrival of each id only, then commits. A fetch that fails, or a landing that fails
-part-way, leaves every previous row of ``topo.tasks`` as it was.
+arrival of each id only, then commits. The same transaction first records in
+``topo.task_history`` what changed against the stored state
+(:mod:`topo_pipeline.warehouse.history`). A fetch that fails, or a landing that fails
+part-way, leaves every previous row of ``topo.tasks`` and of the history as it was.
 
 :func:`replace_task_partitions` does both for an iterable of tasks. Each task lands in
 the partition whose window holds its ``created_at`` (compared in UTC, so DST days are 23
@@ -359,8 +361,10 @@ def replace_task_partitions_from_stage(
     """Replace the rows of the stage's partitions with the staged tasks, in one transaction.
 
     Closes the stage (writing what is buffered), attaches its file read-only, and in one
-    transaction deletes every row of the stage's partition dates and inserts the staged
-    tasks, the last arrival of each id only, then commits. ``topo.tasks`` has no PRIMARY
+    transaction records the versions that changed in ``topo.task_history``
+    (:func:`~topo_pipeline.warehouse.history.record_task_history`), deletes every row of
+    the stage's partition dates and inserts the staged tasks, the last arrival of each id
+    only, then commits. ``topo.tasks`` has no PRIMARY
     KEY (DuckDB would load its index of every stored id on each write): before inserting,
     the landing looks the staged ids up among the rows left, which all lie outside the
     run's partitions, and refuses the whole landing if one is there. A window with no tasks is a
@@ -389,6 +393,8 @@ def replace_task_partitions_from_stage(
         RuntimeError: if filling the stage failed (it is incomplete).
         DuplicateTaskIdError: (a ``duckdb.ConstraintException``) if a task id already
             sits in a partition outside the stage's windows.
+        HistoryOrderError: if ``loaded_at`` is earlier than a version already recorded
+            for the stage's partitions.
     """
     if loaded_at.tzinfo is None or loaded_at.utcoffset() is None:
         raise ValueError("loaded_at must be timezone-aware")

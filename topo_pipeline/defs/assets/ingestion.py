@@ -13,6 +13,7 @@ from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.progress import FetchProgress
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.warehouse import task_checks
+from topo_pipeline.warehouse.history import recorded_changes
 from topo_pipeline.warehouse.queries import load_sql
 from topo_pipeline.warehouse.staging import replace_task_partitions_from_stage, task_stage
 from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table
@@ -116,6 +117,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 ensure_tasks_table(con)
                 landed = replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
                 land_seconds = time.monotonic() - land_started
+                history = recorded_changes(con, list(landed), loaded_at)
                 context.log.info(
                     "landed %d tasks in %d partition(s) of topo.tasks in %.1fs",
                     sum(landed.values()),
@@ -148,6 +150,8 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
         return dg.MaterializeResult(
             metadata={
                 "rows_landed_in_run": sum(landed.values()),
+                "history_versions_recorded": history.versions,
+                "history_tasks_removed": history.removed,
                 "partitions_in_run": len(windows),
                 "api_requests": int(stats["requests"]),
                 "api_pages": int(stats["pages"]),
