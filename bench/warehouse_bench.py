@@ -323,9 +323,13 @@ def _run(raw_spec: str) -> int:
 
 
 def _prefill(raw_spec: str) -> int:
-    """Fill ``topo.tasks`` with synthetic tasks on days of 2015-2016 (one every 6 s)."""
+    """Fill ``topo.tasks`` with synthetic tasks on days of 2015-2016 (one every 6 s).
+
+    Each also gets its first version in ``topo.task_history``, as its landing would have.
+    """
     from topo_pipeline.warehouse.duckdb import connect
-    from topo_pipeline.warehouse.schema import ensure_schema
+    from topo_pipeline.warehouse.queries import render_sql
+    from topo_pipeline.warehouse.schema import HISTORY_FIELDS, ensure_schema
 
     spec = RunSpec(**json.loads(raw_spec))
     path, rows = Path(spec.workdir) / "pipeline.duckdb", spec.prefill_rows
@@ -349,6 +353,7 @@ def _prefill(raw_spec: str) -> int:
             """,
             {"rows": rows, "origin": origin},
         )
+        con.execute(render_sql("task_history_seed_all", fields=", ".join(HISTORY_FIELDS)))
     return 0
 
 
