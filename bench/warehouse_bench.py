@@ -70,6 +70,8 @@ class RunResult:
     requests: int
     peak_rss_mb: float
     dagster_events: int = 0
+    analytics_sql_seconds: float = 0.0
+    """The analytics step's SQL alone, run again without Dagster on the run's file."""
     """Events the run wrote to the instance (materializations per partition, checks, ...)."""
     prefill_seconds: float = 0.0
 
@@ -151,6 +153,8 @@ def year(quick: bool) -> list[str]:
         f"    analytics step   {result.analytics_seconds:8.1f} s",
         f"    after the fetch  {after_fetch:8.1f} s   (landing, checks, analytics, metadata, "
         "Dagster's run start and end)",
+        f"    analytics SQL    {result.analytics_sql_seconds:8.1f} s   (the step's queries alone, "
+        "rerun without Dagster)",
         f"    Dagster events   {result.dagster_events:8,}     (written to the SQLite instance)",
         f"    peak RSS         {result.peak_rss_mb:8.0f} MB  (the CLI process)",
     ]
@@ -307,6 +311,7 @@ def _run(raw_spec: str) -> int:
         rows, distinct_ids = con.execute(
             "SELECT count(*), count(DISTINCT id) FROM warehouse.topo.tasks"
         ).fetchone() or (0, 0)
+    sql_seconds = _analytics_sql_seconds(workdir / "pipeline.duckdb", spec) if spec.analytics else 0
     outcome = RunResult(
         wall_seconds=wall,
         fetch_seconds=float(metadata["fetch_wall_seconds"]),
@@ -317,9 +322,34 @@ def _run(raw_spec: str) -> int:
         requests=int(metadata["api_requests"]),
         peak_rss_mb=peak,
         dagster_events=len(logs),
+        analytics_sql_seconds=sql_seconds,
     )
     print(RESULT_MARKER + json.dumps(asdict(outcome)), flush=True)
     return 0
+
+
+def _analytics_sql_seconds(path: Path, spec: RunSpec) -> float:
+    """Build every analytics table for the run's days again, as the step does, and time it."""
+    from topo_pipeline.warehouse import analytics
+    from topo_pipeline.warehouse.duckdb import connect
+
+    first, last = date.fromisoformat(spec.first_day), date.fromisoformat(spec.last_day)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    started = time.monotonic()
+    with connect(path) as con:
+        analytics.replace_task_sla(
+            con,
+            days,
+            as_of=datetime.now(UTC),
+            sla_targets=analytics.DEFAULT_SLA_TARGET_MINUTES,
+        )
+        for table in analytics.ROLLUP_TABLES:
+            analytics.replace_rollup(con, table, days)
+        analytics.partition_rows(con, days)
+        analytics.analytics_columns(con)
+        for table in analytics.ANALYTICS_TABLES:
+            analytics.headline_metrics_by_day(con, table, days)
+    return time.monotonic() - started
 
 
 def _prefill(raw_spec: str) -> int:
