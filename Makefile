@@ -26,6 +26,7 @@ lint: setup
 PYTEST_WORKERS ?= 2
 
 test: setup lint
+	$(UV) run --no-sync python -m topo_pipeline.instance
 	$(UV) run --no-sync dg check defs
 	$(UV) run --no-sync pytest -n $(PYTEST_WORKERS) --dist loadfile
 

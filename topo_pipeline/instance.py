@@ -96,3 +96,9 @@ def prepare_dagster_home(
         staged.replace(target)
     env[DAGSTER_HOME_ENV] = str(home)
     return DagsterHome(path=home, config=config, backup=backup)
+
+
+if __name__ == "__main__":
+    # `make test` prepares the folder before `dg check defs`, so that too runs on the
+    # repository's settings (telemetry off) on a fresh clone.
+    print(prepare_dagster_home().describe())  # noqa: T201
