@@ -10,7 +10,9 @@ copy.
 
 Names and teams come from the assignee directory: ``TOPO_ASSIGNEES_PATH`` if set, else
 ``examples/assignees.csv``, which names the simulated data set's assignees (all but one, so
-the ``assignees_in_directory`` check has something to report).
+the ``assignees_in_directory`` check has something to report). SLAs are also counted in
+business hours: ``TOPO_BUSINESS_HOURS`` if set, else ``Mon-Fri 09:00-18:00`` with the
+holidays of ``examples/holidays.csv``.
 
 The run is recorded in ``$DAGSTER_HOME`` (the Makefile points it at ``.dagster_home/``), so
 ``make dev`` shows it in the UI afterwards. The tables land in ``TOPO_DUCKDB_PATH`` and
@@ -52,7 +54,10 @@ from topo_pipeline.warehouse.queries import load_sql
 DEMO_DAYS = 7
 REFRESHED_DAYS = 3  # fetched again after a simulated working day, as the daily refresh does
 SIMULATED_DAYS = 10  # the week, plus a few days the schedule and sensor can refresh later
-EXAMPLE_ASSIGNEES = Path(__file__).resolve().parents[1] / "examples" / "assignees.csv"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_ASSIGNEES = EXAMPLES / "assignees.csv"
+EXAMPLE_BUSINESS_HOURS = "Mon-Fri 09:00-18:00"
+EXAMPLE_HOLIDAYS = EXAMPLES / "holidays.csv"
 
 
 def main() -> int:
@@ -81,6 +86,10 @@ def main() -> int:
         start_date=min(settings.start_date, first),
         assignees_path=settings.assignees_path or EXAMPLE_ASSIGNEES,
     )
+    if settings.business_hours is None:
+        settings = replace(
+            settings, business_hours=EXAMPLE_BUSINESS_HOURS, holidays_path=EXAMPLE_HOLIDAYS
+        )
 
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         print(f"Simulated Topo API at {api.base_url} ({len(dataset.tasks)} tasks)")  # noqa: T201
@@ -172,7 +181,10 @@ def _print_summary(settings: Settings, first: object, last: object) -> None:
     with connect(settings.analyst_duckdb_path, read_only=True) as con:
         for title, query in (
             ("Tasks per day and status", "demo_tasks_by_day_and_status"),
-            ("SLA attainment and completion rate by priority", "demo_metrics_by_priority"),
+            (
+                "SLA attainment (wall clock and business hours) and completion rate by priority",
+                "demo_metrics_by_priority",
+            ),
             ("SLA attainment and completion rate by team", "demo_sla_by_team"),
             ("SLA attainment by assignee", "demo_sla_by_assignee"),
             ("What changed (topo.task_history, see docs/analyst-guide.md)", "demo_history_changes"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +20,11 @@ from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, validate_ba
 from topo_pipeline.api.errors import TopoConfigError
 from topo_pipeline.defs.progress import DEFAULT_INTERVAL_SECONDS, MAX_SILENCE_SECONDS
 from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
+from topo_pipeline.warehouse.business_hours import (
+    WorkingCalendar,
+    parse_business_hours,
+    read_holidays,
+)
 from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS
 
 API_KEY_ENV = "TOPO_API_KEY"
@@ -51,6 +56,9 @@ class Settings:
     )
     # Reference data: the assignee directory (names and teams); None means none.
     assignees_path: Path | None = None
+    # Business-hours SLAs: the working calendar (TOPO_TIMEZONE) and holidays; None: none.
+    business_hours: str | None = None
+    holidays_path: Path | None = None
     # Operations: the daily schedule and the open-task sensor.
     schedule_settle_minutes: int = 30
     refresh_window_days: int = 7
@@ -112,6 +120,8 @@ class Settings:
                 for priority, minutes in DEFAULT_SLA_TARGET_MINUTES.items()
             },
             assignees_path=reader.path("TOPO_ASSIGNEES_PATH"),
+            business_hours=reader.text("TOPO_BUSINESS_HOURS", "") or None,
+            holidays_path=reader.path("TOPO_HOLIDAYS_PATH"),
             schedule_settle_minutes=reader.integer(
                 "TOPO_SCHEDULE_SETTLE_MINUTES", defaults.schedule_settle_minutes, minimum=0
             ),
@@ -173,6 +183,7 @@ class Settings:
             raise TopoConfigError(
                 "TOPO_DUCKDB_PATH and TOPO_ANALYST_DUCKDB_PATH must be different files"
             )
+        self.working_calendar()  # raises naming TOPO_BUSINESS_HOURS or TOPO_HOLIDAYS_PATH
         if self.assignees_path is not None and not self.assignees_path.is_file():
             raise TopoConfigError(
                 f"TOPO_ASSIGNEES_PATH {str(self.assignees_path)!r} is not a file (a CSV with "
@@ -211,6 +222,36 @@ class Settings:
         if self.open_tasks_sensor_interval_seconds < 30:
             # The daemon evaluates sensors about every 30 s; less only adds load.
             raise TopoConfigError("TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS must be at least 30")
+
+    def working_calendar(self) -> WorkingCalendar | None:
+        """The business-hours calendar (holidays read from their file), or ``None``.
+
+        Raises:
+            TopoConfigError: naming TOPO_BUSINESS_HOURS or TOPO_HOLIDAYS_PATH.
+        """
+        if self.business_hours is None:
+            if self.holidays_path is not None:
+                raise TopoConfigError(
+                    "TOPO_HOLIDAYS_PATH is set but TOPO_BUSINESS_HOURS is not: holidays only "
+                    "apply to business hours (e.g. TOPO_BUSINESS_HOURS='Mon-Fri 09:00-18:00')"
+                )
+            return None
+        try:
+            calendar = parse_business_hours(self.business_hours)
+        except ValueError as error:
+            raise TopoConfigError(f"TOPO_BUSINESS_HOURS: {error}") from None
+        if self.holidays_path is None:
+            return calendar
+        if not self.holidays_path.is_file():
+            raise TopoConfigError(
+                f"TOPO_HOLIDAYS_PATH {str(self.holidays_path)!r} is not a file (a CSV with a "
+                "date column)"
+            )
+        try:
+            holidays = read_holidays(self.holidays_path)
+        except ValueError as error:
+            raise TopoConfigError(f"TOPO_HOLIDAYS_PATH: {error}") from None
+        return replace(calendar, holidays=holidays)
 
 
 def _is_http_url(url: str) -> bool:

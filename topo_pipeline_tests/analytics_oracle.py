@@ -23,6 +23,7 @@ import pytest
 
 from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.warehouse.analytics import ANALYTICS_TABLES
+from topo_pipeline.warehouse.business_hours import WorkingCalendar
 from topo_pipeline.warehouse.registry import COMPLETION_RATE, ROLLUPS, ROLLUPS_BY_TABLE, SLA
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "analyst-guide.md"
@@ -52,10 +53,89 @@ class Task:
 # --- the rules, independently in Python ----------------------------------------------------
 
 
+def working_intervals(
+    calendar: WorkingCalendar, timezone: str, first: date, last: date
+) -> list[tuple[datetime, datetime]]:
+    """The working intervals of the local days ``first..last``, as aware UTC instants.
+
+    Walks the days one by one with ``zoneinfo`` (a local time in a DST gap is read with the
+    offset before the change, ``fold=0``), unlike the SQL's generated calendar.
+    """
+    zone = ZoneInfo(timezone)
+    intervals = []
+    day = first
+    while day <= last:
+        if day.isoweekday() in calendar.weekdays and day not in calendar.holidays:
+            midnight = datetime(day.year, day.month, day.day)
+            start = midnight + timedelta(minutes=calendar.start_minute)
+            end = midnight + timedelta(minutes=calendar.end_minute)
+            intervals.append(
+                (
+                    start.replace(tzinfo=zone).astimezone(UTC),
+                    end.replace(tzinfo=zone).astimezone(UTC),
+                )
+            )
+        day += timedelta(days=1)
+    return intervals
+
+
+def business_minutes(
+    intervals: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime
+) -> float:
+    """Working minutes in ``[start, end)``."""
+    total = timedelta(0)
+    for low, high in intervals:
+        overlap = min(high, end) - max(low, start)
+        if overlap > timedelta(0):
+            total += overlap
+    return total / timedelta(minutes=1)
+
+
+def business_deadline(
+    intervals: Sequence[tuple[datetime, datetime]], start: datetime, minutes: int
+) -> datetime | None:
+    """The instant ``minutes`` working minutes after ``start``."""
+    left = timedelta(minutes=minutes)
+    for low, high in intervals:
+        if high <= start:
+            continue
+        piece = high - max(low, start)
+        if piece >= left:
+            return max(low, start) + left
+        left -= piece
+    return None
+
+
+def _verdict(task: Task, due: datetime | None, as_of: datetime) -> str:
+    if task.status == "SKIPPED":
+        return "SKIPPED"
+    if due is None:
+        return "UNKNOWN"
+    if task.status == "COMPLETED":
+        if task.completed_at is None:
+            return "UNKNOWN"
+        return "MET" if task.completed_at <= due else "BREACHED"
+    if task.status in ("PENDING", "IN_PROGRESS"):
+        return "BREACHED" if as_of > due else "OPEN"
+    return "UNKNOWN"
+
+
 def expected_task_sla(
-    tasks: Sequence[Task], as_of: datetime, targets: Mapping[str, int]
+    tasks: Sequence[Task],
+    as_of: datetime,
+    targets: Mapping[str, int],
+    calendar: WorkingCalendar | None = None,
+    timezone: str = "UTC",
 ) -> list[dict[str, Any]]:
-    """analytics.task_sla as SPEC.md defines it, plus the documented UNKNOWN cases."""
+    """analytics.task_sla as SPEC.md defines it, plus the documented UNKNOWN cases, and the
+    business-hours columns for ``calendar`` (local to ``timezone``; ``None``: NULL)."""
+    intervals: list[tuple[datetime, datetime]] = []
+    if calendar is not None and tasks:
+        zone = ZoneInfo(timezone)
+        instants = [t.created_at for t in tasks] + [t.completed_at for t in tasks if t.completed_at]
+        first = min(instants).astimezone(zone).date() - timedelta(days=1)
+        last = max([*instants, as_of]).astimezone(zone).date() + timedelta(days=400)
+        intervals = working_intervals(calendar, timezone, first, last)
     rows = []
     for task in tasks:
         target = targets.get(task.priority) if task.priority is not None else None
@@ -76,8 +156,26 @@ def expected_task_sla(
             sla_status = "BREACHED" if as_of > due else "OPEN"
         else:
             sla_status = "UNKNOWN"
+        business: dict[str, Any] = {
+            "business_minutes_to_resolution": None,
+            "business_sla_due_at": None,
+            "business_sla_status": None,
+        }
+        if calendar is not None:
+            business_due = (
+                business_deadline(intervals, task.created_at, target)
+                if target is not None
+                else None
+            )
+            business["business_sla_due_at"] = business_due
+            business["business_sla_status"] = _verdict(task, business_due, as_of)
+            if task.status == "COMPLETED" and task.completed_at is not None:
+                business["business_minutes_to_resolution"] = business_minutes(
+                    intervals, task.created_at, task.completed_at
+                )
         rows.append(
             {
+                **business,
                 "id": task.id,
                 "partition_date": task.partition_date,
                 "priority": task.priority,
@@ -131,8 +229,17 @@ def expected_sla_rollup(task_sla: Sequence[dict[str, Any]], key: str) -> list[di
             for m in members
             if m["status"] == "COMPLETED" and m["minutes_to_complete"] is not None
         ]
+        business = [m["business_sla_status"] for m in members]
+        judged = any(verdict is not None for verdict in business)
+        business_met = business.count("MET") if judged else None
+        business_breached = business.count("BREACHED") if judged else None
         rows.append(
             {
+                "business_met": business_met,
+                "business_breached": business_breached,
+                "business_sla_attainment": (
+                    ratio(business.count("MET"), business.count("MET") + business.count("BREACHED"))
+                ),
                 "partition_date": day,
                 key: group,
                 "tasks": len(members),
@@ -189,9 +296,12 @@ def expected_tables(
     as_of: datetime,
     targets: Mapping[str, int],
     directory: Directory | None = None,
+    calendar: WorkingCalendar | None = None,
+    timezone: str = "UTC",
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every analytics table; names and teams from ``directory`` (none: all NULL)."""
-    task_sla = expected_task_sla(tasks, as_of, targets)
+    """Every analytics table; names and teams from ``directory`` (none: all NULL), business
+    hours from ``calendar`` (none: NULL)."""
+    task_sla = expected_task_sla(tasks, as_of, targets, calendar, timezone)
     people = directory or {}
 
     def described(user_id: str | None) -> dict[str, str | None]:

@@ -566,7 +566,7 @@ def test_every_table_and_column_has_a_comment(db: duckdb.DuckDBPyConnection) -> 
         if column.endswith(("_rate", "attainment", "minutes_to_complete")):
             assert data_type == "DOUBLE", f"{table}.{column}"
     described = db.execute("DESCRIBE warehouse.analytics.task_sla").fetchall()
-    assert len(described) == 14
+    assert len(described) == 17
 
 
 # --- the analyst guide ----------------------------------------------------------------------

@@ -142,9 +142,15 @@ AS_OF = "2026-03-04T00:00:00Z"
 
 
 class Pipeline(SimulatedPipeline):
+    """Runs of the days ``first..last`` judged at ``as_of`` (class attributes: subclass them)."""
+
+    first = START
+    last = START + timedelta(days=1)
+    as_of = AS_OF
+
     def run(self, selection: list[dg.AssetKey], *, partitioned: bool) -> dg.ExecuteInProcessResult:
         defs = build_defs(self.settings)
-        tags = partition_range_tags(START.isoformat(), (START + timedelta(1)).isoformat())
+        tags = partition_range_tags(self.first.isoformat(), self.last.isoformat())
         return dg.materialize(
             [
                 defs.get_assets_def(TASKS_KEY),
@@ -156,7 +162,7 @@ class Pipeline(SimulatedPipeline):
             instance=self.instance,
             tags=tags if partitioned else None,
             run_config=(
-                {"ops": {OP_NAME: {"config": {"as_of": AS_OF}}}}
+                {"ops": {OP_NAME: {"config": {"as_of": self.as_of}}}}
                 if TASK_SLA_KEY in selection
                 else None
             ),

@@ -43,7 +43,12 @@ def build_defs(settings: Settings) -> dg.Definitions:
     pipeline_assets = [
         build_tasks_asset(partitions_def),
         build_assignees_asset(settings.assignees_path),
-        build_analytics_assets(partitions_def, settings.sla_target_minutes),
+        build_analytics_assets(
+            partitions_def,
+            settings.sla_target_minutes,
+            calendar=settings.working_calendar(),
+            timezone=settings.timezone,
+        ),
     ]
     # Operations (schedules, sensors, automation, the analyst copy): see defs/jobs.py,
     # defs/schedules.py, defs/open_tasks_sensor.py, defs/analyst_copy_sensor.py,

@@ -36,6 +36,7 @@ from typing import Any
 
 import duckdb
 
+from topo_pipeline.warehouse.business_hours import WorkingCalendar
 from topo_pipeline.warehouse.duckdb import transaction
 from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.registry import (
@@ -81,6 +82,8 @@ def replace_task_sla(
     *,
     as_of: datetime,
     sla_targets: Mapping[str, int],
+    calendar: WorkingCalendar | None = None,
+    calendar_timezone: str = "UTC",
 ) -> int:
     """Recompute ``analytics.task_sla`` for ``partition_dates`` from ``topo.tasks``.
 
@@ -91,6 +94,8 @@ def replace_task_sla(
         sla_targets: SLA target in minutes per priority, e.g.
             :data:`DEFAULT_SLA_TARGET_MINUTES`. A priority missing here gets no target and
             ``sla_status = 'UNKNOWN'``; add an entry to cover a priority Topo introduces.
+        calendar: the working calendar of the business-hours columns (its times local to
+            ``calendar_timezone``); ``None`` leaves them NULL.
 
     Returns:
         The number of rows written (one per task in those partitions).
@@ -108,6 +113,7 @@ def replace_task_sla(
         "as_of": as_of,
         "sla_priorities": priorities,
         "sla_target_minutes": minutes,
+        **_calendar_params(calendar, calendar_timezone, max(minutes, default=1)),
     }
     insert_sql = load_sql("task_sla_insert_partitions")
     return _replace(con, TASK_SLA.name, insert_sql, params)
@@ -342,6 +348,31 @@ def _partition_list(partition_dates: Iterable[date]) -> list[date]:
             raise ValueError(f"partition dates must be datetime.date values, got {day!r}")
         days.add(day)
     return sorted(days)
+
+
+def _calendar_params(
+    calendar: WorkingCalendar | None, timezone: str, longest_target: int
+) -> dict[str, Any]:
+    """The working calendar as ``task_sla_insert_partitions.sql`` binds it."""
+    if calendar is None:
+        return {
+            "business": False,
+            "timezone": timezone,
+            "work_weekdays": [],
+            "work_start_minute": 0,
+            "work_end_minute": 0,
+            "holidays": [],
+            "horizon_days": 0,
+        }
+    return {
+        "business": True,
+        "timezone": timezone,
+        "work_weekdays": list(calendar.weekdays),
+        "work_start_minute": calendar.start_minute,
+        "work_end_minute": calendar.end_minute,
+        "holidays": list(calendar.holidays),
+        "horizon_days": calendar.horizon_days(longest_target),
+    }
 
 
 def _split_targets(sla_targets: Mapping[str, int]) -> tuple[list[str], list[int]]:

@@ -110,6 +110,28 @@ TASK_SLA = Table(
             "judged against it.",
             not_null=True,
         ),
+        Column(
+            "business_minutes_to_resolution",
+            "DOUBLE",
+            "For status COMPLETED: the working minutes (TOPO_BUSINESS_HOURS in TOPO_TIMEZONE, "
+            "minus holidays) between created_at and completed_at. NULL for every other status, "
+            "and for every task when TOPO_BUSINESS_HOURS is not set.",
+        ),
+        Column(
+            "business_sla_due_at",
+            "TIMESTAMPTZ",
+            "The business-hours deadline: the instant when sla_target_minutes working minutes "
+            "have passed since created_at (a 60-minute target on a task created at 17:30 with "
+            "hours 09:00-18:00 is due at 09:30 on the next working day). NULL when "
+            "sla_target_minutes is NULL, and when TOPO_BUSINESS_HOURS is not set.",
+        ),
+        Column(
+            "business_sla_status",
+            "VARCHAR",
+            "sla_status judged against business_sla_due_at instead of sla_due_at (MET, "
+            "BREACHED, OPEN, SKIPPED, UNKNOWN by the same rules). NULL when "
+            "TOPO_BUSINESS_HOURS is not set.",
+        ),
     ),
 )
 """``analytics.task_sla``: built from ``topo.tasks`` by ``task_sla_insert_partitions.sql``."""
@@ -251,6 +273,38 @@ SLA = MeasureFamily(
                 "time.",
             ),
             "quantile_cont(minutes_to_complete, 0.9) FILTER (WHERE status = 'COMPLETED')",
+        ),
+        # NULL, not 0, where no task has a business-hours verdict (no working calendar).
+        Measure(
+            Column(
+                "business_met",
+                "BIGINT",
+                "Tasks with business_sla_status MET; NULL when business hours are not "
+                "configured (TOPO_BUSINESS_HOURS).",
+            ),
+            "CASE WHEN count(business_sla_status) > 0"
+            " THEN count(*) FILTER (WHERE business_sla_status = 'MET') END",
+        ),
+        Measure(
+            Column(
+                "business_breached",
+                "BIGINT",
+                "Tasks with business_sla_status BREACHED; NULL when business hours are not "
+                "configured.",
+            ),
+            "CASE WHEN count(business_sla_status) > 0"
+            " THEN count(*) FILTER (WHERE business_sla_status = 'BREACHED') END",
+        ),
+        Measure(
+            Column(
+                "business_sla_attainment",
+                "DOUBLE",
+                "business_met / (business_met + business_breached), in [0, 1]: attainment in "
+                "business hours. NULL when their sum is 0 or business hours are not "
+                "configured. Across days, sum the counts first.",
+            ),
+            "(count(*) FILTER (WHERE business_sla_status = 'MET'))::DOUBLE"
+            " / NULLIF(count(*) FILTER (WHERE business_sla_status IN ('MET', 'BREACHED')), 0)",
         ),
         # One replace_task_sla run writes a whole partition with one as_of; max() is that value.
         Measure(

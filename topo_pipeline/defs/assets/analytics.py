@@ -62,6 +62,7 @@ from topo_pipeline.warehouse.analytics import (
     replace_rollup,
     replace_task_sla,
 )
+from topo_pipeline.warehouse.business_hours import WorkingCalendar
 from topo_pipeline.warehouse.registry import (
     ROLLUPS_BY_TABLE,
     TASK_SLA_DESCRIPTION,
@@ -142,23 +143,32 @@ class AnalyticsConfig(dg.Config):
 
 
 def build_analytics_assets(
-    partitions_def: dg.TimeWindowPartitionsDefinition, sla_targets: Mapping[str, int]
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    sla_targets: Mapping[str, int],
+    *,
+    calendar: WorkingCalendar | None = None,
+    timezone: str = "UTC",
 ) -> dg.AssetsDefinition:
     """The ``analytics/*`` assets over ``partitions_def``, as one subsettable step.
 
     Args:
         partitions_def: the partitions of ``topo/tasks`` (identity-mapped).
         sla_targets: SLA target in minutes per priority (``Settings.sla_target_minutes``).
+        calendar: the business-hours calendar (``Settings.working_calendar()``), local to
+            ``timezone``; ``None`` leaves the business-hours columns NULL.
     """
     targets = dict(sla_targets)
     targets_text = ", ".join(f"{priority} {minutes}" for priority, minutes in targets.items())
+    hours_text = (
+        f"{calendar.describe()} ({timezone})" if calendar else "not configured (columns NULL)"
+    )
     specs = [
         dg.AssetSpec(
             key=ANALYTICS_KEYS[table],
             deps=_deps(table),
             description=_DESCRIPTIONS[table]
             + (
-                f" SLA targets in minutes: {targets_text}."
+                f" SLA targets in minutes: {targets_text}; business hours: {hours_text}."
                 if table in SLA_TABLES
                 else " Built from analytics.task_sla."
             ),
@@ -215,7 +225,14 @@ def build_analytics_assets(
                 )
             written: dict[str, int] = {}
             if "task_sla" in selected:
-                written["task_sla"] = replace_task_sla(con, days, as_of=as_of, sla_targets=targets)
+                written["task_sla"] = replace_task_sla(
+                    con,
+                    days,
+                    as_of=as_of,
+                    sla_targets=targets,
+                    calendar=calendar,
+                    calendar_timezone=timezone,
+                )
             for table in ROLLUP_TABLES:
                 if table in selected:
                     written[table] = replace_rollup(con, table, days)
