@@ -18,7 +18,7 @@ from topo_pipeline.warehouse.analytics import (
 )
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline.warehouse.history import HistoryChanges
-from topo_pipeline.warehouse.registry import ROLLUPS_BY_TABLE
+from topo_pipeline.warehouse.registry import ROLLUPS_BY_TABLE, TASK_SLA
 from topo_pipeline.warehouse.schema import (
     SCHEMA_VERSION,
     STAGED_TASKS,
@@ -140,7 +140,15 @@ def first_release_file(path: Path) -> dict[str, list[tuple]]:
             nothing = HistoryChanges(versions=0, removed=0)
             patch.setattr(staging, "record_task_history", lambda *args: nothing)  # nor history
             replace_task_partitions(con, [day_window(DAY)], some_tasks(), loaded_at=LOADED_AT)
+            # The business-hours columns came later: present while the SLA is computed only.
+            added = [c for c in TASK_SLA.columns if c.name.startswith("business_")]
+            for column in added:
+                con.execute(
+                    f"ALTER TABLE warehouse.analytics.task_sla ADD COLUMN {column.definition()}"
+                )
             replace_task_sla(con, [DAY], as_of=LOADED_AT, sla_targets=DEFAULT_SLA_TARGET_MINUTES)
+            for column in added:
+                con.execute(f"ALTER TABLE warehouse.analytics.task_sla DROP COLUMN {column.name}")
             for table in V1_ROLLUPS:
                 first_release_rollup(con, table)
         return every_row(con)
@@ -149,8 +157,10 @@ def first_release_file(path: Path) -> dict[str, list[tuple]]:
 def first_release_rollup(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """A rollup's rows as the first release built them: its columns, without names or teams."""
     rollup = ROLLUPS_BY_TABLE[table]
-    names = ["partition_date", rollup.group.name, *(m.column.name for m in rollup.family.measures)]
-    measures = ", ".join(f"{m.expression} AS {m.column.name}" for m in rollup.family.measures)
+    # Business-hours measures came later too.
+    kept = [m for m in rollup.family.measures if not m.column.name.startswith("business_")]
+    names = ["partition_date", rollup.group.name, *(m.column.name for m in kept)]
+    measures = ", ".join(f"{m.expression} AS {m.column.name}" for m in kept)
     con.execute(
         f"INSERT INTO warehouse.analytics.{table} ({', '.join(names)}) "
         f"SELECT partition_date, {rollup.group.name}, {measures} "

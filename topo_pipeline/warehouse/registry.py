@@ -113,9 +113,10 @@ TASK_SLA = Table(
         Column(
             "business_minutes_to_resolution",
             "DOUBLE",
-            "For status COMPLETED: the working minutes (TOPO_BUSINESS_HOURS in TOPO_TIMEZONE, "
-            "minus holidays) between created_at and completed_at. NULL for every other status, "
-            "and for every task when TOPO_BUSINESS_HOURS is not set.",
+            "For status COMPLETED: the working minutes between created_at and completed_at, "
+            "in the hours of TOPO_BUSINESS_HOURS (local to the pipeline's timezone "
+            "(TOPO_TIMEZONE)) less holidays. NULL for every other status, and for every task "
+            "when TOPO_BUSINESS_HOURS is not set.",
         ),
         Column(
             "business_sla_due_at",
@@ -274,7 +275,18 @@ SLA = MeasureFamily(
             ),
             "quantile_cont(minutes_to_complete, 0.9) FILTER (WHERE status = 'COMPLETED')",
         ),
-        # NULL, not 0, where no task has a business-hours verdict (no working calendar).
+        # One replace_task_sla run writes a whole partition with one as_of; max() is that value.
+        Measure(
+            Column(
+                "as_of",
+                "TIMESTAMPTZ",
+                "When the SLA of these tasks was evaluated (analytics.task_sla.as_of).",
+                not_null=True,
+            ),
+            "max(as_of)",
+        ),
+        # Last, where the migration of an older file adds them. NULL, not 0, where no task
+        # has a business-hours verdict (no working calendar).
         Measure(
             Column(
                 "business_met",
@@ -305,16 +317,6 @@ SLA = MeasureFamily(
             ),
             "(count(*) FILTER (WHERE business_sla_status = 'MET'))::DOUBLE"
             " / NULLIF(count(*) FILTER (WHERE business_sla_status IN ('MET', 'BREACHED')), 0)",
-        ),
-        # One replace_task_sla run writes a whole partition with one as_of; max() is that value.
-        Measure(
-            Column(
-                "as_of",
-                "TIMESTAMPTZ",
-                "When the SLA of these tasks was evaluated (analytics.task_sla.as_of).",
-                not_null=True,
-            ),
-            "max(as_of)",
         ),
     ),
     headline_counts=("tasks", "met", "breached"),
