@@ -16,8 +16,8 @@ import pytest
 
 from topo_pipeline.simulator import make_task
 from topo_pipeline.warehouse.analyst_copy import publish_analyst_copy
-from topo_pipeline.warehouse.analyst_views import ANALYST_VIEWS
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
+from topo_pipeline.warehouse.schema import VIEWS
 from topo_pipeline_tests.test_analyst_copy import LOADED_AT, some_tasks
 from topo_pipeline_tests.warehouse_seed import seed_tasks
 
@@ -65,7 +65,7 @@ def test_the_views_and_their_columns_carry_comments(copy: duckdb.DuckDBPyConnect
             "SELECT schema_name, view_name, comment FROM duckdb_views() WHERE NOT internal"
         ).fetchall()
     }
-    assert set(views) == {view.display_name for view in ANALYST_VIEWS}
+    assert set(views) == {view.display_name for view in VIEWS}
     assert all(views.values())
     columns = copy.execute(
         "SELECT table_name, column_name, comment FROM duckdb_columns() "
