@@ -15,9 +15,8 @@ holds them and every publish copies them. Their ``SELECT`` is in
 from __future__ import annotations
 
 from topo_pipeline.warehouse.queries import load_sql
-from topo_pipeline.warehouse.tables import View
+from topo_pipeline.warehouse.tables import PARTITION_ZONE, View
 
-_ZONE = "the pipeline's timezone (TOPO_TIMEZONE)"
 """Restated with the zone's name at every publish (:mod:`~.pipeline_info`)."""
 
 DAILY_BY_PRIORITY = View(
@@ -27,12 +26,13 @@ DAILY_BY_PRIORITY = View(
     "calendar day from the first to the last partition_date in topo.tasks and every priority "
     "(configured or seen): counts are 0 on a day without tasks of that priority, rates NULL. "
     "From analytics.sla_by_priority and analytics.completion_rate_by_priority; partition_date "
-    f"is the day the tasks were created in {_ZONE}.",
+    f"is the day the tasks were created in {PARTITION_ZONE}.",
     load_sql("daily_by_priority_view"),
     (
         (
             "partition_date",
-            f"Calendar day the tasks were created in {_ZONE}; every day of the range is present.",
+            f"Calendar day the tasks were created in {PARTITION_ZONE}; "
+            "every day of the range is present.",
         ),
         (
             "priority",
@@ -69,7 +69,7 @@ OPEN_TASKS_PAST_DUE = View(
     load_sql("open_tasks_past_due_view"),
     (
         ("id", "Task id, as in topo.tasks."),
-        ("partition_date", f"Day the task was created in {_ZONE}."),
+        ("partition_date", f"Day the task was created in {PARTITION_ZONE}."),
         ("priority", "HOT, TODAY, EXTRA (Topo may add values)."),
         ("type", "CALL, EMAIL_REPLY, LINKEDIN_REPLY, NEW_LEAD_REVIEW (Topo may add values)."),
         ("status", "PENDING or IN_PROGRESS when last fetched (see status_loaded_at)."),

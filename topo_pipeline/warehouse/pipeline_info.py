@@ -23,15 +23,13 @@ import duckdb
 
 from topo_pipeline.warehouse.duckdb import CATALOG, transaction
 from topo_pipeline.warehouse.queries import load_sql
-from topo_pipeline.warehouse.tables import Column, Table, identifier, literal
-
-_ZONE = "the pipeline's timezone (TOPO_TIMEZONE)"
+from topo_pipeline.warehouse.tables import PARTITION_ZONE, Column, Table, identifier, literal
 
 PIPELINE_INFO = Table(
     "topo",
     "pipeline_info",
     "What this file holds and how to read it: one row, refreshed at every publish. "
-    f"partition_date everywhere is the day a task was created in {_ZONE}.",
+    f"partition_date everywhere is the day a task was created in {PARTITION_ZONE}.",
     (
         Column(
             "published_at",
@@ -43,8 +41,8 @@ PIPELINE_INFO = Table(
         Column(
             "partition_timezone",
             "VARCHAR",
-            f"The IANA name of {_ZONE}, whose calendar days are the partitions: partition_date "
-            "is the day a task was created in this zone.",
+            f"The IANA name of {PARTITION_ZONE}, whose calendar days are the partitions: "
+            "partition_date is the day a task was created in this zone.",
             not_null=True,
         ),
         Column(
@@ -65,12 +63,12 @@ PIPELINE_INFO = Table(
         Column(
             "first_partition_date",
             "DATE",
-            f"The earliest partition_date in topo.tasks (a day in {_ZONE}); NULL if none.",
+            f"The earliest partition_date in topo.tasks (a day in {PARTITION_ZONE}); NULL if none.",
         ),
         Column(
             "last_partition_date",
             "DATE",
-            f"The latest partition_date in topo.tasks (a day in {_ZONE}); NULL if none.",
+            f"The latest partition_date in topo.tasks (a day in {PARTITION_ZONE}); NULL if none.",
         ),
         Column(
             "partition_days",

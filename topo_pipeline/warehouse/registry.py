@@ -20,24 +20,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from topo_pipeline.warehouse.tables import Column, Table, identifier, literal
+from topo_pipeline.warehouse.tables import PARTITION_ZONE, Column, Table, identifier, literal
 
 ANALYTICS_SCHEMA = "analytics"
 
-_DAY_COMMENT = "Day the tasks were created in the pipeline's timezone (TOPO_TIMEZONE)."
-_PARTITION_COMMENT = (
-    "Day of created_at in the pipeline's timezone (TOPO_TIMEZONE); the Dagster partition."
-)
+_DAY_COMMENT = f"Day the tasks were created in {PARTITION_ZONE}."
+PARTITION_COMMENT = f"Day of created_at in {PARTITION_ZONE}; the Dagster partition."
+"""The comment of every task-grain table's ``partition_date``."""
 
 TASK_SLA = Table(
     ANALYTICS_SCHEMA,
     "task_sla",
     "SLA evaluation of every Topo task. One row per task id (same tasks as topo.tasks); "
-    "partition_date is the day the task was created in the pipeline's timezone "
-    "(TOPO_TIMEZONE).",
+    f"partition_date is the day the task was created in {PARTITION_ZONE}.",
     (
         Column("id", "VARCHAR", "Task id (UUID), as in topo.tasks. Unique.", not_null=True),
-        Column("partition_date", "DATE", _PARTITION_COMMENT, not_null=True),
+        Column("partition_date", "DATE", PARTITION_COMMENT, not_null=True),
         Column(
             "priority",
             "VARCHAR",
@@ -114,8 +112,8 @@ TASK_SLA = Table(
             "business_minutes_to_resolution",
             "DOUBLE",
             "For status COMPLETED: the working minutes between created_at and completed_at, "
-            "in the hours of TOPO_BUSINESS_HOURS (local to the pipeline's timezone "
-            "(TOPO_TIMEZONE)) less holidays. NULL for every other status, and for every task "
+            f"in the hours of TOPO_BUSINESS_HOURS (local to {PARTITION_ZONE}) less holidays. "
+            "NULL for every other status, and for every task "
             "when TOPO_BUSINESS_HOURS is not set.",
         ),
         Column(

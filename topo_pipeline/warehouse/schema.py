@@ -39,7 +39,11 @@ from topo_pipeline.warehouse.duckdb import CATALOG, transaction
 from topo_pipeline.warehouse.pipeline_info import PIPELINE_INFO
 from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.reference import ASSIGNEES
-from topo_pipeline.warehouse.registry import ANALYTICS_TABLE_DECLARATIONS, TASK_SLA
+from topo_pipeline.warehouse.registry import (
+    ANALYTICS_TABLE_DECLARATIONS,
+    PARTITION_COMMENT,
+    TASK_SLA,
+)
 from topo_pipeline.warehouse.tables import Column, Table, View, identifier
 
 SCHEMA_VERSION = 3
@@ -68,7 +72,7 @@ TASK_COLUMNS: tuple[Column, ...] = tuple(_task_column(field) for field in TASK_S
 PARTITION_DATE = Column(
     "partition_date",
     "DATE",
-    "Day of created_at in the pipeline's timezone (TOPO_TIMEZONE); the Dagster partition.",
+    PARTITION_COMMENT,
     not_null=True,
 )
 

@@ -16,6 +16,10 @@ from topo_pipeline.warehouse.duckdb import CATALOG
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
+PARTITION_ZONE = "the pipeline's time zone (TOPO_TIMEZONE)"
+"""How a declared comment names the partition time zone; each publish writes the zone's name
+into it (:func:`topo_pipeline.warehouse.pipeline_info.describe_pipeline`)."""
+
 
 def identifier(name: str) -> str:
     """``name`` if it is a plain lower-case SQL identifier.
