@@ -10,9 +10,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import pytest
-import yaml
 
-from topo_pipeline.instance import INSTANCE_YAML
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
@@ -21,12 +19,10 @@ from topo_pipeline.simulator import (
     TaskStore,
     generate_dataset,
 )
-from topo_pipeline_tests.harness import SimulatedPipeline
+from topo_pipeline_tests.harness import INSTANCE_SETTINGS, SimulatedPipeline
 
 P = TypeVar("P", bound=SimulatedPipeline)
 
-INSTANCE_LOG_SETTINGS = {"python_logs": yaml.safe_load(INSTANCE_YAML.read_text())["python_logs"]}
-"""The repository's ``python_logs`` settings, so test runs log as deployed runs do."""
 PipelineFactory = Callable[..., Any]
 
 
@@ -54,7 +50,7 @@ def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
                 timezone=spec.timezone,
                 requests_per_minute=None,
             )
-            instance = dg.instance_for_test(overrides=INSTANCE_LOG_SETTINGS)
+            instance = dg.instance_for_test(overrides=INSTANCE_SETTINGS)
             return cls(api, settings, stack.enter_context(instance))
 
         yield make

@@ -10,10 +10,38 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from unittest import mock
 
+import dagster as dg
+
+from topo_pipeline.instance import DAGSTER_HOME_ENV
 from topo_pipeline.liveness import Owner, owner_of
+
+
+@contextlib.contextmanager
+def instance_at(home: str | Path) -> Iterator[dg.DagsterInstance]:
+    """The instance in ``home`` as the processes given ``DAGSTER_HOME=home`` open it.
+
+    The event log storage of the repository's ``dagster.yaml`` finds its files through
+    ``DAGSTER_HOME``, as Dagster's CLI, webserver and daemon all set it.
+    """
+    with (
+        mock.patch.dict(os.environ, {DAGSTER_HOME_ENV: str(home)}),
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
+        yield instance
+
+
+def create_instance_storage(home: str | Path) -> None:
+    """Create the storage of the instance in ``home`` before processes share it.
+
+    Dagster processes starting together on a new instance (webserver and daemon, CLI
+    runs) can race creating its databases ("table alembic_version already exists").
+    """
+    with instance_at(home):
+        pass
 
 
 def free_port() -> int:

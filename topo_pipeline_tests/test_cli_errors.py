@@ -14,12 +14,11 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from topo_pipeline.instance import prepare_dagster_home
 from topo_pipeline.simulator import DatasetSpec, SimulatedTopoApi, TaskStore, generate_dataset
-from topo_pipeline_tests.processes import venv_executable
+from topo_pipeline_tests.processes import create_instance_storage, venv_executable
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +33,7 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
     env["DAGSTER_HOME"] = str(home / "dagster_home")
     prepare_dagster_home(env)
-    dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
+    create_instance_storage(env["DAGSTER_HOME"])
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         env.update(
             {

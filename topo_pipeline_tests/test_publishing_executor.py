@@ -39,7 +39,8 @@ from topo_pipeline.simulator import (
     generate_dataset,
 )
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline_tests.processes import venv_executable
+from topo_pipeline_tests.harness import INSTANCE_SETTINGS
+from topo_pipeline_tests.processes import instance_at, venv_executable
 from topo_pipeline_tests.test_analyst_copy import catalog_snapshot
 
 START = date(2025, 3, 1)
@@ -114,7 +115,7 @@ def test_a_run_that_fails_after_landing_tasks_publishes_what_it_landed(
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     defs = build_defs(settings)
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test(overrides=INSTANCE_SETTINGS) as instance:
         # topo/tasks lands the three days, then the analytics step fails on bad config.
         result = dg.execute_job(
             dg.reconstructable(refresh_job_from_env),
@@ -196,5 +197,5 @@ def test_a_cli_range_run_leaves_a_current_analyst_copy(
     # The copy describes itself.
     assert described == [("UTC", START, START + timedelta(days=2), sum(SPEC.tasks_per_day))]
     # Recorded in the instance the command used, as one publish.
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_at(home) as instance:
         assert len(publishes(instance)) == 1

@@ -32,7 +32,7 @@ from topo_pipeline.simulator import (
     generate_dataset,
 )
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline_tests.processes import venv_executable
+from topo_pipeline_tests.processes import create_instance_storage, instance_at, venv_executable
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def cli_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], SimulatedTopoApi]]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
     env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
     prepare_dagster_home(env)
-    dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()  # storage created once
+    create_instance_storage(env["DAGSTER_HOME"])
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         env.update(
             {
@@ -94,7 +94,7 @@ def test_the_recovery_command_frees_a_cli_run_killed_inside_its_pool_step(
     data = Path(env["TOPO_DUCKDB_PATH"]).parent
     api.faults = FaultPlan(latency_seconds=WAIT_SECONDS)
     killed = materialize(env, tmp_path / "killed.log")
-    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+    with instance_at(env["DAGSTER_HOME"]) as instance:
         try:
             deadline = time.monotonic() + WAIT_SECONDS
             while not slot_holders(instance) or not list(data.glob(".topo-stage-*")):

@@ -33,7 +33,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import dagster as dg
 import httpx
 import pytest
 
@@ -52,6 +51,7 @@ from topo_pipeline.simulator import (
 )
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline_tests.processes import (
+    create_instance_storage,
     free_port,
     pids_using_home,
     stop_groups,
@@ -445,7 +445,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prepare_dagster_home(env)  # the repository's dagster.yaml, as make dev does
     # Create the instance's storage once: the webserver and the daemon creating it at the
     # same moment can race in alembic ("table alembic_version already exists").
-    dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
+    create_instance_storage(env["DAGSTER_HOME"])
     pipeline_path = workdir / "data" / "pipeline.duckdb"
     analyst_path = workdir / "data" / "analyst.duckdb"
 

@@ -1,0 +1,134 @@
+"""The instance's event log: Dagster's SQLite event log, with its connections kept open.
+
+Dagster's :class:`~dagster._core.storage.event_log.SqliteEventLogStorage` builds a new
+SQLAlchemy engine for every event it stores or reads, and disposes of it afterwards: each
+event pays for the engine, its connection, SQLAlchemy's statement compilation (the
+compiled-statement cache lives on the engine) and, when that last connection closes, a
+WAL checkpoint. A range run writes one event per partition of every asset, so a year of
+nine assets is thousands of them; at 10-20 ms each that was most of the run after the
+fetch (``bench/warehouse_bench.py``).
+
+:class:`PooledSqliteEventLogStorage` is the same storage, same files and same schema,
+with one engine per database file kept for the life of the process: the index database
+and the most recently used run databases (:data:`RUN_ENGINES_KEPT`), so a long-lived
+webserver that reads many runs keeps a bounded number of files open. Every transaction is
+still one SQLite transaction under the storage's lock, with Dagster's busy timeout, so
+several processes (daemon, webserver, runs) share the files as before, and a write to a
+run's database is checkpointed into its file at once, as the closing connection did,
+because that file is what the UI's live run view watches. ``dagster.yaml``
+selects it; without a ``base_dir`` it uses ``$DAGSTER_HOME/history/runs``, where Dagster's
+default storage keeps the event logs, so an existing instance keeps its history.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import QueuePool
+
+from topo_pipeline.instance import DAGSTER_HOME_ENV
+
+RUN_ENGINES_KEPT = 8
+"""Run databases whose engine stays open (least recently used out first); the index's always is."""
+
+
+class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+    """:class:`SqliteEventLogStorage` with one long-lived engine per database file.
+
+    Args:
+        base_dir: the folder of the run and index databases (default:
+            ``$DAGSTER_HOME/history/runs``, Dagster's own default).
+        inst_data: set by Dagster when it loads the class from ``dagster.yaml``.
+    """
+
+    def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_pid = os.getpid()
+        super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {"base_dir": dg.Field(dg.StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> PooledSqliteEventLogStorage:
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        # The parent's contract: one transaction at a time per process, under its lock, the
+        # database created on first use.
+        with self._db_lock:
+            engine = self._engine(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn:
+                sqlite = conn.connection.dbapi_connection
+                changes = sqlite.total_changes  # type: ignore[union-attr]
+                with conn.begin():
+                    yield conn
+                if shard != INDEX_SHARD_NAME and sqlite.total_changes != changes:  # type: ignore[union-attr]
+                    # Watchers (the UI's live run log) follow a run's ``.db`` file itself,
+                    # which a WAL write leaves untouched until a checkpoint: Dagster's own
+                    # storage got one when it closed the connection, this one asks for it.
+                    sqlite.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+
+    def _engine(self, shard: str) -> Engine:
+        if self._engines_pid != os.getpid():
+            # A forked child must not use its parent's open connections: start afresh.
+            self._engines = OrderedDict()
+            self._engines_pid = os.getpid()
+        engine = self._engines.get(shard)
+        if engine is None:
+            engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=QueuePool,
+                pool_size=1,
+                max_overflow=2,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            )
+            self._engines[shard] = engine
+            runs = [name for name in self._engines if name != INDEX_SHARD_NAME]
+            for evicted in runs[: max(0, len(runs) - RUN_ENGINES_KEPT)]:
+                self._engines.pop(evicted).dispose()
+        self._engines.move_to_end(shard)
+        return engine
+
+    def _dispose_engines(self) -> None:
+        with self._db_lock:
+            while self._engines:
+                self._engines.popitem()[1].dispose()
+
+    def wipe(self) -> None:
+        self._dispose_engines()  # the files are deleted: no connection may stay open on them
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._dispose_engines()
+        super().dispose()
+
+
+def default_base_dir() -> str:
+    """Where Dagster's default SQLite storage keeps the event logs of ``$DAGSTER_HOME``."""
+    home = os.environ.get(DAGSTER_HOME_ENV, "").strip()
+    if not home:
+        raise dg.DagsterInvariantViolationError(
+            f"{PooledSqliteEventLogStorage.__name__} finds its files through {DAGSTER_HOME_ENV}: "
+            f"set it to the instance folder (as Dagster's CLI, webserver and daemon need), or "
+            f"give the storage a base_dir in dagster.yaml"
+        )
+    return os.path.join(home, "history", "runs")

@@ -1,0 +1,133 @@
+"""The instance's event log storage: Dagster's SQLite files, connections kept open."""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.events.log import EventLogEntry
+
+from topo_pipeline.event_log import RUN_ENGINES_KEPT, PooledSqliteEventLogStorage
+from topo_pipeline.instance import prepare_dagster_home
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def daily(context: dg.AssetExecutionContext) -> None:
+    for key in context.partition_keys:
+        context.add_asset_metadata({"dagster/row_count": 3}, partition_key=key)
+
+
+def _entry(run_id: str, n: int) -> EventLogEntry:
+    return EventLogEntry(
+        error_info=None,
+        level=20,
+        user_message=f"message {n}",
+        run_id=run_id,
+        timestamp=time.time(),
+    )
+
+
+def _open_files_under(folder: Path) -> set[str]:
+    fds = Path("/proc/self/fd")
+    names = set()
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            names.add(Path(target).name)
+    return names
+
+
+def test_the_committed_instance_keeps_events_where_dagsters_default_storage_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    prepare_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        keys = DAYS.get_partition_keys()[:30]
+        result = dg.materialize(
+            [daily],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+        )
+        assert result.success
+        # Read back through the index database (cross-run asset queries) and the run's own.
+        assert instance.get_materialized_partitions(daily.key) == set(keys)
+        run_events = instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        assert len(run_events) == len(keys)
+    runs = tmp_path / "home" / "history" / "runs"
+    assert (runs / "index.db").is_file()
+    assert (runs / f"{result.run_id}.db").is_file()
+    # Dagster's own storage reads the same files.
+    with dg.instance_for_test(
+        overrides={
+            "event_log_storage": {
+                "module": "dagster._core.storage.event_log",
+                "class": "SqliteEventLogStorage",
+                "config": {"base_dir": str(runs)},
+            }
+        }
+    ) as plain:
+        assert plain.get_materialized_partitions(daily.key) == set(keys)
+
+
+def test_a_watcher_in_another_storage_sees_every_event_as_it_is_written(tmp_path: Path) -> None:
+    # The UI's live run view: the webserver watches the run's database file while the run
+    # writes it through its own storage (another process; here another set of connections).
+    writer = PooledSqliteEventLogStorage(str(tmp_path))
+    watcher = PooledSqliteEventLogStorage(str(tmp_path))
+    run_id = "0" * 32
+    writer.store_event(_entry(run_id, 0))  # the run's database exists before it is watched
+    seen: list[str] = []
+    all_seen = threading.Event()
+
+    def on_event(entry: EventLogEntry, _cursor: str) -> None:
+        seen.append(entry.user_message)
+        if len(seen) == 10:
+            all_seen.set()
+
+    watcher.watch(run_id, None, on_event)
+    try:
+        for n in range(1, 11):
+            writer.store_event(_entry(run_id, n))
+            time.sleep(0.05)  # events arrive over time, as a run writes them
+        assert all_seen.wait(timeout=30), f"the watcher saw only {seen}"
+    finally:
+        watcher.end_watch(run_id, on_event)
+        watcher.dispose()
+        writer.dispose()
+    assert seen[-10:] == [f"message {n}" for n in range(1, 11)]
+
+
+def test_open_files_stay_bounded_however_many_runs_are_read(tmp_path: Path) -> None:
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    run_ids = [f"{n:032x}" for n in range(RUN_ENGINES_KEPT * 2)]
+    try:
+        for run_id in run_ids:
+            storage.store_event(_entry(run_id, 1))
+            assert len(storage.get_logs_for_run(run_id)) == 1
+        open_dbs = {name for name in _open_files_under(tmp_path) if name.endswith(".db")}
+        assert "index.db" in open_dbs
+        assert len(open_dbs - {"index.db"}) <= RUN_ENGINES_KEPT
+        assert f"{run_ids[-1]}.db" in open_dbs  # the most recent stay open
+        # A wipe deletes the files the open connections were on; the storage starts afresh.
+        storage.wipe()
+        assert not (tmp_path / f"{run_ids[-1]}.db").exists()
+        storage.store_event(_entry(run_ids[-1], 2))
+        assert [e.user_message for e in storage.get_logs_for_run(run_ids[-1])] == ["message 2"]
+    finally:
+        storage.dispose()
+    assert _open_files_under(tmp_path) == set()
