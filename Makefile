@@ -24,9 +24,10 @@ lint: setup
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync ruff check .
 
-# Two workers: the process-starting tests mostly wait on daemon ticks and run starts, so the
-# rest of the suite runs beside them. A test file stays on one worker (module fixtures).
-PYTEST_WORKERS ?= 2
+# Four workers on two cores: many tests mostly wait (daemon ticks, run start-ups, rate
+# limits, Retry-After), so the rest of the suite runs beside them. A test file stays on one
+# worker (module fixtures).
+PYTEST_WORKERS ?= 4
 
 test: setup lint
 	$(UV) run --no-sync python -m topo_pipeline.instance
