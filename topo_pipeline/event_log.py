@@ -55,6 +55,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
+        self._tables_found: set[str] = set()
         super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -107,6 +108,16 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._engines.pop(evicted).dispose()
         self._engines.move_to_end(shard)
         return engine
+
+    def has_table(self, table_name: str) -> bool:
+        # Asked for every materialization (does the index have asset_event_tags?), each time
+        # through an engine of its own. Migrations only ever add tables, so a yes is kept.
+        if table_name in self._tables_found:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables_found.add(table_name)
+        return found
 
     def _dispose_engines(self) -> None:
         with self._db_lock:
