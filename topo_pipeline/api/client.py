@@ -440,7 +440,7 @@ class TopoClient:
                                 submit(read, number)
                         if read.complete:
                             if read.reconciled():
-                                _window_done(on_page, read.result())
+                                _window_done(on_page, read.finish())
                                 continue
                             tie_pages = read.tie_pages(self.config.max_tie_rereads)
                             if tie_pages:
@@ -618,6 +618,7 @@ class _WindowRead:
         self.page_edges: dict[int, tuple[datetime, datetime]] = {}
         self.tie_rounds = 0
         self.partial = False  # re-reading only the pages around ties
+        self._finished: WindowResult | None = None
         self.restart()
 
     def restart(self) -> bool:
@@ -728,7 +729,20 @@ class _WindowRead:
             and len(self.ids) == self.total
         )
 
+    def finish(self) -> WindowResult:
+        """The result of the reconciled window; its ids are let go.
+
+        A range run reads hundreds of windows before it returns, and each window's id sets
+        hold a day of ids (about 150 bytes per task); a finished window needs only counts.
+        """
+        self._finished = self.result()
+        self.ids, self.in_window_ids = set(), set()
+        self.before_window_ids, self.out_of_bounds_ids = set(), set()
+        return self._finished
+
     def result(self) -> WindowResult:
+        if self._finished is not None:
+            return self._finished
         return WindowResult(
             window=self.window,
             api_total=self.total,
