@@ -23,7 +23,7 @@ import pytest
 from topo_pipeline.api.client import Window
 from topo_pipeline.api.models import TASK_FIELDS, TIMESTAMP_FIELDS, Task, parse_timestamp
 from topo_pipeline.warehouse import staging
-from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.duckdb import ALLOCATOR_FLUSH_THRESHOLD, connect
 from topo_pipeline.warehouse.staging import (
     TaskStage,
     landing_memory_limit,
@@ -415,6 +415,19 @@ def settings_of(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     ).fetchone()
     assert row is not None
     return row
+
+
+def test_the_warehouse_and_the_stage_hand_freed_memory_back_early(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    stage = TaskStage(tmp_path / "stage.duckdb", [utc_window(D1)])
+    try:
+        assert stage._con is not None
+        for con in (db, stage._con):
+            threshold = con.execute("SELECT current_setting('allocator_flush_threshold')")
+            assert threshold.fetchone() == (ALLOCATOR_FLUSH_THRESHOLD,)
+    finally:
+        stage.close()
 
 
 def test_the_memory_cap_grows_with_the_run_not_with_the_table() -> None:

@@ -42,7 +42,7 @@ import numpy as np
 
 from topo_pipeline.api.models import Task
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
-from topo_pipeline.warehouse.duckdb import transaction
+from topo_pipeline.warehouse.duckdb import ALLOCATOR_FLUSH_THRESHOLD, transaction
 from topo_pipeline.warehouse.history import record_task_history
 from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.schema import STAGED_TASKS, TASK_COLUMNS
@@ -133,6 +133,7 @@ class TaskStage:
         try:
             self._con.execute("SET TimeZone = 'UTC'")
             self._con.execute(f"SET memory_limit = '{_STAGE_MEMORY_LIMIT}'")
+            self._con.execute(f"SET allocator_flush_threshold = '{ALLOCATOR_FLUSH_THRESHOLD}'")
             self._con.execute(STAGED_TASKS.create_sql(qualified=STAGED_TASKS.name))
         except BaseException:
             self.close()
