@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import dagster as dg
 import pytest
 
 from topo_pipeline.settings import API_KEY_ENV, Settings
@@ -19,7 +18,7 @@ from topo_pipeline.simulator import (
     TaskStore,
     generate_dataset,
 )
-from topo_pipeline_tests.harness import INSTANCE_SETTINGS, SimulatedPipeline
+from topo_pipeline_tests.harness import SimulatedPipeline, fresh_instance
 
 P = TypeVar("P", bound=SimulatedPipeline)
 
@@ -50,7 +49,7 @@ def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
                 timezone=spec.timezone,
                 requests_per_minute=None,
             )
-            instance = dg.instance_for_test(overrides=INSTANCE_SETTINGS)
+            instance = fresh_instance()
             return cls(api, settings, stack.enter_context(instance))
 
         yield make

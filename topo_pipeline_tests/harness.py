@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,6 +24,30 @@ INSTANCE_SETTINGS: dict[str, Any] = {
 }
 """The repository's event log storage and ``python_logs`` settings, for ``instance_for_test``:
 test runs store their events and log as deployed runs do."""
+
+_blank_instance: Path | None = None
+
+
+@contextmanager
+def fresh_instance() -> Iterator[dg.DagsterInstance]:
+    """A fresh ``dg.instance_for_test`` on :data:`INSTANCE_SETTINGS`, for one test.
+
+    Creating an instance's SQLite databases (tables, migration stamps, index) takes about
+    0.3 s; each test gets a copy of a blank instance's files made once per process
+    instead, a few milliseconds, and its own instance all the same.
+    """
+    global _blank_instance
+    if _blank_instance is None:
+        blank = Path(tempfile.mkdtemp(prefix="topo-blank-instance-"))
+        atexit.register(shutil.rmtree, blank, ignore_errors=True)
+        with dg.instance_for_test(overrides=INSTANCE_SETTINGS, temp_dir=str(blank)):
+            pass
+        _blank_instance = blank
+    with tempfile.TemporaryDirectory(prefix="topo-instance-") as folder:
+        home = Path(folder) / "home"
+        shutil.copytree(_blank_instance, home)
+        with dg.instance_for_test(overrides=INSTANCE_SETTINGS, temp_dir=str(home)) as instance:
+            yield instance
 
 
 @dataclass

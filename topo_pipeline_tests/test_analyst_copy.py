@@ -50,7 +50,7 @@ from topo_pipeline.warehouse.analyst_copy import (
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError, connect
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
-from topo_pipeline_tests.harness import INSTANCE_SETTINGS
+from topo_pipeline_tests.harness import fresh_instance
 from topo_pipeline_tests.processes import killed_process_owner
 from topo_pipeline_tests.warehouse_seed import seed_tasks
 
@@ -307,7 +307,7 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
     schedule = defs.resolve_schedule_def(DAILY_REFRESH_SCHEDULE_NAME)
     sensor = defs.resolve_sensor_def(ANALYST_COPY_SENSOR_NAME)
 
-    with dg.instance_for_test(overrides=INSTANCE_SETTINGS) as instance:
+    with fresh_instance() as instance:
 
         def publish(cursor: str | None) -> str:
             tick = sensor.evaluate_tick(

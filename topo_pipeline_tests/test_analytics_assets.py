@@ -54,7 +54,7 @@ from topo_pipeline_tests.analytics_oracle import (
     table_columns,
     task_from_api,
 )
-from topo_pipeline_tests.harness import INSTANCE_SETTINGS, SimulatedPipeline
+from topo_pipeline_tests.harness import SimulatedPipeline, fresh_instance
 
 ZONE = "America/New_York"  # partition days are not UTC days
 START = date(2026, 3, 2)
@@ -488,7 +488,7 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> DemoDatabase:
     with (
         pytest.MonkeyPatch.context() as monkeypatch,
         SimulatedTopoApi(TaskStore([*data.tasks, surprise], data.sequence_templates)) as api,
-        dg.instance_for_test(overrides=INSTANCE_SETTINGS) as instance,
+        fresh_instance() as instance,
     ):
         monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
         settings = Settings(

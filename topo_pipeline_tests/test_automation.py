@@ -21,7 +21,7 @@ from topo_pipeline.defs.automation import (
 )
 from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION
 from topo_pipeline.settings import Settings
-from topo_pipeline_tests.harness import INSTANCE_SETTINGS
+from topo_pipeline_tests.harness import fresh_instance
 
 EVALUATED_AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # the latest partition is 2026-05-31
 # 2 days, 14 months and 17 months back; FIRST is TOPO_START_DATE itself.
@@ -60,7 +60,7 @@ def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) ->
     make the automation request the analytics of those days, however old."""
     defs = build_defs(settings_for(tmp_path))
     analytics = sorted(DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()))
-    with dg.instance_for_test(overrides=INSTANCE_SETTINGS) as instance:
+    with fresh_instance() as instance:
         first = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT
         )
@@ -95,7 +95,7 @@ def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path
         "completion_rate_by_team",
     }
     task_sla = dg.AssetKey(["analytics", "task_sla"])
-    with dg.instance_for_test(overrides=INSTANCE_SETTINGS) as instance:
+    with fresh_instance() as instance:
         cursor = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT
         ).cursor
@@ -139,7 +139,7 @@ def test_a_run_that_already_rebuilt_downstream_triggers_nothing_more(
     stand_in_assets: list[dg.AssetsDefinition],
 ) -> None:
     downstream = dg.AssetKey(["analytics", "stand_in"])
-    with dg.instance_for_test(overrides=INSTANCE_SETTINGS) as instance:
+    with fresh_instance() as instance:
         cursor = dg.evaluate_automation_conditions(
             defs=stand_in_assets, instance=instance, evaluation_time=EVALUATED_AT
         ).cursor

@@ -39,7 +39,7 @@ from topo_pipeline.simulator import (
     generate_dataset,
 )
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline_tests.harness import INSTANCE_SETTINGS
+from topo_pipeline_tests.harness import fresh_instance
 from topo_pipeline_tests.processes import instance_at, venv_executable
 from topo_pipeline_tests.test_analyst_copy import catalog_snapshot
 
@@ -115,7 +115,7 @@ def test_a_run_that_fails_after_landing_tasks_publishes_what_it_landed(
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     defs = build_defs(settings)
-    with dg.instance_for_test(overrides=INSTANCE_SETTINGS) as instance:
+    with fresh_instance() as instance:
         # topo/tasks lands the three days, then the analytics step fails on bad config.
         result = dg.execute_job(
             dg.reconstructable(refresh_job_from_env),

@@ -38,7 +38,7 @@ from topo_pipeline.settings import Settings
 from topo_pipeline.simulator import make_task
 from topo_pipeline.warehouse.open_tasks import OpenTaskPartition
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
-from topo_pipeline_tests.harness import INSTANCE_SETTINGS
+from topo_pipeline_tests.harness import fresh_instance
 from topo_pipeline_tests.processes import killed_process_owner
 from topo_pipeline_tests.warehouse_seed import seed_tasks
 
@@ -431,7 +431,7 @@ def test_the_analyst_copy_sensor_reacts_to_materializations_in_the_instance(
     sensor = defs.resolve_sensor_def(ANALYST_COPY_SENSOR_NAME)
     assert sensor.job_name == PUBLISH_JOB_NAME
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    with dg.instance_for_test(overrides=INSTANCE_SETTINGS) as instance:
+    with fresh_instance() as instance:
 
         def evaluate(cursor: str | None) -> dg.SensorResult:
             context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
