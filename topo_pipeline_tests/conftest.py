@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +27,7 @@ PipelineFactory = Callable[..., Any]
 
 @pytest.fixture
 def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineFactory]:
-    """Builds pipelines over data sets: ``factory(spec, cls, file_name="pipeline.duckdb")``.
+    """Builds pipelines over data sets: ``factory(spec, cls, file_name=, instance_settings=)``.
 
     Partitions start a few days before the data set, in its zone; request pacing is off
     (the simulator has no rate limit unless a test sets one); ``TOPO_API_KEY`` is the
@@ -36,7 +36,13 @@ def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
     with ExitStack() as stack:
 
-        def make(spec: DatasetSpec, cls: type[P], *, file_name: str = "pipeline.duckdb") -> P:
+        def make(
+            spec: DatasetSpec,
+            cls: type[P],
+            *,
+            file_name: str = "pipeline.duckdb",
+            instance_settings: Mapping[str, Any] | None = None,
+        ) -> P:
             data = generate_dataset(spec)
             api = stack.enter_context(
                 SimulatedTopoApi(TaskStore(data.tasks, data.sequence_templates))
@@ -49,7 +55,7 @@ def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
                 timezone=spec.timezone,
                 requests_per_minute=None,
             )
-            instance = fresh_instance()
+            instance = fresh_instance(instance_settings)
             return cls(api, settings, stack.enter_context(instance))
 
         yield make

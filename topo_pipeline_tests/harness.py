@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +29,8 @@ _blank_instance: Path | None = None
 
 
 @contextmanager
-def fresh_instance() -> Iterator[dg.DagsterInstance]:
-    """A fresh ``dg.instance_for_test`` on :data:`INSTANCE_SETTINGS`, for one test.
+def fresh_instance(settings: Mapping[str, Any] | None = None) -> Iterator[dg.DagsterInstance]:
+    """A fresh ``dg.instance_for_test`` on :data:`INSTANCE_SETTINGS` (and ``settings``).
 
     Creating an instance's SQLite databases (tables, migration stamps, index) takes about
     0.3 s; each test gets a copy of a blank instance's files made once per process
@@ -46,7 +46,8 @@ def fresh_instance() -> Iterator[dg.DagsterInstance]:
     with tempfile.TemporaryDirectory(prefix="topo-instance-") as folder:
         home = Path(folder) / "home"
         shutil.copytree(_blank_instance, home)
-        with dg.instance_for_test(overrides=INSTANCE_SETTINGS, temp_dir=str(home)) as instance:
+        overrides = {**INSTANCE_SETTINGS, **(settings or {})}
+        with dg.instance_for_test(overrides=overrides, temp_dir=str(home)) as instance:
             yield instance
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from functools import partial
 
 import dagster as dg
 import pytest
@@ -26,6 +27,14 @@ from topo_pipeline_tests.harness import SimulatedPipeline
 
 DAY = date(2025, 4, 7)
 CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+DIRECT_CONSOLE = {
+    "compute_logs": {
+        "module": "dagster._core.storage.noop_compute_log_manager",
+        "class": "NoOpComputeLogManager",
+    }
+}
+"""No capture of the step's output: Dagster's capture echoes it to the console from a tail
+process of its own, which on a busy machine may not have caught up when the run ends."""
 
 
 class Pipeline(SimulatedPipeline):
@@ -48,7 +57,7 @@ def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
 
 @pytest.fixture
 def make_pipeline(pipeline_factory: PipelineFactory) -> PipelineFactory:
-    return pipeline_factory
+    return partial(pipeline_factory, instance_settings=DIRECT_CONSOLE)
 
 
 def console(capfd: pytest.CaptureFixture[str]) -> str:
