@@ -42,6 +42,10 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
                 "TOPO_DUCKDB_PATH": str(home / "pipeline.duckdb"),
                 "TOPO_ANALYST_DUCKDB_PATH": str(home / "analyst.duckdb"),
                 "TOPO_START_DATE": DAY.isoformat(),
+                # The step's console lines reach the terminal through a tail process that a
+                # busy machine (four test workers) may not have started before the step
+                # failed; the README's troubleshooting has users set the same.
+                "DAGSTER_COMPUTE_LOG_TAIL_WAIT_AFTER_FINISH": "1",
             }
         )
         yield env
