@@ -19,6 +19,7 @@ from topo_pipeline.simulator import (
     generate_dataset,
 )
 from topo_pipeline_tests.harness import SimulatedPipeline, fresh_instance
+from topo_pipeline_tests.webserver_stack import Stack, running_stack
 
 P = TypeVar("P", bound=SimulatedPipeline)
 
@@ -59,6 +60,17 @@ def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
             return cls(api, settings, stack.enter_context(instance))
 
         yield make
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A webserver and daemon on a temporary instance (``webserver_stack.py``).
+
+    Module-scoped: each UI test module has a stack of its own, so two modules run side by
+    side on two workers.
+    """
+    with running_stack(tmp_path_factory) as running:
+        yield running
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,7 +7,6 @@ its own (:mod:`topo_pipeline_tests.webserver_stack`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,19 +27,12 @@ from topo_pipeline_tests.webserver_stack import (
     assert_no_lock_errors,
     asset_nodes,
     ids_by_day,
-    running_stack,
     tag_of,
     ui_materialize_one_partition,
     ui_materialize_partitions,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory) as running:
-        yield running
 
 
 def test_every_schedule_and_sensor_in_defs_is_running(stack: Stack) -> None:

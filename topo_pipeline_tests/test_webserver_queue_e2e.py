@@ -13,7 +13,6 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,18 +41,11 @@ from topo_pipeline_tests.webserver_stack import (
     asset_nodes,
     days_by_table,
     ids_by_day,
-    running_stack,
     tag_of,
     ui_materialize_one_partition,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory) as running:
-        yield running
 
 
 @pytest.mark.timeout(int(BACKFILL_RUNS_TIMEOUT) + 300)
