@@ -4,9 +4,10 @@ Dagster's :class:`~dagster._core.storage.event_log.SqliteEventLogStorage` builds
 SQLAlchemy engine for every event it stores or reads, and disposes of it afterwards: each
 event pays for the engine, its connection, SQLAlchemy's statement compilation (the
 compiled-statement cache lives on the engine) and, when that last connection closes, a
-WAL checkpoint. A range run writes one event per partition of every asset, so a year of
-nine assets is thousands of them; at 10-20 ms each that was most of the run after the
-fetch (``bench/warehouse_bench.py``).
+WAL checkpoint; and for every materialization it asks, through yet another engine,
+whether the index has its tags table. A range run writes one event per partition of
+every asset, so a year of nine assets is thousands of them; at 10-20 ms each that was
+most of the run after the fetch (``bench/warehouse_bench.py``).
 
 :class:`PooledSqliteEventLogStorage` is the same storage, same files and same schema,
 with one engine per database file kept for the life of the process: the index database
@@ -15,7 +16,8 @@ webserver that reads many runs keeps a bounded number of files open. Every trans
 still one SQLite transaction under the storage's lock, with Dagster's busy timeout, so
 several processes (daemon, webserver, runs) share the files as before, and a write to a
 run's database is checkpointed into its file at once, as the closing connection did,
-because that file is what the UI's live run view watches. ``dagster.yaml``
+because that file is what the UI's live run view watches. A table found is remembered
+(migrations only add tables). ``dagster.yaml``
 selects it; without a ``base_dir`` it uses ``$DAGSTER_HOME/history/runs``, where Dagster's
 default storage keeps the event logs, so an existing instance keeps its history.
 """
