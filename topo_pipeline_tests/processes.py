@@ -1,4 +1,5 @@
-"""Helpers for tests that start Dagster as real processes: ports, process groups, leftovers."""
+"""Helpers for tests that start Dagster as real processes: ports, process groups, leftovers,
+the instance folder they share."""
 
 from __future__ import annotations
 
