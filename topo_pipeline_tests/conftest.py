@@ -14,10 +14,12 @@ from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
     DatasetSpec,
+    FaultPlan,
     SimulatedTopoApi,
     TaskStore,
     generate_dataset,
 )
+from topo_pipeline_tests.api_harness import Serve
 from topo_pipeline_tests.harness import SimulatedPipeline, fresh_instance
 from topo_pipeline_tests.webserver_stack import Stack, running_stack
 
@@ -60,6 +62,22 @@ def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
             return cls(api, settings, stack.enter_context(instance))
 
         yield make
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start simulated APIs over a list of tasks (or a store); stop them afterwards."""
+    with ExitStack() as stack:
+
+        def start(
+            tasks: list[dict[str, Any]] | TaskStore,
+            faults: FaultPlan | None = None,
+            api_keys: dict[str, frozenset[str]] | None = None,
+        ) -> SimulatedTopoApi:
+            store = tasks if isinstance(tasks, TaskStore) else TaskStore(tasks)
+            return stack.enter_context(SimulatedTopoApi(store, api_keys, faults))
+
+        yield start
 
 
 @pytest.fixture(scope="module")

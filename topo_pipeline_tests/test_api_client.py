@@ -12,12 +12,11 @@ only ``Retry-After`` (whole seconds in the simulator) makes a test take a second
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
 import logging
 import re
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,34 +48,14 @@ from topo_pipeline.simulator import (
     FaultPlan,
     RequestRecord,
     SimulatedTopoApi,
-    TaskStore,
     generate_dataset,
     make_task,
 )
+from topo_pipeline_tests.api_harness import SECRET_KEY, Serve
 
 REQUEST_ID = re.compile(r"req_[0-9a-hjkmnp-tv-z]{26}")
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-#: A long, distinctive key, so a leak would be easy to spot in any text.
-SECRET_KEY = "test-key-Sup3rS3cret-Value-0123456789"
-
-Serve = Callable[..., SimulatedTopoApi]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Start simulated APIs over a list of tasks (or a store); stop them afterwards."""
-    with contextlib.ExitStack() as stack:
-
-        def start(
-            tasks: list[dict[str, Any]] | TaskStore,
-            faults: FaultPlan | None = None,
-            api_keys: dict[str, frozenset[str]] | None = None,
-        ) -> SimulatedTopoApi:
-            store = tasks if isinstance(tasks, TaskStore) else TaskStore(tasks)
-            return stack.enter_context(SimulatedTopoApi(store, api_keys, faults))
-
-        yield start
 
 
 def fast_config(api: SimulatedTopoApi, **overrides: Any) -> ClientConfig:

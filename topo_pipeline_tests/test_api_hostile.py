@@ -7,15 +7,12 @@ it refused, and that the API key appears in no error text or log line.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
-from topo_pipeline.api.client import ClientConfig, TopoClient, Window, validate_base_url
+from topo_pipeline.api.client import ClientConfig, Window, validate_base_url
 from topo_pipeline.api.errors import (
     TopoAuthError,
     TopoConfigError,
@@ -23,30 +20,11 @@ from topo_pipeline.api.errors import (
     TopoTransportError,
 )
 from topo_pipeline.settings import Settings
-from topo_pipeline.simulator import DEMO_API_KEY, FaultPlan, SimulatedTopoApi, TaskStore, make_task
+from topo_pipeline.simulator import FaultPlan, make_task
+from topo_pipeline_tests.api_harness import SECRET_KEY, Serve, default_client
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 WINDOW = Window(DAY, DAY + timedelta(days=1))
-SECRET_KEY = "test-key-Sup3rS3cret-Value-0123456789"
-
-Serve = Callable[..., SimulatedTopoApi]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    with contextlib.ExitStack() as stack:
-
-        def start(
-            tasks: list[dict[str, Any]], faults: FaultPlan, **kwargs: Any
-        ) -> SimulatedTopoApi:
-            return stack.enter_context(SimulatedTopoApi(TaskStore(tasks), faults=faults, **kwargs))
-
-        yield start
-
-
-def client_for(api: SimulatedTopoApi, key: str = DEMO_API_KEY, **overrides: Any) -> TopoClient:
-    config = ClientConfig(base_url=api.base_url, backoff_base=0.005, backoff_cap=0.02, **overrides)
-    return TopoClient(key, config)
 
 
 def test_a_server_that_drips_its_answer_is_cut_off_at_the_request_deadline(serve: Serve) -> None:
@@ -54,7 +32,7 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_request_deadline(serve
     # overall deadline a page would take ~20 s (and hours against a slower drip).
     api = serve([make_task(created_at=DAY)], FaultPlan(drip_seconds_per_byte=0.02))
     with (
-        client_for(api, request_deadline=0.3, max_attempts=2, read_timeout=5.0) as client,
+        default_client(api, request_deadline=0.3, max_attempts=2, read_timeout=5.0) as client,
         pytest.raises(TopoTransportError) as caught,
     ):
         client.fetch_window(WINDOW)
@@ -66,7 +44,7 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_request_deadline(serve
 
 def test_an_answer_within_the_deadline_is_not_affected(serve: Serve) -> None:
     api = serve([make_task(created_at=DAY)], FaultPlan(drip_seconds_per_byte=0.0002))
-    with client_for(api, request_deadline=10.0) as client:
+    with default_client(api, request_deadline=10.0) as client:
         tasks, result = client.fetch_window(WINDOW)
     assert len(tasks) == 1
     assert result.in_window == 1
@@ -76,7 +54,7 @@ def test_an_implausible_total_count_fails_at_once_without_requesting_its_pages(
     serve: Serve,
 ) -> None:
     api = serve([make_task(created_at=DAY)], FaultPlan(total_count_override=10**12))
-    with client_for(api) as client, pytest.raises(TopoDataError) as caught:
+    with default_client(api) as client, pytest.raises(TopoDataError) as caught:
         client.fetch_window(WINDOW)
     message = str(caught.value)
     assert "1,000,000,000,000" in message
@@ -87,16 +65,16 @@ def test_an_implausible_total_count_fails_at_once_without_requesting_its_pages(
 def test_the_total_count_bound_is_configurable(serve: Serve) -> None:
     tasks = [make_task(created_at=DAY + timedelta(minutes=i)) for i in range(150)]
     api = serve(tasks, FaultPlan())
-    with client_for(api, max_tasks_per_window=100) as client, pytest.raises(TopoDataError):
+    with default_client(api, max_tasks_per_window=100) as client, pytest.raises(TopoDataError):
         client.fetch_window(WINDOW)
-    with client_for(api, max_tasks_per_window=150) as client:
+    with default_client(api, max_tasks_per_window=150) as client:
         assert len(client.fetch_window(WINDOW)[0]) == 150
 
 
 def test_timestamps_without_an_offset_are_refused_naming_the_task(serve: Serve) -> None:
     task = make_task(created_at=DAY + timedelta(hours=3))
     api = serve([task], FaultPlan(naive_timestamps=True))
-    with client_for(api) as client, pytest.raises(TopoDataError) as caught:
+    with default_client(api) as client, pytest.raises(TopoDataError) as caught:
         client.fetch_window(WINDOW)
     message = str(caught.value)
     assert "no UTC offset" in message
@@ -112,7 +90,7 @@ def test_tasks_outside_the_requested_bounds_are_counted_warned_and_not_landed(
     leaked = [make_task(created_at=DAY - timedelta(minutes=m)) for m in (5, 30, 50)]
     api = serve([*inside, last_second, *leaked], FaultPlan(leak_outside_bounds_seconds=3600))
 
-    with caplog.at_level(logging.WARNING), client_for(api) as client:
+    with caplog.at_level(logging.WARNING), default_client(api) as client:
         tasks, result = client.fetch_window(WINDOW)
 
     assert {t.id for t in tasks} == {t["id"] for t in inside}
@@ -135,7 +113,7 @@ def test_a_server_that_echoes_the_key_has_it_scrubbed_from_every_error(
     )
     with (
         caplog.at_level(logging.DEBUG),
-        client_for(api, key=SECRET_KEY) as client,
+        default_client(api, key=SECRET_KEY) as client,
         pytest.raises(TopoAuthError) as caught,
     ):
         client.fetch_window(WINDOW)

@@ -9,9 +9,7 @@ the tasks fetched, never on how long anything took.
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,24 +24,12 @@ from topo_pipeline.simulator import (
     FaultPlan,
     RequestRecord,
     SimulatedTopoApi,
-    TaskStore,
     generate_dataset,
     make_task,
 )
+from topo_pipeline_tests.api_harness import Serve, default_client
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
-
-Serve = Callable[[list[dict[str, Any]], FaultPlan], SimulatedTopoApi]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    with contextlib.ExitStack() as stack:
-
-        def start(tasks: list[dict[str, Any]], faults: FaultPlan) -> SimulatedTopoApi:
-            return stack.enter_context(SimulatedTopoApi(TaskStore(tasks), faults=faults))
-
-        yield start
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +37,6 @@ def day_of_tasks() -> tuple[list[dict[str, Any]], Window]:
     """3,000 tasks on one day: 30 pages."""
     spec = DatasetSpec(seed=11, start_date=DAY.date(), days=1, tasks_per_day=[3000])
     return generate_dataset(spec).tasks, Window(*spec.day_bounds(DAY.date()))
-
-
-def default_client(api: SimulatedTopoApi, **overrides: Any) -> TopoClient:
-    """The production defaults (no rate cap), with test-sized backoff for other faults."""
-    config = ClientConfig(base_url=api.base_url, backoff_base=0.005, backoff_cap=0.02, **overrides)
-    assert config.requests_per_minute is None  # the default: adaptive, no cap
-    return TopoClient(DEMO_API_KEY, config)
 
 
 def early_retries(records: list[RequestRecord]) -> tuple[int, int]:
