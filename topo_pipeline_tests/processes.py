@@ -17,7 +17,7 @@ from unittest import mock
 
 import dagster as dg
 
-from topo_pipeline.instance import DAGSTER_HOME_ENV
+from topo_pipeline.instance import DAGSTER_HOME_ENV, prepare_dagster_home
 from topo_pipeline.liveness import Owner, owner_of
 
 
@@ -43,6 +43,22 @@ def create_instance_storage(home: str | Path) -> None:
     """
     with instance_at(home):
         pass
+
+
+def shell_env() -> dict[str, str]:
+    """This process's environment without any ``TOPO_*`` or ``DAGSTER_*`` variable: the
+    shell of a user who set none, whatever the shell running the tests has set."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
+
+
+def deployment_env(home: Path) -> dict[str, str]:
+    """:func:`shell_env` with ``DAGSTER_HOME=home``, prepared as ``make dev`` does (the
+    repository's ``dagster.yaml``) and its storage created (:func:`create_instance_storage`)."""
+    env = shell_env()
+    env[DAGSTER_HOME_ENV] = str(home)
+    prepare_dagster_home(env)
+    create_instance_storage(home)
+    return env
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ with a paragraph naming the variable.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from datetime import date
@@ -16,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from topo_pipeline.instance import prepare_dagster_home
 from topo_pipeline.simulator import DatasetSpec, SimulatedTopoApi, TaskStore, generate_dataset
-from topo_pipeline_tests.processes import create_instance_storage, venv_executable
+from topo_pipeline_tests.processes import deployment_env, venv_executable
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +28,7 @@ WRONG_KEY = "wrong-key-for-the-cli-0123456789"
 def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     home = tmp_path_factory.mktemp("cli_errors")
     dataset = generate_dataset(DatasetSpec(seed=9, start_date=DAY, days=1, tasks_per_day=[10]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(home / "dagster_home")
-    prepare_dagster_home(env)
-    create_instance_storage(env["DAGSTER_HOME"])
+    env = deployment_env(home / "dagster_home")
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         env.update(
             {

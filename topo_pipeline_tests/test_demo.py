@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -11,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline_tests.processes import shell_env
 
 
 @pytest.mark.slow
 def test_the_demo_lands_a_week_publishes_and_prints_what_the_copy_holds(tmp_path: Path) -> None:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))},
+        **shell_env(),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
         "TOPO_DUCKDB_PATH": str(tmp_path / "pipeline.duckdb"),
         "TOPO_ANALYST_DUCKDB_PATH": str(tmp_path / "analytics.duckdb"),

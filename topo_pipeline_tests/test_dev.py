@@ -18,7 +18,13 @@ import pytest
 
 from topo_pipeline.instance import INSTANCE_YAML, REPO_ROOT
 from topo_pipeline.simulator import DEMO_API_KEY
-from topo_pipeline_tests.processes import free_port, group_alive, pids_using_home, stop_groups
+from topo_pipeline_tests.processes import (
+    free_port,
+    group_alive,
+    pids_using_home,
+    shell_env,
+    stop_groups,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +84,7 @@ class DevSession:
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[DevSession]:
     # A user's shell without Topo credentials or settings, with its own state folders.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
+    env = shell_env()
     env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
     env["TOPO_DUCKDB_PATH"] = str(tmp_path / "data" / "pipeline.duckdb")
     env["TOPO_ANALYST_DUCKDB_PATH"] = str(tmp_path / "data" / "analyst.duckdb")

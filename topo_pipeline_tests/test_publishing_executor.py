@@ -9,7 +9,6 @@ anywhere.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -40,7 +39,7 @@ from topo_pipeline.simulator import (
 )
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline_tests.harness import fresh_instance
-from topo_pipeline_tests.processes import instance_at, venv_executable
+from topo_pipeline_tests.processes import deployment_env, instance_at, venv_executable
 from topo_pipeline_tests.test_analyst_copy import catalog_snapshot
 
 START = date(2025, 3, 1)
@@ -160,12 +159,8 @@ def test_a_run_that_fails_after_landing_tasks_publishes_what_it_landed(
 def test_a_cli_range_run_leaves_a_current_analyst_copy(
     api: SimulatedTopoApi, tmp_path: Path, cli: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
-    env.update(location_env(api, tmp_path))
     home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
-    env["DAGSTER_HOME"] = str(home)
+    env = deployment_env(home) | location_env(api, tmp_path)
     days = f"{DAYS[0]}...{DAYS[-1]}"
     if cli == "dg":  # the README's command; dg finds the project from its folder
         command = [venv_executable("dg"), "launch", "--assets", "topo/tasks*"]

@@ -21,7 +21,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from topo_pipeline.instance import prepare_dagster_home
 from topo_pipeline.recovery import main as recovery_main
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
@@ -32,7 +31,7 @@ from topo_pipeline.simulator import (
     generate_dataset,
 )
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline_tests.processes import create_instance_storage, instance_at, venv_executable
+from topo_pipeline_tests.processes import deployment_env, instance_at, venv_executable
 
 pytestmark = pytest.mark.slow
 
@@ -43,10 +42,7 @@ WAIT_SECONDS = 180.0
 @pytest.fixture
 def cli_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], SimulatedTopoApi]]:
     dataset = generate_dataset(DatasetSpec(seed=5, start_date=DAY, days=1, tasks_per_day=[30]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
-    prepare_dagster_home(env)
-    create_instance_storage(env["DAGSTER_HOME"])
+    env = deployment_env(tmp_path / "dagster_home")
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         env.update(
             {

@@ -22,7 +22,6 @@ the sensors and the automation run in the daemon the whole time.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections import defaultdict
@@ -37,7 +36,7 @@ import httpx
 import pytest
 
 from topo_pipeline.api.models import parse_timestamp
-from topo_pipeline.instance import REPO_ROOT, prepare_dagster_home
+from topo_pipeline.instance import REPO_ROOT
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
     DatasetSpec,
@@ -47,7 +46,7 @@ from topo_pipeline.simulator import (
 )
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline_tests.processes import (
-    create_instance_storage,
+    deployment_env,
     free_port,
     pids_using_home,
     stop_groups,
@@ -434,13 +433,9 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for task in dataset.tasks:
         tasks_by_day[parse_timestamp(task["created_at"]).astimezone(UTC).date()].add(task["id"])
 
-    # The environment a deployment would have, minus anything TOPO_* from this shell.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(workdir / "dagster_home")
-    prepare_dagster_home(env)  # the repository's dagster.yaml, as make dev does
-    # Create the instance's storage once: the webserver and the daemon creating it at the
-    # same moment can race in alembic ("table alembic_version already exists").
-    create_instance_storage(env["DAGSTER_HOME"])
+    # The environment a deployment would have, minus anything TOPO_* from this shell; the
+    # instance's storage is created before the webserver and the daemon share it.
+    env = deployment_env(workdir / "dagster_home")
     pipeline_path = workdir / "data" / "pipeline.duckdb"
     analyst_path = workdir / "data" / "analyst.duckdb"
 
