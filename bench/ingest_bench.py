@@ -35,8 +35,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULT_MARKER = "BENCH-RESULT "
+from measured import REPO, report, run_child
+
 SEED = 5
 START = date(2025, 1, 6)  # wholly in the past: the data set is reproducible from the seed
 LATENCY = 0.080
@@ -281,21 +281,7 @@ class Simulator:
 
 def run_ingest(spec: IngestSpec) -> IngestResult:
     """Run one ingestion in a fresh process and return what it measured."""
-    log_path = Path(spec.workdir) / "ingest.log"
-    with log_path.open("w") as log:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and script
-            [sys.executable, __file__, "_ingest", json.dumps(asdict(spec))],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            cwd=REPO,
-            check=False,
-        )
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_MARKER):
-            return IngestResult(**json.loads(line[len(RESULT_MARKER) :]))
-    tail = log_path.read_text()[-4000:]
-    raise RuntimeError(f"ingestion failed (exit {done.returncode}); log tail:\n{tail}")
+    return IngestResult(**run_child(__file__, "_ingest", spec, Path(spec.workdir) / "ingest.log"))
 
 
 def measure(scenario: Scenario, concurrency: int | None, simulator: Simulator) -> IngestResult:
@@ -572,7 +558,7 @@ def ingest(raw_spec: str) -> int:
         peak_rss_mb=peak,
         rss_before_run_mb=rss_before,
     )
-    print(RESULT_MARKER + json.dumps(asdict(outcome)), flush=True)
+    report(outcome)
     return 0
 
 

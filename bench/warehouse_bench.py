@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-RESULT_MARKER = "BENCH-RESULT "
+from measured import REPO, report, run_child
+
 LATENCY = 0.020
 YEAR_DAYS = 365
 TASKS_PER_DAY = 1_000
@@ -124,20 +124,8 @@ def run(spec: RunSpec) -> RunResult:
             [sys.executable, __file__, "_prefill", json.dumps(asdict(spec))], cwd=REPO, check=True
         )
         prefill_seconds = time.monotonic() - started
-    with log_path.open("w") as log:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and script
-            [sys.executable, __file__, "_run", json.dumps(asdict(spec))],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            cwd=REPO,
-            check=False,
-        )
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_MARKER):
-            measured = json.loads(line[len(RESULT_MARKER) :])
-            return RunResult(**{**measured, "prefill_seconds": prefill_seconds})
-    raise RuntimeError(f"run failed (exit {done.returncode}):\n{log_path.read_text()[-4000:]}")
+    measured = run_child(__file__, "_run", spec, log_path)
+    return RunResult(**{**measured, "prefill_seconds": prefill_seconds})
 
 
 def year(quick: bool) -> list[str]:
@@ -339,7 +327,7 @@ def _run(raw_spec: str) -> int:
         before_fetch_seconds=fetched_at - float(metadata["fetch_wall_seconds"]) - cli_started,
         after_fetch_seconds=cli_ended - fetched_at,
     )
-    print(RESULT_MARKER + json.dumps(asdict(outcome)), flush=True)
+    report(outcome)
     return 0
 
 
