@@ -20,18 +20,32 @@ because that file is what the UI's live run view watches. A table found is remem
 (migrations only add tables). ``dagster.yaml``
 selects it; without a ``base_dir`` it uses ``$DAGSTER_HOME/history/runs``, where Dagster's
 default storage keeps the event logs, so an existing instance keeps its history.
+
+It also writes a batch of events in one transaction per database. Dagster hands a storage
+batches (a range's materializations of one output, a run's planned events) only when
+``DAGSTER_EVENT_BATCH_SIZE`` is set, and its SQLite storage would still store them one by
+one; this one turns the setting on for its process (:data:`EVENT_BATCH_SIZE`, unless the
+variable is already set) and implements :meth:`~PooledSqliteEventLogStorage.store_event_batch`.
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+from dagster._core.events import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+    DagsterEventType,
+)
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -43,6 +57,10 @@ from topo_pipeline.instance import DAGSTER_HOME_ENV
 
 RUN_ENGINES_KEPT = 8
 """Run databases whose engine stays open (least recently used out first); the index's always is."""
+
+EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+EVENT_BATCH_SIZE = 1000
+"""Events Dagster buffers before it hands them to a storage's ``store_event_batch`` (default 0)."""
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -58,6 +76,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
         self._tables_found: set[str] = set()
+        self._asset_key_columns_found: set[str] = set()
+        # Read by Dagster at every event, so setting it here reaches this process's runs.
+        os.environ.setdefault(EVENT_BATCH_SIZE_ENV, str(EVENT_BATCH_SIZE))
         super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -121,6 +142,52 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._tables_found.add(table_name)
         return found
 
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        # Asked for every asset event, by inspecting the table; a column, once there, stays.
+        if column_name in self._asset_key_columns_found:
+            return True
+        found = super()._has_asset_key_col_on_connection(conn, column_name)
+        if found:
+            self._asset_key_columns_found.add(column_name)
+        return found
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store events as :meth:`store_event` would one by one, in a transaction per database.
+
+        Each event is serialised once; the run databases get their rows in one statement
+        each; the index gets its mirrored rows (asset, asset check and run status events),
+        the asset events' tags and, per asset, only the last event of each kind, which is
+        what one-by-one writes leave in its row (the postgres storage does the same). Asset
+        check events are then stored one by one, as :meth:`store_event` does.
+        """
+        rows = [(event, self._event_to_row(event)) for event in events]
+        for run_id in dict.fromkeys(event.run_id for event in events):
+            with self.run_connection(run_id) as conn:
+                conn.execute(
+                    SqlEventLogStorageTable.insert(),
+                    [row for event, row in rows if event.run_id == run_id],
+                )
+        mirrored = [(event, row) for event, row in rows if _mirrored(event)]
+        if not mirrored:
+            return
+        with self.index_transaction() as conn:
+            stored = [
+                (event, conn.execute(SqlEventLogStorageTable.insert().values(**row)))
+                for event, row in mirrored
+            ]
+            ids = [(event, result.inserted_primary_key[0]) for event, result in stored]
+            assets = [(e, i) for e, i in ids if e.get_dagster_event().event_type in ASSET_EVENTS]
+            if any(event_id is None for _, event_id in assets):
+                raise dg.DagsterInvariantViolationError(
+                    "Cannot store asset event tags for null event id."
+                )
+            self._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
+            for event, event_id in _last_of_each_kind(assets):
+                self._store_asset_event(conn, event, event_id)
+        for event, event_id in ids:
+            if event.get_dagster_event().event_type in ASSET_CHECK_EVENTS:
+                self.store_asset_check_event(event, event_id)
+
     def _dispose_engines(self) -> None:
         with self._db_lock:
             while self._engines:
@@ -133,6 +200,29 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         self._dispose_engines()
         super().dispose()
+
+
+def _mirrored(event: EventLogEntry) -> bool:
+    """Whether :meth:`SqliteEventLogStorage.store_event` copies the event into the index."""
+    return event.is_dagster_event and (
+        event.get_dagster_event().event_type in ASSET_EVENTS | ASSET_CHECK_EVENTS
+        or event.get_dagster_event().event_type in EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+    )
+
+
+def _last_of_each_kind(
+    events: Sequence[tuple[EventLogEntry, int]],
+) -> list[tuple[EventLogEntry, int]]:
+    """The last event of each (asset, event type), in the order written.
+
+    An asset's row takes each column from the last event of a kind that writes it, so
+    writing only these leaves the row as writing every event in turn would.
+    """
+    last: dict[tuple[str, DagsterEventType], int] = {}
+    for position, (event, _) in enumerate(events):
+        dagster_event = event.get_dagster_event()
+        last[(dagster_event.asset_key.to_string(), dagster_event.event_type)] = position
+    return [events[position] for position in sorted(last.values())]
 
 
 def default_base_dir() -> str:

@@ -1,6 +1,7 @@
 """The instance's event log storage: Dagster's SQLite files, connections kept open."""
 
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -9,7 +10,11 @@ import dagster as dg
 import pytest
 from dagster._core.events.log import EventLogEntry
 
-from topo_pipeline.event_log import RUN_ENGINES_KEPT, PooledSqliteEventLogStorage
+from topo_pipeline.event_log import (
+    EVENT_BATCH_SIZE_ENV,
+    RUN_ENGINES_KEPT,
+    PooledSqliteEventLogStorage,
+)
 from topo_pipeline.instance import prepare_dagster_home
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01")
@@ -19,6 +24,50 @@ DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01")
 def daily(context: dg.AssetExecutionContext) -> None:
     for key in context.partition_keys:
         context.add_asset_metadata({"dagster/row_count": 3}, partition_key=key)
+
+
+@dg.asset_check(asset=daily)
+def daily_is_there() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def observed(context: dg.AssetExecutionContext) -> None:
+    for key in context.partition_keys[::2]:
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=key))
+
+
+WALL_CLOCK_COLUMNS = ("create_timestamp", "updated_timestamp", "migration_completed")
+"""Columns the databases fill with the time of the write, not from the event."""
+
+
+def _range_tags(keys: list[str]) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+    }
+
+
+def _contents(folder: Path) -> dict[str, dict[str, list[tuple]]]:
+    """Every row of every table of every database in the folder, but the rows' wall-clock stamps."""
+    contents = {}
+    for path in sorted(folder.glob("*.db")):
+        with sqlite3.connect(path) as db:
+            tables = [
+                name
+                for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+            contents[path.name] = {}
+            for table in tables:
+                columns = [
+                    name
+                    for (_, name, *_) in db.execute(f'PRAGMA table_info("{table}")')
+                    if name not in WALL_CLOCK_COLUMNS
+                ]
+                quoted = ", ".join(f'"{column}"' for column in columns)
+                query = f'SELECT {quoted} FROM "{table}" ORDER BY {quoted}'
+                contents[path.name][table] = db.execute(query).fetchall()
+    return contents
 
 
 def _entry(run_id: str, n: int) -> EventLogEntry:
@@ -53,14 +102,7 @@ def test_the_committed_instance_keeps_events_where_dagsters_default_storage_does
         storage = instance.event_log_storage
         assert isinstance(storage, PooledSqliteEventLogStorage)
         keys = DAYS.get_partition_keys()[:30]
-        result = dg.materialize(
-            [daily],
-            instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            },
-        )
+        result = dg.materialize([daily], instance=instance, tags=_range_tags(keys))
         assert result.success
         # Read back through the index database (cross-run asset queries) and the run's own.
         assert instance.get_materialized_partitions(daily.key) == set(keys)
@@ -82,6 +124,64 @@ def test_the_committed_instance_keeps_events_where_dagsters_default_storage_does
         }
     ) as plain:
         assert plain.get_materialized_partitions(daily.key) == set(keys)
+
+
+def test_a_batch_is_stored_as_its_events_would_be_one_by_one(tmp_path: Path) -> None:
+    keys = DAYS.get_partition_keys()[:20]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [daily, daily_is_there, observed], instance=instance, tags=_range_tags(keys)
+        )
+        events = instance.all_logs(result.run_id)
+    kinds = {event.dagster_event_type for event in events}
+    assert {
+        dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        dg.DagsterEventType.ASSET_OBSERVATION,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        dg.DagsterEventType.RUN_SUCCESS,
+    } <= kinds
+    one_by_one = PooledSqliteEventLogStorage(str(tmp_path / "one_by_one"))
+    batched = PooledSqliteEventLogStorage(str(tmp_path / "batched"))
+    try:
+        for event in events:
+            one_by_one.store_event(event)
+        batched.store_event_batch(events)
+        assert batched.get_materialized_partitions(daily.key) == set(keys)
+    finally:
+        one_by_one.dispose()
+        batched.dispose()
+    written = _contents(tmp_path / "one_by_one")
+    assert written["index.db"]["asset_keys"]  # the asset rows the batch writes only once
+    assert _contents(tmp_path / "batched") == written
+
+
+def test_a_range_runs_materializations_reach_the_storage_as_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    store_event_batch = PooledSqliteEventLogStorage.store_event_batch
+
+    def counted(storage: PooledSqliteEventLogStorage, events: list[EventLogEntry]) -> None:
+        if events[0].dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            batches.append(len(events))
+        store_event_batch(storage, events)
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch", counted)
+    keys = DAYS.get_partition_keys()[:30]
+    for batch_size, expected in ((None, [30]), ("0", [])):  # unset: on; a user's 0: off
+        monkeypatch.delenv(EVENT_BATCH_SIZE_ENV, raising=False)
+        if batch_size is not None:
+            monkeypatch.setenv(EVENT_BATCH_SIZE_ENV, batch_size)
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / f"home_{batch_size}"))
+        prepare_dagster_home()
+        batches.clear()
+        with dg.DagsterInstance.get() as instance:
+            result = dg.materialize([daily], instance=instance, tags=_range_tags(keys))
+            assert instance.get_materialized_partitions(daily.key) == set(keys)
+        assert result.success
+        assert batches == expected
 
 
 def test_a_watcher_in_another_storage_sees_every_event_as_it_is_written(tmp_path: Path) -> None:
