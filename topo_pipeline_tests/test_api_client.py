@@ -15,6 +15,7 @@ import collections
 import itertools
 import logging
 import re
+import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from topo_pipeline.api.client import (
+    PAGES_AHEAD_PER_WORKER,
     ClientConfig,
     FetchStats,
     TopoClient,
@@ -339,6 +341,28 @@ def test_a_5000_task_day_is_complete(serve: Serve) -> None:
     assert (stats.requests, stats.pages, stats.retries) == (50, 50, 0)
     pages = sorted(int(r.params["page"][0]) for r in api.requests)
     assert pages == list(range(1, 51))
+
+
+def test_behind_a_slow_page_handler_only_a_few_pages_are_fetched_ahead(serve: Serve) -> None:
+    # Pages fetched but not yet handed over wait in memory; a handler slower than the API
+    # (the stage's DuckDB writes) must hold the fetch back instead of letting them pile up.
+    spec = DatasetSpec(seed=11, start_date=DAY.date(), days=20, tasks_per_day=[500] * 20)
+    api = serve(generate_dataset(spec).tasks)
+    windows = [Window(*spec.day_bounds(day)) for day in spec.dates]
+    ahead: list[int] = []
+
+    def slow_handler(window: Window, tasks: list[Task]) -> None:
+        ahead.append(len(tasks_page_requests(api)) - len(ahead) - 1)
+        time.sleep(0.01)
+
+    concurrency = 4
+    with client_for(api, concurrency=concurrency) as client:
+        results = client.fetch_windows(windows, slow_handler)
+
+    assert sum(r.in_window for r in results) == 20 * 500
+    assert len(ahead) == 20 * 5  # every page handed over, once
+    # Unbounded, the workers ran 60 pages ahead of this handler.
+    assert max(ahead) <= PAGES_AHEAD_PER_WORKER * concurrency <= 2 * concurrency
 
 
 def test_a_task_created_during_the_fetch_makes_the_window_read_again(serve: Serve) -> None:

@@ -18,7 +18,9 @@ exactly once, or to say loudly that it could not:
   are read again first (the order within a tie is what Topo may vary between requests),
   which is far cheaper than reading the whole window again.
 - **Concurrency and rate.** Page 1 of every window is requested first; the remaining
-  pages are requested concurrently (at most ``concurrency`` requests in flight). Every
+  pages are requested concurrently (at most ``concurrency`` requests in flight, and at
+  most :data:`PAGES_AHEAD_PER_WORKER` per worker requested ahead of the page handler, so
+  fetched pages never pile up in memory behind a slow handler). Every
   request asks one :class:`~topo_pipeline.api.pacing.RateController` when it may start:
   full concurrency while Topo answers normally, slower for every thread after a 429 (then
   probing back up), paced by ``RateLimit-*`` / ``X-RateLimit-*`` headers where Topo sends
@@ -52,6 +54,7 @@ import random
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
@@ -81,6 +84,8 @@ from topo_pipeline.api.pacing import Budget, Outcome, RateController
 DEFAULT_BASE_URL = "https://api.topo.io/v1"
 PAGE_SIZE = 100  # Topo's hard maximum: fewest requests per window
 BOUND_MARGIN = timedelta(seconds=1)  # widens the exclusive lower bound so `start` itself lands
+PAGES_AHEAD_PER_WORKER = 2
+"""Requests handed to the thread pool per worker, and so fetched pages not yet handed over."""
 
 log = logging.getLogger(__name__)
 
@@ -424,12 +429,22 @@ class TopoClient:
             max_workers=self.config.concurrency, thread_name_prefix="topo-page"
         ) as pool:
             pending: dict[Future[TaskPage], tuple[_WindowRead, int]] = {}
+            queued: deque[tuple[_WindowRead, int]] = deque()
 
             def submit(read: _WindowRead, page: int) -> None:
-                pending[pool.submit(self._get_page, read.window, page)] = (read, page)
+                queued.append((read, page))
+
+            def start_queued() -> None:
+                # A page fetched waits, parsed, until this thread hands it over; behind a
+                # slow handler (the stage's writes) such pages would pile up by the
+                # thousand. So only a few more than the workers' own are requested ahead.
+                while queued and len(pending) < PAGES_AHEAD_PER_WORKER * self.config.concurrency:
+                    read, page = queued.popleft()
+                    pending[pool.submit(self._get_page, read.window, page)] = (read, page)
 
             for read in reads:
                 submit(read, 1)
+            start_queued()
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -454,6 +469,7 @@ class TopoClient:
                                 _discard(on_page, read.window)
                             self.stats.add(rereads=1)
                             submit(read, 1)
+                    start_queued()
             except BaseException:
                 for future in pending:
                     future.cancel()
