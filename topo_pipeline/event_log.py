@@ -170,12 +170,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         mirrored = [(event, row) for event, row in rows if _mirrored(event)]
         if not mirrored:
             return
+        insert = SqlEventLogStorageTable.insert().returning(
+            SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+        )
         with self.index_transaction() as conn:
-            stored = [
-                (event, conn.execute(SqlEventLogStorageTable.insert().values(**row)))
-                for event, row in mirrored
-            ]
-            ids = [(event, result.inserted_primary_key[0]) for event, result in stored]
+            stored = conn.execute(insert, [row for _, row in mirrored]).scalars().all()
+            ids = [(event, event_id) for (event, _), event_id in zip(mirrored, stored, strict=True)]
             assets = [(e, i) for e, i in ids if e.get_dagster_event().event_type in ASSET_EVENTS]
             if any(event_id is None for _, event_id in assets):
                 raise dg.DagsterInvariantViolationError(
