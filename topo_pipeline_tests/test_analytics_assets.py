@@ -254,9 +254,14 @@ def test_a_range_run_builds_every_table_and_its_metadata(pipeline: Pipeline) -> 
             assert values["dagster/table_name"].value == f"analytics.{table}"
             assert values["partitions_in_run"].value == len(DAYS)
             assert values["rows_written_in_run"].value == len(expected[table])
-            schema = values["dagster/column_schema"].value
-            assert [c.name for c in schema.columns] == pipeline.columns()[table]
-            assert all(c.description for c in schema.columns)
+        # The file's columns go on the run's last day, not on every day's event.
+        schema = metadata[(f"analytics/{table}", DAYS[-1].isoformat())]["dagster/column_schema"]
+        assert [c.name for c in schema.value.columns] == pipeline.columns()[table]
+        assert all(c.description for c in schema.value.columns)
+        assert not any(
+            "dagster/column_schema" in metadata[(f"analytics/{table}", day.isoformat())]
+            for day in DAYS[:-1]
+        )
     assert_headline_metadata(metadata, expected["task_sla"])
 
 

@@ -32,10 +32,11 @@ makes a recomputation of a past day reproducible.
 **Metadata** per materialization (one per partition): ``dagster/row_count`` and the day's
 headline numbers (``hot_sla_attainment``, ``completion_rate``, ... as plain numbers, so the
 UI plots them per partition; a rate with a zero denominator is left out rather than sent as
-null), ``dagster/table_name`` and ``dagster/column_schema`` (from the table's comments). On
-the SLA tables also ``as_of`` and, when ``analytics/task_sla`` was built in the same step,
-``sla_target_minutes`` (the targets in force). The last day of a range run carries a
-``per_day`` overview of the run's days.
+null) and ``dagster/table_name``. On the SLA tables also ``as_of`` and, when
+``analytics/task_sla`` was built in the same step, ``sla_target_minutes`` (the targets in
+force). The run's last day (the table's latest materialization) also carries
+``dagster/column_schema``, the file's columns with their comments (the definition has the
+declared ones from the start), and, for a range run, a ``per_day`` overview of its days.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -279,22 +280,25 @@ def _materialize_result(
         }
         if table in SLA_TABLES and partition is not None and partition.as_of is not None:
             metadata["as_of"] = dg.MetadataValue.timestamp(partition.as_of)
-        if len(days) > 1 and day == days[-1]:
-            # A range run's overview goes on its last day only: metadata without a partition
-            # is copied to every partition's event, and a year's table 365 times is too much.
-            metadata["per_day"] = dg.MetadataValue.md(
-                _per_day_table(table, days, counts, headlines)
+        if day == days[-1]:
+            # Metadata without a partition is copied to every partition's event, so what
+            # is the run's, not the day's, goes on its last day (the table's latest
+            # materialization) only: the file's columns (half of an event's size), and a
+            # range run's overview.
+            metadata["dagster/column_schema"] = dg.TableSchema(
+                columns=[
+                    dg.TableColumn(name=c.name, type=c.data_type, description=c.comment)
+                    for c in columns
+                ]
             )
+            if len(days) > 1:
+                metadata["per_day"] = dg.MetadataValue.md(
+                    _per_day_table(table, days, counts, headlines)
+                )
         context.add_asset_metadata(metadata, asset_key=key, partition_key=day.isoformat())
 
     run_metadata: dict[str, object] = {
         "dagster/table_name": f"analytics.{table}",
-        "dagster/column_schema": dg.TableSchema(
-            columns=[
-                dg.TableColumn(name=c.name, type=c.data_type, description=c.comment)
-                for c in columns
-            ]
-        ),
         "rows_written_in_run": rows,
         "partitions_in_run": len(days),
     }
