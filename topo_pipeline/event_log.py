@@ -31,10 +31,13 @@ variable is already set) and implements :meth:`~PooledSqliteEventLogStorage.stor
 from __future__ import annotations
 
 import os
+import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, ClassVar
 
 import dagster as dg
 from dagster._core.events import (
@@ -51,7 +54,7 @@ from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from topo_pipeline.instance import DAGSTER_HOME_ENV
 
@@ -71,6 +74,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             ``$DAGSTER_HOME/history/runs``, Dagster's own default).
         inst_data: set by Dagster when it loads the class from ``dagster.yaml``.
     """
+
+    _blank_run_file: ClassVar[bytes | None] = None
+    """A new run database's file (:meth:`_blank_run_database`); the same for every instance."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
@@ -98,7 +104,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                if shard == INDEX_SHARD_NAME or not self._created_from_blank(shard):
+                    self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn:
                 sqlite = conn.connection.dbapi_connection
@@ -131,6 +138,43 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._engines.pop(evicted).dispose()
         self._engines.move_to_end(shard)
         return engine
+
+    def _created_from_blank(self, run_id: str) -> bool:
+        """Create a new run's database as a copy of a blank one; False if it already exists.
+
+        Dagster's ``_initdb`` loads its ~200 migration scripts, twice, to create and stamp
+        each new run database (some 60 ms a run); the copy is of one it made the same way.
+        A database another process created meanwhile is never overwritten: False, and
+        ``_initdb`` checks it as usual (as it does where hard links are not supported).
+        """
+        path = self.path_for_shard(run_id)
+        if os.path.exists(path):
+            return False
+        partial = f"{path}.{os.getpid()}-{threading.get_ident()}.new"
+        try:
+            Path(partial).write_bytes(self._blank_run_database())
+            os.link(partial, path)  # unlike a rename, fails if the path exists
+        except OSError:
+            return False
+        finally:
+            with suppress(FileNotFoundError):
+                os.remove(partial)
+        return True
+
+    def _blank_run_database(self) -> bytes:
+        """The file of a run database as ``_initdb`` creates it, made once per process."""
+        cls = type(self)
+        if cls._blank_run_file is None:
+            with tempfile.TemporaryDirectory() as folder:
+                engine = create_engine(
+                    f"sqlite:///{os.path.join(folder, 'blank.db')}", poolclass=NullPool
+                )
+                try:
+                    self._initdb(engine)
+                finally:
+                    engine.dispose()  # the last connection closed: the WAL is in the file
+                cls._blank_run_file = Path(folder, "blank.db").read_bytes()
+        return cls._blank_run_file
 
     def has_table(self, table_name: str) -> bool:
         # Asked for every materialization (does the index have asset_event_tags?), each time

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log import SqliteEventLogStorage
 
 from topo_pipeline.event_log import (
     EVENT_BATCH_SIZE_ENV,
@@ -182,6 +183,51 @@ def test_a_range_runs_materializations_reach_the_storage_as_one_batch(
             assert instance.get_materialized_partitions(daily.key) == set(keys)
         assert result.success
         assert batches == expected
+
+
+def _schema(path: Path) -> tuple[list[tuple], list[tuple], str]:
+    with sqlite3.connect(path) as db:
+        return (
+            db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall(),
+            db.execute("SELECT version_num FROM alembic_version").fetchall(),
+            db.execute("PRAGMA journal_mode").fetchone()[0],
+        )
+
+
+def test_a_new_runs_database_is_the_one_dagster_creates(tmp_path: Path) -> None:
+    run_id = "1" * 32
+    ours = PooledSqliteEventLogStorage(str(tmp_path / "ours"))
+    plain = SqliteEventLogStorage(str(tmp_path / "plain"))
+    try:
+        for storage in (ours, plain):
+            storage.store_event(_entry(run_id, 1))
+        assert [e.user_message for e in ours.get_logs_for_run(run_id)] == ["message 1"]
+    finally:
+        ours.dispose()
+        plain.dispose()
+    created = _schema(tmp_path / "ours" / f"{run_id}.db")
+    assert created == _schema(tmp_path / "plain" / f"{run_id}.db")
+    schema, stamped, journal = created
+    assert schema
+    assert stamped  # at Dagster's latest migration
+    assert journal == "wal"
+    assert not list((tmp_path / "ours").glob("*.new"))  # the copy's partial file is gone
+
+
+def test_a_runs_database_another_process_created_is_kept(tmp_path: Path) -> None:
+    run_id = "2" * 32
+    other = PooledSqliteEventLogStorage(str(tmp_path))  # another process's storage
+    this = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        other.store_event(_entry(run_id, 1))
+        this.store_event(_entry(run_id, 2))
+        assert [e.user_message for e in this.get_logs_for_run(run_id)] == [
+            "message 1",
+            "message 2",
+        ]
+    finally:
+        other.dispose()
+        this.dispose()
 
 
 def test_a_watcher_in_another_storage_sees_every_event_as_it_is_written(tmp_path: Path) -> None:
