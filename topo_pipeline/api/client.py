@@ -84,7 +84,7 @@ from topo_pipeline.api.pacing import Budget, Outcome, RateController
 DEFAULT_BASE_URL = "https://api.topo.io/v1"
 PAGE_SIZE = 100  # Topo's hard maximum: fewest requests per window
 BOUND_MARGIN = timedelta(seconds=1)  # widens the exclusive lower bound so `start` itself lands
-PAGES_AHEAD_PER_WORKER = 2
+PAGES_AHEAD_PER_WORKER = 4
 """Requests handed to the thread pool per worker, and so fetched pages not yet handed over."""
 
 log = logging.getLogger(__name__)
