@@ -84,8 +84,8 @@ def serve() -> Iterator[Serve]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A webserver and daemon on a temporary instance (``webserver_stack.py``).
 
-    Module-scoped: each UI test module has a stack of its own, so two modules run side by
-    side on two workers.
+    Module-scoped: each UI test module has a stack of its own, so the modules run side by
+    side on separate workers.
     """
     with running_stack(tmp_path_factory) as running:
         yield running

@@ -2,7 +2,7 @@
 
 The dead processes are real: a child process started and killed with SIGKILL. The
 end-to-end versions (a run killed inside its pool step, under the daemon and with the
-recovery command) are in ``test_webserver_queue_e2e.py`` and ``test_recovery_cli.py``.
+recovery command) are in ``test_webserver_recovery_e2e.py`` and ``test_recovery_cli.py``.
 """
 
 from __future__ import annotations
