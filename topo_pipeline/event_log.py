@@ -1,4 +1,4 @@
-"""The instance's event log: Dagster's SQLite event log, with its connections kept open.
+"""The instance's event log: Dagster's SQLite event log, its connections kept open.
 
 Dagster's :class:`~dagster._core.storage.event_log.SqliteEventLogStorage` builds a new
 SQLAlchemy engine for every event it stores or reads, and disposes of it afterwards: each
@@ -26,6 +26,9 @@ batches (a range's materializations of one output, a run's planned events) only 
 ``DAGSTER_EVENT_BATCH_SIZE`` is set, and its SQLite storage would still store them one by
 one; this one turns the setting on for its process (:data:`EVENT_BATCH_SIZE`, unless the
 variable is already set) and implements :meth:`~PooledSqliteEventLogStorage.store_event_batch`.
+And it creates a new run's database as a copy of a blank one that Dagster's own
+``_initdb`` made once in the process, instead of loading Dagster's migration scripts for
+every run.
 """
 
 from __future__ import annotations
