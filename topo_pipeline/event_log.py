@@ -107,7 +107,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
-                if shard == INDEX_SHARD_NAME or not self._created_from_blank(shard):
+                if shard == INDEX_SHARD_NAME or not self._copy_blank_run_database(shard):
                     self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn:
@@ -142,7 +142,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines.move_to_end(shard)
         return engine
 
-    def _created_from_blank(self, run_id: str) -> bool:
+    def _copy_blank_run_database(self, run_id: str) -> bool:
         """Create a new run's database as a copy of a blank one; False if it already exists.
 
         Dagster's ``_initdb`` loads its ~200 migration scripts, twice, to create and stamp
@@ -201,22 +201,32 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store events as :meth:`store_event` would one by one, in a transaction per database.
 
-        Each event is serialised once; the run databases get their rows in one statement
-        each; the index gets its mirrored rows (asset, asset check and run status events),
-        the asset events' tags and, per asset, only the last event of each kind, which is
-        what one-by-one writes leave in its row (the postgres storage does the same). Asset
-        check events are then stored one by one, as :meth:`store_event` does.
+        Each event is serialised once. The index comes first, in one transaction: its
+        mirrored rows (asset, asset check and run status events), the asset events' tags
+        and, per asset, only the last event of each kind, which is what one-by-one writes
+        leave in its row (the postgres storage does the same). Every process writes the
+        index, so it is the database likeliest to stay busy past the timeout; should it
+        fail, nothing is stored yet, and Dagster stores the batch again one event at a time.
+        Then each run database gets its rows in one statement, and the asset check events
+        are stored one by one, as :meth:`store_event` does.
         """
         rows = [(event, self._event_to_row(event)) for event in events]
+        mirrored = [(event, row) for event, row in rows if _mirrored(event)]
+        ids = self._store_in_index(mirrored) if mirrored else []
         for run_id in dict.fromkeys(event.run_id for event in events):
             with self.run_connection(run_id) as conn:
                 conn.execute(
                     SqlEventLogStorageTable.insert(),
                     [row for event, row in rows if event.run_id == run_id],
                 )
-        mirrored = [(event, row) for event, row in rows if _mirrored(event)]
-        if not mirrored:
-            return
+        for event, event_id in ids:
+            if event.get_dagster_event().event_type in ASSET_CHECK_EVENTS:
+                self.store_asset_check_event(event, event_id)
+
+    def _store_in_index(
+        self, mirrored: Sequence[tuple[EventLogEntry, dict[str, Any]]]
+    ) -> list[tuple[EventLogEntry, int]]:
+        """The index's part of :meth:`store_event_batch`; the events with their index ids."""
         insert = SqlEventLogStorageTable.insert().returning(
             SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
         )
@@ -231,9 +241,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
             for event, event_id in _last_of_each_kind(assets):
                 self._store_asset_event(conn, event, event_id)
-        for event, event_id in ids:
-            if event.get_dagster_event().event_type in ASSET_CHECK_EVENTS:
-                self.store_asset_check_event(event, event_id)
+        return ids
 
     def _dispose_engines(self) -> None:
         with self._db_lock:
@@ -268,6 +276,8 @@ def _last_of_each_kind(
     last: dict[tuple[str, DagsterEventType], int] = {}
     for position, (event, _) in enumerate(events):
         dagster_event = event.get_dagster_event()
+        if dagster_event.asset_key is None:  # written nowhere (``_store_asset_event``)
+            continue
         last[(dagster_event.asset_key.to_string(), dagster_event.event_type)] = position
     return [events[position] for position in sorted(last.values())]
 

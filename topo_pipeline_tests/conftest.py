@@ -94,7 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the process-starting (slow) tests first.
 
-    Under ``pytest -n 2 --dist loadfile`` (``make test``) a worker takes whole files in
+    Under ``pytest -n 4 --dist loadfile`` (``make test``) a worker takes whole files in
     collection order; starting with the slow files lets the rest of the suite run on the
     other worker while they wait for daemon ticks, instead of after them. The order within
     each group is kept.

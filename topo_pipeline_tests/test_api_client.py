@@ -361,8 +361,8 @@ def test_behind_a_slow_page_handler_only_a_few_pages_are_fetched_ahead(serve: Se
 
     assert sum(r.in_window for r in results) == 20 * 500
     assert len(ahead) == 20 * 5  # every page handed over, once
-    # Unbounded, the workers ran 60 pages ahead of this handler.
-    assert max(ahead) <= PAGES_AHEAD_PER_WORKER * concurrency <= 4 * concurrency
+    assert max(ahead) <= PAGES_AHEAD_PER_WORKER * concurrency
+    assert max(ahead) < 20  # unbounded, the workers ran 60 pages ahead of this handler
 
 
 def test_a_task_created_during_the_fetch_makes_the_window_read_again(serve: Serve) -> None:

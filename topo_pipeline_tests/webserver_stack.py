@@ -1,7 +1,7 @@
 """The stack the UI tests drive: ``dagster-webserver`` and ``dagster-daemon`` as real processes.
 
-:func:`running_stack` starts one (each UI test module keeps one for its tests, so two
-modules run side by side on two workers): the simulated Topo API (in this process), a
+:func:`running_stack` starts one (each UI test module keeps one for its tests, so the
+modules run side by side on separate workers): the simulated Topo API (in this process), a
 temporary ``DAGSTER_HOME`` holding the repository's ``dagster.yaml`` (so the run queue,
 pools and telemetry settings under test are the committed ones), temporary DuckDB files,
 and the webserver and daemon on a free loopback port, loading ``workspace.yaml``.

@@ -449,6 +449,7 @@ class TopoClient:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
+                        start_queued()  # the workers keep going while pages are handed over
                         read, page_number = pending.pop(future)
                         page = future.result()
                         on_page(read.window, read.accept(page_number, page))
