@@ -37,7 +37,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
@@ -63,6 +63,11 @@ from topo_pipeline.instance import DAGSTER_HOME_ENV
 
 RUN_ENGINES_KEPT = 8
 """Run databases whose engine stays open (least recently used out first); the index's always is."""
+
+_MIRRORED_EVENTS = frozenset(
+    ASSET_EVENTS | ASSET_CHECK_EVENTS | EVENT_TYPE_TO_PIPELINE_RUN_STATUS.keys()
+)
+"""Event types :meth:`SqliteEventLogStorage.store_event` also writes to the index database."""
 
 EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 EVENT_BATCH_SIZE = 1000
@@ -182,21 +187,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def has_table(self, table_name: str) -> bool:
         # Asked for every materialization (does the index have asset_event_tags?), each time
         # through an engine of its own. Migrations only ever add tables, so a yes is kept.
-        if table_name in self._tables_found:
-            return True
-        found = super().has_table(table_name)
-        if found:
-            self._tables_found.add(table_name)
-        return found
+        parent = super()
+        return _kept_if_found(self._tables_found, table_name, lambda: parent.has_table(table_name))
 
     def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
         # Asked for every asset event, by inspecting the table; a column, once there, stays.
-        if column_name in self._asset_key_columns_found:
-            return True
-        found = super()._has_asset_key_col_on_connection(conn, column_name)
-        if found:
-            self._asset_key_columns_found.add(column_name)
-        return found
+        parent = super()
+        return _kept_if_found(
+            self._asset_key_columns_found,
+            column_name,
+            lambda: parent._has_asset_key_col_on_connection(conn, column_name),
+        )
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store events as :meth:`store_event` would one by one, in a transaction per database.
@@ -257,12 +258,19 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
 
 
+def _kept_if_found(found: set[str], name: str, look_up: Callable[[], bool]) -> bool:
+    """``look_up()``, asked only until it first says yes (``found`` keeps the names)."""
+    if name in found:
+        return True
+    if look_up():
+        found.add(name)
+        return True
+    return False
+
+
 def _mirrored(event: EventLogEntry) -> bool:
     """Whether :meth:`SqliteEventLogStorage.store_event` copies the event into the index."""
-    return event.is_dagster_event and (
-        event.get_dagster_event().event_type in ASSET_EVENTS | ASSET_CHECK_EVENTS
-        or event.get_dagster_event().event_type in EVENT_TYPE_TO_PIPELINE_RUN_STATUS
-    )
+    return event.is_dagster_event and event.get_dagster_event().event_type in _MIRRORED_EVENTS
 
 
 def _last_of_each_kind(
