@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from datetime import timedelta
@@ -92,11 +93,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the process-starting (slow) tests first.
+    """Run the process-starting (``slow``) tests first, then those that ``wait`` on clocks.
 
-    Under ``pytest -n 4 --dist loadfile`` (``make test``) a worker takes whole files in
-    collection order; starting with the slow files lets the rest of the suite run on the
-    other worker while they wait for daemon ticks, instead of after them. The order within
-    each group is kept.
+    Under ``make test`` and ``make test-fast`` (``--dist loadfile --no-loadscope-reorder``)
+    a worker takes whole files in the order of their first test. Both kinds spend most of
+    their time waiting (daemon ticks, rate limits, ``Retry-After``), so started first they
+    overlap with the CPU-bound rest of the suite instead of running alone at its end. Then
+    files with more tests go first (xdist's own heuristic), so that no long file starts
+    last. The order within a file is kept.
     """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    per_file = Counter(item.path for item in items)
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("slow") is None,
+            item.get_closest_marker("waits") is None,
+            -per_file[item.path],
+            str(item.path),
+        )
+    )

@@ -534,6 +534,7 @@ def test_a_slow_answer_past_the_read_timeout_is_retried_then_reported(serve: Ser
 # --- 429: Retry-After and a rate limit below the client's pacing ---------------------------
 
 
+@pytest.mark.waits
 def test_a_429_storm_is_survived_and_retry_after_is_honoured(serve: Serve) -> None:
     spec = DatasetSpec(seed=2, start_date=DAY.date(), days=4, tasks_per_day=[100] * 4)
     stored = generate_dataset(spec).tasks
@@ -559,6 +560,7 @@ def test_a_429_storm_is_survived_and_retry_after_is_honoured(serve: Serve) -> No
     assert stats.wait_seconds >= 6 * 1.0  # every 429 waited at least its Retry-After
 
 
+@pytest.mark.waits
 def test_a_server_rate_limit_below_the_clients_pacing_is_survived(serve: Serve) -> None:
     spec = DatasetSpec(seed=8, start_date=DAY.date(), days=1, tasks_per_day=[1000])
     stored = generate_dataset(spec).tasks

@@ -29,6 +29,8 @@ from topo_pipeline.simulator import (
 )
 from topo_pipeline_tests.api_harness import Serve, default_client
 
+pytestmark = pytest.mark.waits
+
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 
 

@@ -472,6 +472,7 @@ def test_stop_is_quick_with_idle_keep_alive_connections() -> None:
 # --- faults -----------------------------------------------------------------------------
 
 
+@pytest.mark.waits
 def test_rate_limit_refuses_a_burst_with_retry_after(serve: Serve) -> None:
     api, client = serve(TaskStore([make_task()]), faults=FaultPlan(rate_limit_per_minute=30))
     statuses = []
@@ -492,6 +493,7 @@ def test_rate_limit_refuses_a_burst_with_retry_after(serve: Serve) -> None:
     assert [r.status for r in api.requests][-3:] == [429, 429, 200]
 
 
+@pytest.mark.waits
 def test_a_client_paced_at_exactly_the_limit_is_never_refused(serve: Serve) -> None:
     plan = FaultPlan(rate_limit_per_minute=1200, rate_limit_burst=3)
     _, client = serve(TaskStore([make_task()]), faults=plan)
