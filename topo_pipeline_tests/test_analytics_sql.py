@@ -46,6 +46,7 @@ from topo_pipeline_tests.analytics_oracle import (
     table_columns,
     ts,
 )
+from topo_pipeline_tests.warehouse_seed import current_file
 
 DAY1 = date(2024, 3, 1)
 DAY2 = date(2024, 3, 2)
@@ -197,7 +198,7 @@ def build_all(
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A pipeline file holding TASKS and every analytics table built for DAYS."""
-    with connect(tmp_path / "pipeline.duckdb") as con:
+    with connect(current_file(tmp_path / "pipeline.duckdb")) as con:
         insert_tasks(con, TASKS)
         insert_directory(con, DIRECTORY)
         build_all(con)

@@ -13,6 +13,7 @@ import json
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -54,6 +55,17 @@ from topo_pipeline.simulator.faults import FaultInjector
 from topo_pipeline.simulator.store import timestamp_key
 
 AUTH = {"Authorization": f"Bearer {DEMO_API_KEY}"}
+
+_TLS = ssl.create_default_context()
+"""One TLS context for the module's clients: httpx builds one for every client it is not
+given (loading the CA bundle, about 25 ms), though these speak plain HTTP on loopback."""
+
+
+def loopback_client(api: SimulatedTopoApi, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` for ``api`` (``headers``, ``timeout``, ... as keywords)."""
+    return httpx.Client(base_url=api.base_url, verify=_TLS, **kwargs)
+
+
 REQUEST_ID = re.compile(r"^req_[0-9a-hjkmnp-tv-z]{26}$")
 ERROR_KEYS = {"status_code", "type", "message", "data", "request_id"}
 SLA_MINUTES = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
@@ -74,7 +86,7 @@ def serve() -> Iterator[Serve]:
 
         def start(store: TaskStore, **kwargs: Any) -> tuple[SimulatedTopoApi, httpx.Client]:
             api = stack.enter_context(SimulatedTopoApi(store, **kwargs))
-            client = httpx.Client(base_url=api.base_url, headers=AUTH, timeout=10)
+            client = loopback_client(api, headers=AUTH, timeout=10)
             stack.enter_context(client)
             return api, client
 
@@ -125,7 +137,7 @@ def assert_error(response: httpx.Response, status: int, issue: str) -> dict[str,
 def test_missing_malformed_or_unknown_key_is_401(serve: Serve, header: str | None) -> None:
     api, _ = serve(TaskStore([make_task()]))
     headers = {} if header is None else {"Authorization": header}
-    with httpx.Client(base_url=api.base_url, headers=headers) as anonymous:
+    with loopback_client(api, headers=headers) as anonymous:
         response = anonymous.get("/tasks")
     body = assert_error(response, 401, "UnauthorizedIssue")
     assert "topo_not_a_key_we_know" not in response.text
@@ -447,7 +459,7 @@ def test_concurrent_clients_get_consistent_pages(serve: Serve, dataset: Simulate
     expected = [t["id"] for t in dataset.tasks[:1600]]
 
     def fetch(page: int) -> list[str]:
-        with httpx.Client(base_url=api.base_url, headers=AUTH) as client:
+        with loopback_client(api, headers=AUTH) as client:
             return ids_of(client.get("/tasks", params={"size": 100, "page": page}))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -457,7 +469,7 @@ def test_concurrent_clients_get_consistent_pages(serve: Serve, dataset: Simulate
 
 def test_stop_is_quick_with_idle_keep_alive_connections() -> None:
     api = SimulatedTopoApi(TaskStore([make_task()])).start()
-    with httpx.Client(base_url=api.base_url, headers=AUTH) as client:
+    with loopback_client(api, headers=AUTH) as client:
         assert client.get("/tasks").status_code == 200  # leaves a keep-alive connection
         started = time.monotonic()
         api.stop()
@@ -1054,7 +1066,7 @@ def test_threads_do_not_leak() -> None:
     before = threading.active_count()
     with (
         SimulatedTopoApi(TaskStore([make_task()])) as api,
-        httpx.Client(base_url=api.base_url, headers=AUTH) as client,
+        loopback_client(api, headers=AUTH) as client,
     ):
         for _ in range(5):
             client.get("/tasks")

@@ -21,6 +21,7 @@ from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
 )
+from topo_pipeline_tests.warehouse_seed import current_file
 
 D1, D2, D3 = date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 16)
 LOADED_AT = datetime(2025, 3, 20, tzinfo=UTC)
@@ -68,7 +69,7 @@ ELSEWHERE = [task("c1", "2025-03-16T08:00:00Z")]
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    with connect(tmp_path / "topo.duckdb") as con:
+    with connect(current_file(tmp_path / "topo.duckdb")) as con:
         ensure_tasks_table(con)
         replace_task_partitions(
             con, [*WINDOWS, utc_window(D3)], CLEAN + ELSEWHERE, loaded_at=LOADED_AT

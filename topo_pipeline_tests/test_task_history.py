@@ -24,7 +24,7 @@ from topo_pipeline.warehouse.tasks import DuplicateTaskIdError
 from topo_pipeline_tests import analytics_oracle as oracle
 from topo_pipeline_tests.analytics_oracle import guide_queries, promised_columns
 from topo_pipeline_tests.test_warehouse_schema import first_release_file, some_tasks
-from topo_pipeline_tests.warehouse_seed import day_window
+from topo_pipeline_tests.warehouse_seed import current_file, day_window
 
 D1, D2 = date(2025, 3, 14), date(2025, 3, 15)
 T1 = datetime(2025, 3, 16, 2, tzinfo=UTC)
@@ -70,7 +70,7 @@ def api_task(
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    with connect(tmp_path / "pipeline.duckdb") as con:
+    with connect(current_file(tmp_path / "pipeline.duckdb")) as con:
         ensure_schema(con)
         yield con
 

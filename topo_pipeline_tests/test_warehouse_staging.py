@@ -35,6 +35,7 @@ from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
 )
+from topo_pipeline_tests.warehouse_seed import current_file
 
 LOADED_AT = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
 D1, D2, D3 = date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 16)
@@ -64,7 +65,7 @@ def task(created_at: str, *, task_id: str | None = None, **fields: Any) -> Task:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    with connect(tmp_path / "pipeline.duckdb") as con:
+    with connect(current_file(tmp_path / "pipeline.duckdb")) as con:
         ensure_tasks_table(con)
         yield con
 
