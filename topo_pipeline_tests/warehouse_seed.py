@@ -21,7 +21,7 @@ from topo_pipeline.warehouse.analytics import (
     replace_task_sla,
 )
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.schema import ensure_schema
+from topo_pipeline.warehouse.schema import declarations_fingerprint, ensure_schema
 from topo_pipeline.warehouse.staging import replace_task_partitions
 from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
@@ -30,8 +30,9 @@ from topo_pipeline.warehouse.tasks import (
 
 
 @functools.cache
-def _blank_file() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="topo-blank-warehouse-"))
+def _blank_file(fingerprint: str) -> Path:
+    """A new file's schema, made once per process and per declarations (``fingerprint``)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"topo-blank-warehouse-{fingerprint}-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     with connect(folder / "blank.duckdb") as con:
         ensure_schema(con)
@@ -41,11 +42,12 @@ def _blank_file() -> Path:
 def current_file(path: Path) -> Path:
     """Create ``path`` as an empty pipeline file of the current schema; return it.
 
-    Creating a file's tables, views and their 210 comments takes about 70 ms; fixtures copy
-    a blank file made once per process instead. The schema's own tests, and the runs of
-    the pipeline, create their files as the pipeline does.
+    Creating a file's tables, views and their comments takes about 70 ms; fixtures copy a
+    blank file made once per process instead. The schema's own tests, and the runs of the
+    pipeline, create their files as the pipeline does.
     """
-    shutil.copyfile(_blank_file(), path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_blank_file(declarations_fingerprint()), path)
     return path
 
 
