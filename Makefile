@@ -22,8 +22,8 @@ setup: $(VENV)/.synced
 
 # The project's own modules are not installed, so they are compiled where they are imported.
 # With PYTHONDONTWRITEBYTECODE set, every process would compile them again, and pytest would
-# rewrite the test modules' asserts again in every worker: about 2 s of CPU per test worker
-# and per Dagster process. Their bytecode goes to __pycache__ folders, which git ignores.
+# rewrite the test modules' asserts again in every worker: about 2 s of CPU per test worker,
+# less per Dagster process. Their bytecode goes to __pycache__ folders, which git ignores.
 unexport PYTHONDONTWRITEBYTECODE
 
 lint: setup

@@ -13,12 +13,11 @@ import json
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -27,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from topo_pipeline.api.client import shared_ssl_context
 from topo_pipeline.api.models import (
     DISPOSITIONS,
     PRIORITIES,
@@ -55,23 +55,25 @@ from topo_pipeline.simulator.faults import FaultInjector
 from topo_pipeline.simulator.store import timestamp_key
 
 AUTH = {"Authorization": f"Bearer {DEMO_API_KEY}"}
-
-_TLS = ssl.create_default_context()
-"""One TLS context for the module's clients: httpx builds one for every client it is not
-given (loading the CA bundle, about 25 ms), though these speak plain HTTP on loopback."""
-
-
-def loopback_client(api: SimulatedTopoApi, **kwargs: Any) -> httpx.Client:
-    """An ``httpx.Client`` for ``api`` (``headers``, ``timeout``, ... as keywords)."""
-    return httpx.Client(base_url=api.base_url, verify=_TLS, **kwargs)
-
-
 REQUEST_ID = re.compile(r"^req_[0-9a-hjkmnp-tv-z]{26}$")
 ERROR_KEYS = {"status_code", "type", "message", "data", "request_id"}
 SLA_MINUTES = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 Serve = Callable[..., tuple[SimulatedTopoApi, httpx.Client]]
+
+
+def loopback_client(
+    api: SimulatedTopoApi, headers: Mapping[str, str] = AUTH, **kwargs: Any
+) -> httpx.Client:
+    """A plain ``httpx.Client`` for ``api``, with the demo key unless ``headers`` say otherwise.
+
+    It gets the pipeline's shared TLS context: httpx would build one (loading the CA bundle)
+    for every client, though these speak plain HTTP on loopback.
+    """
+    return httpx.Client(
+        base_url=api.base_url, headers=headers, verify=shared_ssl_context(), **kwargs
+    )
 
 
 def uid(n: int) -> str:
@@ -86,7 +88,7 @@ def serve() -> Iterator[Serve]:
 
         def start(store: TaskStore, **kwargs: Any) -> tuple[SimulatedTopoApi, httpx.Client]:
             api = stack.enter_context(SimulatedTopoApi(store, **kwargs))
-            client = loopback_client(api, headers=AUTH, timeout=10)
+            client = loopback_client(api, timeout=10)
             stack.enter_context(client)
             return api, client
 
@@ -459,7 +461,7 @@ def test_concurrent_clients_get_consistent_pages(serve: Serve, dataset: Simulate
     expected = [t["id"] for t in dataset.tasks[:1600]]
 
     def fetch(page: int) -> list[str]:
-        with loopback_client(api, headers=AUTH) as client:
+        with loopback_client(api) as client:
             return ids_of(client.get("/tasks", params={"size": 100, "page": page}))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -469,7 +471,7 @@ def test_concurrent_clients_get_consistent_pages(serve: Serve, dataset: Simulate
 
 def test_stop_is_quick_with_idle_keep_alive_connections() -> None:
     api = SimulatedTopoApi(TaskStore([make_task()])).start()
-    with loopback_client(api, headers=AUTH) as client:
+    with loopback_client(api) as client:
         assert client.get("/tasks").status_code == 200  # leaves a keep-alive connection
         started = time.monotonic()
         api.stop()
@@ -1066,7 +1068,7 @@ def test_threads_do_not_leak() -> None:
     before = threading.active_count()
     with (
         SimulatedTopoApi(TaskStore([make_task()])) as api,
-        loopback_client(api, headers=AUTH) as client,
+        loopback_client(api) as client,
     ):
         for _ in range(5):
             client.get("/tasks")

@@ -1046,11 +1046,12 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 
 @cache
-def _ssl_context() -> ssl.SSLContext:
+def shared_ssl_context() -> ssl.SSLContext:
     """httpx's default TLS context (certifi's CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``).
 
-    Built once per process and shared by every client: loading the CA bundle takes about
-    20 ms, and building a client's transport took two of them.
+    Built once per process and shared by every client (tests' own ``httpx`` clients too):
+    loading the CA bundle takes about 20 ms, and building a client's transport took two of
+    them.
     """
     return httpx.create_ssl_context()
 
@@ -1061,9 +1062,9 @@ def _deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     httpx builds its connection pool without a way to pass a network backend, so the pool
     is rebuilt with the same settings and :class:`_DeadlineBackend`.
     """
-    transport = httpx.HTTPTransport(verify=_ssl_context(), limits=limits)
+    transport = httpx.HTTPTransport(verify=shared_ssl_context(), limits=limits)
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=_ssl_context(),
+        ssl_context=shared_ssl_context(),
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
