@@ -10,6 +10,7 @@ succeed, the open session keeps its old data and a new session sees the change.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time as time_module
@@ -19,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from topo_pipeline import __version__
@@ -42,12 +44,11 @@ from topo_pipeline.simulator import (
 )
 from topo_pipeline.warehouse.analyst_copy import (
     COPY_CATALOG,
-    STORAGE_VERSION,
     AnalystCopyError,
     _verify_copy,
     publish_analyst_copy,
 )
-from topo_pipeline.warehouse.duckdb import WarehouseLockedError, connect
+from topo_pipeline.warehouse.duckdb import STORAGE_VERSION, WarehouseLockedError, connect
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
 from topo_pipeline_tests.harness import fresh_instance
@@ -140,8 +141,62 @@ def test_the_copy_is_written_for_duckdb_1_4_clients(source: Path, tmp_path: Path
     assert STORAGE_VERSION == "v1.4.0"
     assert result.storage_version == "v1.4.0+"
     assert storage_version(target) == "v1.4.0+"
-    # The pipeline's own file is in DuckDB 2's format, which 1.4 cannot open.
-    assert storage_version(source) != "v1.4.0+"
+    # The pipeline creates its own file in that format too, so the copy is its bytes.
+    assert storage_version(source) == "v1.4.0+"
+    assert result.method == "file"
+    assert target.read_bytes() == source.read_bytes()
+
+
+def test_a_file_in_duckdb_2s_format_is_copied_row_by_row_into_1_4s(tmp_path: Path) -> None:
+    # As an older release created it: attached without a storage version, DuckDB 2's own.
+    source = tmp_path / "pipeline.duckdb"
+    con = duckdb.connect(str(source))
+    con.close()
+    seed_tasks(source, some_tasks(), loaded_at=LOADED_AT)
+    assert storage_version(source) not in ("v1.4.0+", "unknown")
+
+    target = tmp_path / "analyst.duckdb"
+    result = publish_analyst_copy(source, target)
+
+    assert result.method == "rows"
+    assert storage_version(target) == result.storage_version == "v1.4.0+"
+    assert catalog_snapshot(target) == catalog_snapshot(source)
+    assert storage_version(source) != "v1.4.0+"  # DuckDB never lowers a file's format
+
+    # docs/operating.md's way to the fast path: the copy put in the pipeline file's place.
+    shutil.copyfile(target, source)
+    seed_tasks(source, some_tasks(DAY + timedelta(days=2), 3), loaded_at=LOADED_AT)
+    again = publish_analyst_copy(source, target, info=NEW_YORK)
+    assert again.method == "file"
+    assert catalog_snapshot(target) == catalog_snapshot(source)
+    assert {t.qualified_name: t.rows for t in again.tables}["topo.tasks"] == 12 + 3
+
+
+def test_a_read_only_publish_copies_what_a_write_ahead_log_holds(
+    source: Path, tmp_path: Path
+) -> None:
+    # A writer killed after a commit leaves it in the WAL beside the file; a read-only
+    # publish cannot checkpoint it, so the file's bytes alone would lack it.
+    killed_writer = (
+        "import os, sys, duckdb\n"
+        "con = duckdb.connect(sys.argv[1])\n"
+        "con.execute(\"DELETE FROM topo.tasks WHERE status = 'SKIPPED'\")\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", killed_writer, str(source)], check=True
+    )
+    assert source.with_name(source.name + ".wal").stat().st_size > 0
+
+    target = tmp_path / "analyst.duckdb"
+    result = publish_analyst_copy(source, target)  # no settings: read-only
+
+    assert result.method == "rows"
+    assert catalog_snapshot(target) == catalog_snapshot(source)
+    with connect(target, read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*) FROM warehouse.topo.tasks WHERE status = 'SKIPPED'"
+        ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize(

@@ -11,20 +11,24 @@ views) to
    holds ``topo.pipeline_info`` and the analyst views) and describes itself:
    ``topo.pipeline_info`` gets its row and the comments name the time zone
    (:mod:`topo_pipeline.warehouse.pipeline_info`); so the pipeline's own file holds them
-   too. A new file is created beside the target under a hidden temporary name
-   (:func:`publishing_path`), attached with ``STORAGE_VERSION 'v1.4.0'`` so DuckDB 1.4
-   clients (BI drivers, older CLIs) can open it.
-2. ``COPY FROM DATABASE`` copies schemas, tables, views, constraints, comments and rows.
-   While this process holds the file no other process can write it, so the copy is one
+   too. Its last commits are then checkpointed into the file.
+2. The copy is written beside the target under a hidden temporary name
+   (:func:`publishing_path`), in :data:`~topo_pipeline.warehouse.duckdb.STORAGE_VERSION`'s
+   format so DuckDB 1.4 clients (BI drivers, older CLIs) can open it. The pipeline creates
+   its own file in that format, so the copy is usually the file's bytes, copied and
+   flushed to disk. A file in another format (one an older release created in DuckDB 2's),
+   or one with a write-ahead log left that a read-only publish cannot checkpoint, is
+   copied row by row instead, with ``COPY FROM DATABASE`` (schemas, tables, views,
+   constraints, comments and rows) into a new file of that format. While this process
+   holds the pipeline's file no other process can write it, so either way the copy is one
    consistent state.
 3. The copy is checked against the source: the same tables, row counts and table and
    column comments. A mismatch raises :class:`AnalystCopyError` and the target is left as
    it was.
-4. The temporary file is detached (checkpointed, no WAL left) and moved over the target
-   with :func:`os.replace`, an atomic rename on POSIX. A session that has the old copy
-   open keeps reading the old file (its inode lives on until it closes); a new session
-   sees the new one. Nothing ever sees a half-written file. (On Windows the rename fails
-   while a session has the target open.)
+4. The temporary file is moved over the target with :func:`os.replace`, an atomic rename
+   on POSIX. A session that has the old copy open keeps reading the old file (its inode
+   lives on until it closes); a new session sees the new one. Nothing ever sees a
+   half-written file. (On Windows the rename fails while a session has the target open.)
 
 Any file name works for either file: both are attached under fixed aliases
 (:data:`~topo_pipeline.warehouse.duckdb.CATALOG` and :data:`COPY_CATALOG`), never under
@@ -38,26 +42,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
-from topo_pipeline.warehouse.duckdb import CATALOG, DEFAULT_LOCK_TIMEOUT_SECONDS, connect
+from topo_pipeline.warehouse.duckdb import (
+    CATALOG,
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    STORAGE_VERSION,
+    connect,
+)
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo, describe_pipeline
 from topo_pipeline.warehouse.queries import load_sql
 from topo_pipeline.warehouse.schema import ensure_schema
 
 PUBLISHED_SCHEMAS = ("topo", "reference", "analytics")
 """Schemas whose tables analysts read."""
-
-STORAGE_VERSION = "v1.4.0"
-"""Storage format of the copy: the oldest DuckDB release that must be able to open it."""
 
 COPY_CATALOG = "analyst_copy"
 """Alias the copy being built is attached under, next to the source's ``warehouse``."""
@@ -86,6 +94,10 @@ class PublishedTable:
         return f"{self.schema}.{self.name}"
 
 
+CopyMethod = Literal["file", "rows"]
+"""How a copy was written: the pipeline's file copied as it is, or its rows rewritten."""
+
+
 @dataclass(frozen=True)
 class PublishResult:
     """What :func:`publish_analyst_copy` published."""
@@ -94,6 +106,7 @@ class PublishResult:
     tables: tuple[PublishedTable, ...]
     storage_version: str
     size_bytes: int
+    method: CopyMethod
 
 
 def publish_analyst_copy(
@@ -141,12 +154,10 @@ def publish_analyst_copy(
             if info is not None:
                 ensure_schema(con)
                 describe_pipeline(con, info, published_at=datetime.now(UTC))
-            con.execute(
-                f"ATTACH ? AS {COPY_CATALOG} (STORAGE_VERSION '{STORAGE_VERSION}')",
-                [str(building)],
-            )
+                con.execute(f"CHECKPOINT {CATALOG}")
+            method = _write_copy(con, source, building)
+            con.execute(f"ATTACH ? AS {COPY_CATALOG} (READ_ONLY)", [str(building)])
             try:
-                con.execute(f"COPY FROM DATABASE {CATALOG} TO {COPY_CATALOG}")
                 tables = _verify_copy(con)
                 storage_version = _storage_version(con, COPY_CATALOG)
             finally:
@@ -154,12 +165,24 @@ def publish_analyst_copy(
         os.replace(building, target)
     finally:
         _remove_leftovers(building)
-    log.info("published %d tables to the analyst copy %s", len(tables), target)
+    log.info(
+        "published %d tables to the analyst copy %s (%s)", len(tables), target, describe(method)
+    )
     return PublishResult(
         path=target,
         tables=tables,
         storage_version=storage_version,
         size_bytes=target.stat().st_size,
+        method=method,
+    )
+
+
+def describe(method: CopyMethod) -> str:
+    """How the copy was written, in words for a log line."""
+    if method == "file":
+        return "the pipeline's file copied as it is"
+    return (
+        f"rows rewritten: the pipeline's file is not in the {STORAGE_VERSION} format, or has a WAL"
     )
 
 
@@ -198,6 +221,25 @@ def table_row_count(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, t
     name = ".".join(_quote_identifier(part) for part in (catalog, schema, table))
     (count,) = con.execute(load_sql("count_table_rows"), {"table": name}).fetchone() or (0,)
     return int(count)
+
+
+def _write_copy(con: duckdb.DuckDBPyConnection, source: Path, building: Path) -> CopyMethod:
+    """Write the copy of the attached ``source`` to ``building``, as step 2 of the module says."""
+    wal = source.with_name(source.name + ".wal")
+    if _storage_version(con, CATALOG) == f"{STORAGE_VERSION}+" and not wal.exists():
+        # DuckDB tags a file with the first release of its format and a "+".
+        shutil.copyfile(source, building)
+        with building.open("rb+") as copied:
+            os.fsync(copied.fileno())
+        return "file"
+    con.execute(
+        f"ATTACH ? AS {COPY_CATALOG} (STORAGE_VERSION '{STORAGE_VERSION}')", [str(building)]
+    )
+    try:
+        con.execute(f"COPY FROM DATABASE {CATALOG} TO {COPY_CATALOG}")
+    finally:
+        con.execute(f"DETACH {COPY_CATALOG}")
+    return "rows"
 
 
 def _verify_copy(con: duckdb.DuckDBPyConnection) -> tuple[PublishedTable, ...]:

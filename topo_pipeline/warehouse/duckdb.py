@@ -28,6 +28,16 @@ CATALOG = "warehouse"
 
 DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
 
+STORAGE_VERSION = "v1.4.0"
+"""Storage format of the files the pipeline creates: the oldest DuckDB release that must open them.
+
+The analyst copy has to open in DuckDB 1.4 (BI drivers lag DuckDB releases). The pipeline's
+own file is created in the same format, so that publishing the copy is a copy of the file's
+bytes instead of a rewrite of every row (:mod:`topo_pipeline.warehouse.analyst_copy`). A file
+an older release created in DuckDB 2's format stays in it: DuckDB never lowers a file's
+storage version.
+"""
+
 MEMORY_LIMIT = "48MiB"
 """DuckDB's memory limit on the pipeline's connections.
 
@@ -69,7 +79,8 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open ``path`` attached as :data:`CATALOG`, in UTC, and close it on exit.
 
-    The parent folder is created for a writable connection. The session ``TimeZone`` is
+    The parent folder is created for a writable connection, and a new file is created in
+    :data:`STORAGE_VERSION`'s format. The session ``TimeZone`` is
     UTC so ``TIMESTAMPTZ`` values print and compare the same on every host. DuckDB's
     memory is limited to :data:`MEMORY_LIMIT`; data it spills to disk goes to
     ``<path>.tmp`` beside the file (DuckDB's own default for a file database; with the
@@ -103,7 +114,12 @@ def connect(
 def _attach_with_retry(
     con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool, lock_timeout: float
 ) -> None:
-    options = " (READ_ONLY)" if read_only else ""
+    if read_only:
+        options = " (READ_ONLY)"
+    elif not path.exists():
+        options = f" (STORAGE_VERSION '{STORAGE_VERSION}')"
+    else:
+        options = ""
     started = time.monotonic()
     deadline = started + lock_timeout
     delay = 0.05
