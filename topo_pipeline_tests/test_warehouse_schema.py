@@ -120,6 +120,20 @@ def test_a_new_file_gets_every_declared_table_with_its_types_and_comments(tmp_pa
         assert ensure_schema(con) == SCHEMA_VERSION  # current: nothing to do
 
 
+def test_columns_are_stored_with_their_declared_compression(tmp_path: Path) -> None:
+    compressed = [(t, c) for t in TABLES for c in t.columns if c.compression is not None]
+    assert [(t.display_name, c.name) for t, c in compressed] == [("topo.tasks", "raw")]
+    with connect(tmp_path / "new.duckdb") as con:
+        ensure_schema(con)
+        replace_task_partitions(con, [day_window(DAY)], some_tasks(), loaded_at=LOADED_AT)
+        con.execute("CHECKPOINT warehouse")
+        stored = con.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info('warehouse.topo.tasks') "
+            "WHERE column_name = 'raw' AND segment_type <> 'VALIDITY'"
+        ).fetchall()
+    assert stored == [("ZSTD",)]
+
+
 def _duckdb_type(sql_type: str) -> str:
     return {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(sql_type, sql_type)
 

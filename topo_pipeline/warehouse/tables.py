@@ -39,16 +39,24 @@ def literal(text: str) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: its name, DuckDB type, ``COMMENT`` and whether it may be NULL."""
+    """One column: its name, DuckDB type, ``COMMENT``, whether it may be NULL, its compression."""
 
     name: str
     sql_type: str
     comment: str
     not_null: bool = False
+    compression: str | None = None
+    """DuckDB's compression for the column (``USING COMPRESSION``); ``None`` lets DuckDB pick."""
 
     def definition(self) -> str:
         """The column as it appears in ``CREATE TABLE`` / ``ADD COLUMN``."""
-        return f"{identifier(self.name)} {self.sql_type}{' NOT NULL' if self.not_null else ''}"
+        compression = (
+            f" USING COMPRESSION {identifier(self.compression)}" if self.compression else ""
+        )
+        return (
+            f"{identifier(self.name)} {self.sql_type}{compression}"
+            f"{' NOT NULL' if self.not_null else ''}"
+        )
 
 
 @dataclass(frozen=True)
