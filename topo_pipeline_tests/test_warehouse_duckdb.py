@@ -1,12 +1,13 @@
-"""Opening the pipeline's DuckDB file: its storage format."""
+"""Opening the pipeline's DuckDB file: its storage format, and one-thread bulk inserts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from topo_pipeline.warehouse.duckdb import STORAGE_VERSION, connect
+from topo_pipeline.warehouse.duckdb import STORAGE_VERSION, connect, single_threaded
 
 
 def storage_version(con: duckdb.DuckDBPyConnection) -> str:
@@ -14,6 +15,11 @@ def storage_version(con: duckdb.DuckDBPyConnection) -> str:
         "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'warehouse'"
     ).fetchone()
     return version
+
+
+def threads(con: duckdb.DuckDBPyConnection) -> int:
+    (count,) = con.execute("SELECT current_setting('threads')").fetchone()
+    return count
 
 
 def test_a_new_file_is_in_the_format_duckdb_1_4_opens(tmp_path: Path) -> None:
@@ -35,3 +41,13 @@ def test_a_file_in_duckdb_2s_format_opens_and_keeps_it(tmp_path: Path) -> None:
     with connect(path, read_only=True) as con:
         assert storage_version(con) == older
         assert con.execute("SELECT x FROM warehouse.main.t").fetchall() == [(1,)]
+
+
+def test_single_threaded_gives_the_connection_its_threads_back(tmp_path: Path) -> None:
+    with connect(tmp_path / "p.duckdb", config={"threads": 3}) as con:
+        with single_threaded(con):
+            assert threads(con) == 1
+        assert threads(con) == 3
+        with pytest.raises(duckdb.CatalogException), single_threaded(con):
+            con.execute("SELECT * FROM warehouse.main.missing")
+        assert threads(con) == 3

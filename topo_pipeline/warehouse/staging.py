@@ -42,7 +42,11 @@ import numpy as np
 
 from topo_pipeline.api.models import Task
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
-from topo_pipeline.warehouse.duckdb import ALLOCATOR_FLUSH_THRESHOLD, transaction
+from topo_pipeline.warehouse.duckdb import (
+    ALLOCATOR_FLUSH_THRESHOLD,
+    single_threaded,
+    transaction,
+)
 from topo_pipeline.warehouse.history import record_task_history
 from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.schema import STAGED_TASKS, TASK_COLUMNS
@@ -458,7 +462,7 @@ def _land_sql() -> str:
 def _land(
     con: duckdb.DuckDBPyConnection, dates: list[date], loaded_at: datetime
 ) -> dict[date, int]:
-    with transaction(con):
+    with single_threaded(con), transaction(con):
         # Compared with the stored state, so before the partitions are replaced.
         changes = record_task_history(con, dates, loaded_at)
         con.execute(load_sql("delete_topo_tasks_partitions"), {"partition_dates": dates})
