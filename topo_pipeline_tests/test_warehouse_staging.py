@@ -338,6 +338,22 @@ def test_raw_that_is_not_json_is_refused(db: duckdb.DuckDBPyConnection, tmp_path
     assert rows(db) == before
 
 
+def test_staged_text_that_is_not_json_is_refused_by_the_landing(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    # The stage only ever holds JSON the encoder wrote; should it hold anything else,
+    # topo.tasks' JSON column refuses it and the landing changes nothing.
+    before = seed(db)
+    with task_stage([utc_window(D1)], directory=tmp_path) as stage:
+        stage.add([task("2025-03-14T12:00:00Z", task_id="garbled")])
+        stage.close()
+        with duckdb.connect(str(stage.path)) as raw_stage:
+            raw_stage.execute('UPDATE staged_tasks SET raw = \'{"id": "garbled"\'')
+        with pytest.raises(duckdb.ConversionException, match="Malformed JSON"):
+            replace_task_partitions_from_stage(db, stage, loaded_at=LOADED_AT)
+    assert rows(db) == before
+
+
 def test_an_iterable_that_fails_midway_leaves_previous_rows(db: duckdb.DuckDBPyConnection) -> None:
     before = seed(db)
 
