@@ -48,7 +48,12 @@ from topo_pipeline.warehouse.analyst_copy import (
     _verify_copy,
     publish_analyst_copy,
 )
-from topo_pipeline.warehouse.duckdb import STORAGE_VERSION, WarehouseLockedError, connect
+from topo_pipeline.warehouse.duckdb import (
+    STORAGE_VERSION,
+    WarehouseLockedError,
+    connect,
+    wal_files,
+)
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
 from topo_pipeline_tests.harness import fresh_instance
@@ -143,7 +148,7 @@ def test_the_copy_is_written_for_duckdb_1_4_clients(source: Path, tmp_path: Path
     assert storage_version(target) == "v1.4.0+"
     # The pipeline creates its own file in that format too, so the copy is its bytes.
     assert storage_version(source) == "v1.4.0+"
-    assert result.method == "file"
+    assert result.copy_method == "file"
     assert target.read_bytes() == source.read_bytes()
 
 
@@ -158,7 +163,7 @@ def test_a_file_in_duckdb_2s_format_is_copied_row_by_row_into_1_4s(tmp_path: Pat
     target = tmp_path / "analyst.duckdb"
     result = publish_analyst_copy(source, target)
 
-    assert result.method == "rows"
+    assert result.copy_method == "rows"
     assert storage_version(target) == result.storage_version == "v1.4.0+"
     assert catalog_snapshot(target) == catalog_snapshot(source)
     assert storage_version(source) != "v1.4.0+"  # DuckDB never lowers a file's format
@@ -167,16 +172,13 @@ def test_a_file_in_duckdb_2s_format_is_copied_row_by_row_into_1_4s(tmp_path: Pat
     shutil.copyfile(target, source)
     seed_tasks(source, some_tasks(DAY + timedelta(days=2), 3), loaded_at=LOADED_AT)
     again = publish_analyst_copy(source, target, info=NEW_YORK)
-    assert again.method == "file"
+    assert again.copy_method == "file"
     assert catalog_snapshot(target) == catalog_snapshot(source)
     assert {t.qualified_name: t.rows for t in again.tables}["topo.tasks"] == 12 + 3
 
 
-def test_a_read_only_publish_copies_what_a_write_ahead_log_holds(
-    source: Path, tmp_path: Path
-) -> None:
-    # A writer killed after a commit leaves it in the WAL beside the file; a read-only
-    # publish cannot checkpoint it, so the file's bytes alone would lack it.
+def leave_a_commit_in_the_wal(path: Path) -> None:
+    """A writer killed after its commit: the commit is in the WAL beside ``path`` only."""
     killed_writer = (
         "import os, sys, duckdb\n"
         "con = duckdb.connect(sys.argv[1])\n"
@@ -184,19 +186,38 @@ def test_a_read_only_publish_copies_what_a_write_ahead_log_holds(
         "os._exit(0)\n"
     )
     subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", killed_writer, str(source)], check=True
+        [sys.executable, "-c", killed_writer, str(path)], check=True
     )
-    assert source.with_name(source.name + ".wal").stat().st_size > 0
+    assert [wal.stat().st_size > 0 for wal in wal_files(path)] == [True]
+
+
+def skipped_tasks(path: Path) -> int:
+    with connect(path, read_only=True) as con:
+        (count,) = con.execute(
+            "SELECT count(*) FROM warehouse.topo.tasks WHERE status = 'SKIPPED'"
+        ).fetchone()
+    return count
+
+
+@pytest.mark.parametrize(
+    ("writable", "copy_method"),
+    [(True, "file"), (False, "rows")],
+    ids=["writable: checkpointed, then copied", "read-only: rows rewritten"],
+)
+def test_a_commit_left_in_the_write_ahead_log_reaches_the_copy(
+    source: Path, tmp_path: Path, writable: bool, copy_method: str
+) -> None:
+    # The file's bytes alone lack that commit: a publish given the settings checkpoints it
+    # into the file first; a read-only one cannot, and copies the rows instead.
+    assert skipped_tasks(source) > 0
+    leave_a_commit_in_the_wal(source)
 
     target = tmp_path / "analyst.duckdb"
-    result = publish_analyst_copy(source, target)  # no settings: read-only
+    result = publish_analyst_copy(source, target, info=NEW_YORK if writable else None)
 
-    assert result.method == "rows"
+    assert result.copy_method == copy_method
+    assert skipped_tasks(target) == 0
     assert catalog_snapshot(target) == catalog_snapshot(source)
-    with connect(target, read_only=True) as con:
-        assert con.execute(
-            "SELECT count(*) FROM warehouse.topo.tasks WHERE status = 'SKIPPED'"
-        ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize(

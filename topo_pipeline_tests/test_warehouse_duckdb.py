@@ -7,14 +7,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from topo_pipeline.warehouse.duckdb import STORAGE_VERSION, connect, single_threaded
-
-
-def storage_version(con: duckdb.DuckDBPyConnection) -> str:
-    (version,) = con.execute(
-        "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'warehouse'"
-    ).fetchone()
-    return version
+from topo_pipeline.warehouse.duckdb import (
+    STORAGE_VERSION,
+    connect,
+    single_threaded,
+    storage_version,
+)
 
 
 def threads(con: duckdb.DuckDBPyConnection) -> int:

@@ -44,7 +44,11 @@ from topo_pipeline.defs.assets.analyst_copy import (
 )
 from topo_pipeline.defs.assets.ingestion import POOL
 from topo_pipeline.defs.executor import in_process_executor
-from topo_pipeline.warehouse.analyst_copy import PublishResult, describe, publish_analyst_copy
+from topo_pipeline.warehouse.analyst_copy import (
+    PublishResult,
+    describe_copy_method,
+    publish_analyst_copy,
+)
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 
 if TYPE_CHECKING:
@@ -175,7 +179,7 @@ class _PublishingExecutor(dg.Executor):
         yield _note(
             plan_context,
             f"published {len(result.tables)} tables to the analyst copy {result.path} "
-            f"({describe(result.method)})",
+            f"({describe_copy_method(result.copy_method)})",
         )
 
 

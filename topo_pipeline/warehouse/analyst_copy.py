@@ -59,6 +59,8 @@ from topo_pipeline.warehouse.duckdb import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     STORAGE_VERSION,
     connect,
+    storage_version,
+    wal_files,
 )
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo, describe_pipeline
 from topo_pipeline.warehouse.queries import load_sql
@@ -106,7 +108,7 @@ class PublishResult:
     tables: tuple[PublishedTable, ...]
     storage_version: str
     size_bytes: int
-    method: CopyMethod
+    copy_method: CopyMethod
 
 
 def publish_analyst_copy(
@@ -130,7 +132,8 @@ def publish_analyst_copy(
             itself; without, ``source`` is copied as it is (read-only).
 
     Returns:
-        The published tables with their row counts, the storage version and file size.
+        The published tables with their row counts, the storage version, the file size and
+        how the copy was written.
 
     Raises:
         FileNotFoundError: if ``source`` does not exist (nothing was materialized yet).
@@ -155,31 +158,34 @@ def publish_analyst_copy(
                 ensure_schema(con)
                 describe_pipeline(con, info, published_at=datetime.now(UTC))
                 con.execute(f"CHECKPOINT {CATALOG}")
-            method = _write_copy(con, source, building)
+            copy_method = _write_copy(con, source, building)
             con.execute(f"ATTACH ? AS {COPY_CATALOG} (READ_ONLY)", [str(building)])
             try:
                 tables = _verify_copy(con)
-                storage_version = _storage_version(con, COPY_CATALOG)
+                copy_version = storage_version(con, COPY_CATALOG)
             finally:
                 con.execute(f"DETACH {COPY_CATALOG}")
         os.replace(building, target)
     finally:
         _remove_leftovers(building)
     log.info(
-        "published %d tables to the analyst copy %s (%s)", len(tables), target, describe(method)
+        "published %d tables to the analyst copy %s (%s)",
+        len(tables),
+        target,
+        describe_copy_method(copy_method),
     )
     return PublishResult(
         path=target,
         tables=tables,
-        storage_version=storage_version,
+        storage_version=copy_version,
         size_bytes=target.stat().st_size,
-        method=method,
+        copy_method=copy_method,
     )
 
 
-def describe(method: CopyMethod) -> str:
+def describe_copy_method(copy_method: CopyMethod) -> str:
     """How the copy was written, in words for a log line."""
-    if method == "file":
+    if copy_method == "file":
         return "the pipeline's file copied as it is"
     return (
         f"rows rewritten: the pipeline's file is not in the {STORAGE_VERSION} format, or has a WAL"
@@ -225,9 +231,7 @@ def table_row_count(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, t
 
 def _write_copy(con: duckdb.DuckDBPyConnection, source: Path, building: Path) -> CopyMethod:
     """Write the copy of the attached ``source`` to ``building``, as step 2 of the module says."""
-    wal = source.with_name(source.name + ".wal")
-    if _storage_version(con, CATALOG) == f"{STORAGE_VERSION}+" and not wal.exists():
-        # DuckDB tags a file with the first release of its format and a "+".
+    if storage_version(con) == f"{STORAGE_VERSION}+" and not wal_files(source):
         shutil.copyfile(source, building)
         with building.open("rb+") as copied:
             os.fsync(copied.fileno())
@@ -274,11 +278,6 @@ def _verify_copy(con: duckdb.DuckDBPyConnection) -> tuple[PublishedTable, ...]:
     return tuple(published)
 
 
-def _storage_version(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
-    row = con.execute(load_sql("database_storage_version"), {"catalog": catalog}).fetchone()
-    return str(row[0]) if row and row[0] is not None else "unknown"
-
-
 def _names(tables: Sequence[tuple[str, str, str]]) -> list[str]:
     return [f"{schema}.{table}" for schema, table, _ in tables]
 
@@ -322,6 +321,6 @@ def remove_dead_publishing_leftovers(target: Path) -> list[Path]:
 
 def _remove_leftovers(building: Path) -> None:
     # After a successful rename only a WAL could be left; after a failure, the file too.
-    for leftover in (building, building.with_name(building.name + ".wal")):
+    for leftover in (building, *wal_files(building)):
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()

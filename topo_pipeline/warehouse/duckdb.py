@@ -13,15 +13,18 @@ failing at once.
 
 from __future__ import annotations
 
+import glob
 import logging
 import random
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from topo_pipeline.warehouse.queries import load_sql
 
 CATALOG = "warehouse"
 """The catalog alias the pipeline's file is attached under."""
@@ -162,12 +165,26 @@ def single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     closes) writes again: landing a year (365,000 tasks) took 1.4 s, then 1.0 s in that
     checkpoint; on one thread it takes 1.8 s, and the checkpoint 0.01 s.
     """
-    (previous,) = con.execute("SELECT current_setting('threads')").fetchone() or (None,)
+    row = con.execute("SELECT current_setting('threads')").fetchone()
+    assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
     con.execute("SET threads = 1")
     try:
         yield
     finally:
-        con.execute(f"SET threads = {int(previous)}")
+        with suppress(duckdb.Error):  # never mask the block's own error
+            con.execute(f"SET threads = {int(row[0])}")
+
+
+def storage_version(con: duckdb.DuckDBPyConnection, catalog: str = CATALOG) -> str:
+    """The format of the file attached as ``catalog``, as DuckDB tags it: the first release
+    that reads it and a "+", e.g. ``v1.4.0+`` for :data:`STORAGE_VERSION`'s."""
+    row = con.execute(load_sql("database_storage_version"), {"catalog": catalog}).fetchone()
+    return str(row[0]) if row and row[0] is not None else "unknown"
+
+
+def wal_files(path: Path) -> list[Path]:
+    """The write-ahead log files beside the DuckDB file ``path`` (``.wal`` and its kin)."""
+    return sorted(path.parent.glob(f"{glob.escape(path.name)}.wal*"))
 
 
 @contextmanager

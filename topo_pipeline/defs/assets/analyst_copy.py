@@ -91,7 +91,7 @@ def publish_metadata(result: PublishResult, covers_through: int) -> Mapping[str,
         "path": dg.MetadataValue.path(str(result.path)),
         "storage_version": result.storage_version,
         "size_bytes": result.size_bytes,
-        "copy_method": result.method,
+        "copy_method": result.copy_method,
         "tables": table_value(
             ["table", "rows"], [(t.qualified_name, t.rows) for t in result.tables]
         ),
