@@ -272,7 +272,7 @@ def test_a_declared_column_and_table_reach_an_existing_file(
         before = every_row(con)
 
     # What a later release declares: one more column of topo.tasks and one more table.
-    extra = Column("owner_team", "VARCHAR", "Team owning the task.")
+    extra = Column("owner_team", "VARCHAR", "Team owning the task.", compression="zstd")
     tasks = dataclasses.replace(TOPO_TASKS, columns=(*TOPO_TASKS.columns, extra))
     directory = Table(
         "topo",
@@ -287,6 +287,10 @@ def test_a_declared_column_and_table_reach_an_existing_file(
         assert ensure_schema(con) == SCHEMA_VERSION
         assert schema_version(con) == SCHEMA_VERSION
         assert declared_columns(con, tasks)[-1] == ("owner_team", "VARCHAR", extra.comment)
+        (definition,) = con.execute(
+            "SELECT sql FROM duckdb_tables() WHERE schema_name = 'topo' AND table_name = 'tasks'"
+        ).fetchone()
+        assert "owner_team VARCHAR USING COMPRESSION ZSTD" in definition
         rows = con.execute(
             "SELECT * EXCLUDE (owner_team) FROM warehouse.topo.tasks ORDER BY ALL"
         ).fetchall()

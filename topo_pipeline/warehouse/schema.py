@@ -23,11 +23,14 @@ declarations applied (:func:`declarations_fingerprint`); a file without that tab
 differs, and existing files get the addition the next time the pipeline opens them, in
 one transaction, without a version change. Only a change that is not an addition (a
 rename, a changed type, a dropped constraint) needs a step in :data:`MIGRATIONS`, under a
-new :data:`SCHEMA_VERSION` described in :data:`VERSIONS`.
+new :data:`SCHEMA_VERSION` described in :data:`VERSIONS`. A column's ``compression`` is how
+DuckDB writes it, not what it holds: a file created before it was declared keeps writing
+that column as DuckDB chooses, and reads the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 
@@ -378,7 +381,7 @@ def _apply_declarations(con: duckdb.DuckDBPyConnection) -> None:
         for column in table.columns:
             if column.name not in present:
                 # Added as nullable: the rows already there have no value for it.
-                added = Column(column.name, column.sql_type, column.comment)
+                added = dataclasses.replace(column, not_null=False)
                 con.execute(f"ALTER TABLE {table.qualified} ADD COLUMN {added.definition()}")
         for statement in table.comment_sql():
             con.execute(statement)

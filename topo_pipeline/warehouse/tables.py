@@ -46,7 +46,11 @@ class Column:
     comment: str
     not_null: bool = False
     compression: str | None = None
-    """DuckDB's compression for the column (``USING COMPRESSION``); ``None`` lets DuckDB pick."""
+    """DuckDB's compression for the column (``USING COMPRESSION``); ``None`` lets DuckDB pick.
+
+    It takes effect where the column is created: a new file, or a column added to an
+    existing one. A column that already exists is not rewritten for it.
+    """
 
     def definition(self) -> str:
         """The column as it appears in ``CREATE TABLE`` / ``ADD COLUMN``."""
