@@ -52,6 +52,7 @@ from topo_pipeline.warehouse.duckdb import (
     STORAGE_VERSION,
     WarehouseLockedError,
     connect,
+    storage_version,
     wal_files,
 )
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
@@ -102,13 +103,9 @@ def catalog_snapshot(path: Path) -> dict[str, object]:
     return {"tables": tables, "columns": columns, "constraints": constraints, "rows": rows}
 
 
-def storage_version(path: Path) -> str:
+def file_format(path: Path) -> str:
     with connect(path, read_only=True) as con:
-        (version,) = con.execute(
-            "SELECT tags['storage_version'] FROM duckdb_databases() "
-            "WHERE database_name = 'warehouse'"
-        ).fetchone()
-    return version
+        return storage_version(con)
 
 
 @pytest.fixture
@@ -145,9 +142,9 @@ def test_the_copy_is_written_for_duckdb_1_4_clients(source: Path, tmp_path: Path
     result = publish_analyst_copy(source, target)
     assert STORAGE_VERSION == "v1.4.0"
     assert result.storage_version == "v1.4.0+"
-    assert storage_version(target) == "v1.4.0+"
+    assert file_format(target) == "v1.4.0+"
     # The pipeline creates its own file in that format too, so the copy is its bytes.
-    assert storage_version(source) == "v1.4.0+"
+    assert file_format(source) == "v1.4.0+"
     assert result.copy_method == "file"
     assert target.read_bytes() == source.read_bytes()
 
@@ -158,15 +155,15 @@ def test_a_file_in_duckdb_2s_format_is_copied_row_by_row_into_1_4s(tmp_path: Pat
     con = duckdb.connect(str(source))
     con.close()
     seed_tasks(source, some_tasks(), loaded_at=LOADED_AT)
-    assert storage_version(source) not in ("v1.4.0+", "unknown")
+    assert file_format(source) not in ("v1.4.0+", "unknown")
 
     target = tmp_path / "analyst.duckdb"
     result = publish_analyst_copy(source, target)
 
     assert result.copy_method == "rows"
-    assert storage_version(target) == result.storage_version == "v1.4.0+"
+    assert file_format(target) == result.storage_version == "v1.4.0+"
     assert catalog_snapshot(target) == catalog_snapshot(source)
-    assert storage_version(source) != "v1.4.0+"  # DuckDB never lowers a file's format
+    assert file_format(source) != "v1.4.0+"  # DuckDB never lowers a file's format
 
     # docs/operating.md's way to the fast path: the copy put in the pipeline file's place.
     shutil.copyfile(target, source)
