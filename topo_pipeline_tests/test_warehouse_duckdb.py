@@ -1,4 +1,4 @@
-"""Opening the pipeline's DuckDB file: its storage format, and one-thread bulk inserts."""
+"""Opening the pipeline's DuckDB file: its storage format, and settings changed for a block."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from topo_pipeline.warehouse.duckdb import (
     STORAGE_VERSION,
     connect,
+    setting_for_block,
     single_threaded,
     storage_version,
 )
@@ -49,3 +50,17 @@ def test_single_threaded_gives_the_connection_its_threads_back(tmp_path: Path) -
         with pytest.raises(duckdb.CatalogException), single_threaded(con):
             con.execute("SELECT * FROM warehouse.main.missing")
         assert threads(con) == 3
+
+
+def test_only_the_pipelines_own_settings_are_changed_for_a_block(tmp_path: Path) -> None:
+    with connect(tmp_path / "p.duckdb") as con:
+        with setting_for_block(con, "memory_limit", "100MiB"):
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (
+                "100.0 MiB",
+            )
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == ("48.0 MiB",)
+        with (
+            pytest.raises(ValueError, match="not a setting"),
+            setting_for_block(con, "TimeZone; DROP", "UTC"),
+        ):
+            pass

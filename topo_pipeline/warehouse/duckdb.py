@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -156,23 +156,49 @@ def _attach_with_retry(
             delay = min(delay * 2, 2.0) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
 
 
+_SETTINGS_FOR_A_BLOCK = frozenset({"memory_limit", "threads"})
+"""The DuckDB settings :func:`setting_for_block` changes: names from code, never input."""
+
+
 @contextmanager
-def single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def setting_for_block(
+    con: duckdb.DuckDBPyConnection, name: str, value: str | int | None
+) -> Iterator[None]:
+    """Run the block with DuckDB's setting ``name`` at ``value``, then put back what it was.
+
+    ``None`` runs the block at DuckDB's default. The setting holds for the whole DuckDB
+    instance behind ``con``. Afterwards the setting is reset, and set again only if the
+    value it had differs from the default (so a default is not pinned as a rounded
+    number). Putting it back never masks the block's own error.
+    """
+    if name not in _SETTINGS_FOR_A_BLOCK:
+        raise ValueError(f"{name!r} is not a setting the pipeline changes for a block")
+    read = f"SELECT current_setting('{name}')"
+    previous = con.execute(read).fetchone()
+    assert previous is not None  # noqa: S101 - a SELECT without FROM returns one row
+    try:
+        if value is None:
+            con.execute(f"RESET {name}")
+        else:
+            con.execute(f"SET {name} = $value", {"value": value})
+        yield
+    finally:
+        with suppress(duckdb.Error):
+            con.execute(f"RESET {name}")
+            if con.execute(read).fetchone() != previous:
+                con.execute(f"SET {name} = $value", {"value": previous[0]})
+
+
+def single_threaded(con: duckdb.DuckDBPyConnection) -> AbstractContextManager[None]:
     """Run the block on one DuckDB thread, then give the connection its threads back.
 
     For bulk inserts into the pipeline's file. Inserting on several threads, DuckDB leaves
     rows in row groups that the next checkpoint (at the latest when the connection
-    closes) writes again: landing a year (365,000 tasks) took 1.4 s, then 1.0 s in that
-    checkpoint; on one thread it takes 1.8 s, and the checkpoint 0.01 s.
+    closes) writes again. Measured on a year's landing (365,000 tasks, with the explicit
+    JSON cast it then had): 1.4 s of insert and 1.0 s of that checkpoint on two threads,
+    1.8 s and 0.01 s on one.
     """
-    row = con.execute("SELECT current_setting('threads')").fetchone()
-    assert row is not None  # noqa: S101 - a SELECT without FROM returns one row
-    con.execute("SET threads = 1")
-    try:
-        yield
-    finally:
-        with suppress(duckdb.Error):  # never mask the block's own error
-            con.execute(f"SET threads = {int(row[0])}")
+    return setting_for_block(con, "threads", 1)
 
 
 def storage_version(con: duckdb.DuckDBPyConnection, catalog: str = CATALOG) -> str:

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
@@ -44,6 +44,7 @@ from topo_pipeline.api.models import Task
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
 from topo_pipeline.warehouse.duckdb import (
     ALLOCATOR_FLUSH_THRESHOLD,
+    setting_for_block,
     single_threaded,
     transaction,
 )
@@ -486,27 +487,14 @@ def _land(
         )
 
 
-@contextmanager
-def _memory_capped(con: duckdb.DuckDBPyConnection, limit_bytes: int | None) -> Iterator[None]:
-    """Run the block with DuckDB's memory limit at ``limit_bytes``, then put it back.
-
-    ``None`` runs it at DuckDB's default (80% of RAM). The limit holds for the whole DuckDB
-    instance behind ``con``. Afterwards it is set back to the value it had.
-    """
-    previous = con.execute("SELECT current_setting('memory_limit')").fetchone()
-    assert previous is not None  # noqa: S101 - a SELECT without FROM returns one row
-    try:
-        if limit_bytes is None:
-            con.execute("RESET memory_limit")
-        else:
-            con.execute(f"SET memory_limit = '{int(limit_bytes)}B'")
-        yield
-    finally:
-        with suppress(duckdb.Error):  # never mask the block's own error
-            con.execute("RESET memory_limit")
-            default = con.execute("SELECT current_setting('memory_limit')").fetchone()
-            if default != previous:
-                con.execute("SET memory_limit = $limit", {"limit": previous[0]})
+def _memory_capped(
+    con: duckdb.DuckDBPyConnection, limit_bytes: int | None
+) -> AbstractContextManager[None]:
+    """Run the block with DuckDB's memory limit at ``limit_bytes`` (``None``: DuckDB's
+    default, 80% of RAM), then put back the limit the connection had."""
+    return setting_for_block(
+        con, "memory_limit", None if limit_bytes is None else f"{int(limit_bytes)}B"
+    )
 
 
 def _is_out_of_memory(error: duckdb.Error) -> bool:
