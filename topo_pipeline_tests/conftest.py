@@ -21,7 +21,11 @@ from topo_pipeline.simulator import (
     generate_dataset,
 )
 from topo_pipeline_tests.api_harness import Serve
-from topo_pipeline_tests.harness import SimulatedPipeline, fresh_instance
+from topo_pipeline_tests.harness import (
+    SimulatedPipeline,
+    fresh_instance,
+    read_migration_scripts_once,
+)
 from topo_pipeline_tests.webserver_stack import Stack, running_stack
 
 P = TypeVar("P", bound=SimulatedPipeline)
@@ -90,6 +94,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """
     with running_stack(tmp_path_factory) as running:
         yield running
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    read_migration_scripts_once()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
