@@ -422,7 +422,10 @@ def test_one_rollup_can_be_rebuilt_alone(pipeline: Pipeline) -> None:
     assert "sla_target_minutes" not in values
 
 
-def test_analytics_before_any_tasks_fail_naming_what_to_materialize(pipeline: Pipeline) -> None:
+def test_analytics_before_any_tasks_fail_naming_what_to_materialize(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = make_pipeline(SPEC, new_file=True)  # a new deployment: no file yet
     result = pipeline.materialize(DAYS[0], tasks=False, raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
