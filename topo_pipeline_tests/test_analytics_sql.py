@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -195,13 +196,21 @@ def build_all(
     return written
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A pipeline file holding TASKS and every analytics table built for DAYS."""
-    with connect(current_file(tmp_path / "pipeline.duckdb")) as con:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pipeline file holding TASKS and every analytics table built for DAYS, made once."""
+    path = current_file(tmp_path_factory.mktemp("built") / "pipeline.duckdb")
+    with connect(path) as con:
         insert_tasks(con, TASKS)
         insert_directory(con, DIRECTORY)
         build_all(con)
+    return path
+
+
+@pytest.fixture
+def db(built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A copy of the ``built`` file, for one test to read and change."""
+    with connect(shutil.copyfile(built, tmp_path / "pipeline.duckdb")) as con:
         yield con
 
 
@@ -213,7 +222,7 @@ def test_the_oracle_reproduces_the_hand_written_verdicts() -> None:
     assert {row["id"]: row["sla_status"] for row in rows} == EXPECTED_SLA_STATUS
 
 
-@pytest.mark.parametrize("file_name", ["pipeline.duckdb", "topo.duckdb", "analytics.duckdb"])
+@pytest.mark.parametrize("file_name", ["topo.duckdb", "analytics.duckdb"])
 def test_every_table_and_column_matches_the_rules(tmp_path: Path, file_name: str) -> None:
     # File names equal to a schema name must work too: every statement is catalog-qualified.
     with connect(tmp_path / file_name) as con:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -67,13 +68,22 @@ CLEAN = [
 ELSEWHERE = [task("c1", "2025-03-16T08:00:00Z")]
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    with connect(current_file(tmp_path / "topo.duckdb")) as con:
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pipeline file with CLEAN and ELSEWHERE landed in their windows, made once."""
+    path = current_file(tmp_path_factory.mktemp("landed") / "topo.duckdb")
+    with connect(path) as con:
         ensure_tasks_table(con)
         replace_task_partitions(
             con, [*WINDOWS, utc_window(D3)], CLEAN + ELSEWHERE, loaded_at=LOADED_AT
         )
+    return path
+
+
+@pytest.fixture
+def db(landed: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A copy of the ``landed`` file, for one test to read and change."""
+    with connect(shutil.copyfile(landed, tmp_path / "topo.duckdb")) as con:
         yield con
 
 
