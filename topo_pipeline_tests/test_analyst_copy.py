@@ -108,11 +108,18 @@ def file_format(path: Path) -> str:
         return storage_version(con)
 
 
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    path = tmp_path / "pipeline.duckdb"
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pipeline file with two days of tasks and their analytics, made once."""
+    path = tmp_path_factory.mktemp("seeded") / "pipeline.duckdb"
     seed_tasks(path, some_tasks(DAY) + some_tasks(DAY + timedelta(days=1), 7), loaded_at=LOADED_AT)
     return path
+
+
+@pytest.fixture
+def source(seeded: Path, tmp_path: Path) -> Path:
+    """A copy of the ``seeded`` file, for one test to publish and change."""
+    return shutil.copyfile(seeded, tmp_path / "pipeline.duckdb")
 
 
 def test_the_copy_holds_every_table_row_comment_and_constraint(
