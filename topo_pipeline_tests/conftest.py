@@ -3,77 +3,27 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from topo_pipeline.settings import API_KEY_ENV, Settings
-from topo_pipeline.simulator import (
-    DEMO_API_KEY,
-    DatasetSpec,
-    FaultPlan,
-    SimulatedTopoApi,
-    TaskStore,
-    generate_dataset,
-)
+from topo_pipeline.simulator import FaultPlan, SimulatedTopoApi, TaskStore
 from topo_pipeline_tests.api_harness import Serve
 from topo_pipeline_tests.harness import (
-    SimulatedPipeline,
-    fresh_instance,
+    PipelineFactory,
     read_migration_scripts_once,
+    simulated_pipelines,
 )
-from topo_pipeline_tests.warehouse_seed import current_file
 from topo_pipeline_tests.webserver_stack import Stack, running_stack
-
-P = TypeVar("P", bound=SimulatedPipeline)
-
-PipelineFactory = Callable[..., Any]
 
 
 @pytest.fixture
 def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineFactory]:
-    """Builds pipelines over data sets: ``factory(spec, cls, file_name=, instance_settings=)``.
-
-    Partitions start a few days before the data set, in its zone; request pacing is off
-    (the simulator has no rate limit unless a test sets one); ``TOPO_API_KEY`` is the
-    simulator's demo key. Servers and instances are closed when the test ends.
-
-    The pipeline's file starts as an empty file of the current schema (``current_file``,
-    a copy instead of 70 ms of DDL per test); ``new_file=True`` leaves it to the first run
-    to create, as a new deployment's does.
-    """
-    monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
-    with ExitStack() as stack:
-
-        def make(
-            spec: DatasetSpec,
-            cls: type[P],
-            *,
-            file_name: str = "pipeline.duckdb",
-            instance_settings: Mapping[str, Any] | None = None,
-            new_file: bool = False,
-        ) -> P:
-            data = generate_dataset(spec)
-            api = stack.enter_context(
-                SimulatedTopoApi(TaskStore(data.tasks, data.sequence_templates))
-            )
-            settings = Settings(
-                api_base_url=api.base_url,
-                duckdb_path=tmp_path / file_name,
-                analyst_duckdb_path=tmp_path / "published" / "topo_analytics.duckdb",
-                start_date=spec.start_date - timedelta(days=5),
-                timezone=spec.timezone,
-                requests_per_minute=None,
-            )
-            if not new_file:
-                current_file(settings.duckdb_path)
-            instance = fresh_instance(instance_settings)
-            return cls(api, settings, stack.enter_context(instance))
-
+    """:func:`~topo_pipeline_tests.harness.simulated_pipelines` for one test, closed after it."""
+    with simulated_pipelines(tmp_path, monkeypatch) as make:
         yield make
 
 

@@ -8,6 +8,7 @@ compares every analytics table with rows computed independently in plain Python
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -54,7 +55,7 @@ from topo_pipeline_tests.analytics_oracle import (
     table_columns,
     task_from_api,
 )
-from topo_pipeline_tests.harness import SimulatedPipeline, fresh_instance
+from topo_pipeline_tests.harness import SimulatedPipeline, file_after_run, fresh_instance
 
 ZONE = "America/New_York"  # partition days are not UTC days
 START = date(2026, 3, 2)
@@ -131,6 +132,24 @@ def make_pipeline(pipeline_factory: Callable[..., Pipeline]) -> PipelineFactory:
 @pytest.fixture
 def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
     return make_pipeline(SPEC)
+
+
+@pytest.fixture(scope="module")
+def range_run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pipeline's file after one range run of DAYS at AS_OF (tasks and every table)."""
+    return file_after_run(
+        tmp_path_factory.mktemp("range-run"),
+        SPEC,
+        Pipeline,
+        lambda pipeline: pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF),
+    )
+
+
+@pytest.fixture
+def landed(pipeline: Pipeline, range_run_file: Path) -> Pipeline:
+    """``pipeline`` after the range run of DAYS at AS_OF: its file a copy of the module's."""
+    shutil.copyfile(range_run_file, pipeline.settings.duckdb_path)
+    return pipeline
 
 
 def assert_tables_match(
@@ -268,48 +287,44 @@ def test_a_range_run_builds_every_table_and_its_metadata(pipeline: Pipeline) -> 
 # -- as_of and SLA targets -------------------------------------------------------------------
 
 
-def test_as_of_from_run_config_is_honoured_and_reproducible(pipeline: Pipeline) -> None:
-    pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
-    first = pipeline.tables()
+def test_as_of_from_run_config_is_honoured_and_reproducible(landed: Pipeline) -> None:
+    first = landed.tables()
     # The same as_of written with another offset is the same instant: identical tables.
-    result = pipeline.materialize(DAYS[0], DAYS[-1], tasks=False, as_of="2026-03-05T18:30:00-05:00")
-    assert pipeline.tables() == first
+    result = landed.materialize(DAYS[0], DAYS[-1], tasks=False, as_of="2026-03-05T18:30:00-05:00")
+    assert landed.tables() == first
     assert {row["as_of"] for row in first["task_sla"]} == {parse_timestamp(AS_OF)}
     sla_metadata = materializations(result)[("analytics/sla_by_priority", DAYS[0].isoformat())]
     assert sla_metadata["as_of"].value == parse_timestamp(AS_OF).timestamp()
 
     # A later as_of judges more open tasks overdue, exactly as the rules say.
     later = "2026-03-07T12:00:00Z"
-    pipeline.materialize(DAYS[0], DAYS[-1], tasks=False, as_of=later)
-    expected = expected_tables(
-        pipeline.served(), parse_timestamp(later), DEFAULT_SLA_TARGET_MINUTES
-    )
-    assert_tables_match(pipeline.tables(), expected, pipeline.columns())
+    landed.materialize(DAYS[0], DAYS[-1], tasks=False, as_of=later)
+    expected = expected_tables(landed.served(), parse_timestamp(later), DEFAULT_SLA_TARGET_MINUTES)
+    assert_tables_match(landed.tables(), expected, landed.columns())
     before = {row["id"]: row["sla_status"] for row in first["task_sla"]}
     after = {row["id"]: row["sla_status"] for row in expected["task_sla"]}
     assert any(before[i] == "OPEN" and after[i] == "BREACHED" for i in before)
 
     # Without config, as_of is when the run evaluated the SLA.
     started = datetime.now(UTC)
-    pipeline.materialize(DAYS[2], tasks=False)
+    landed.materialize(DAYS[2], tasks=False)
     finished = datetime.now(UTC)
-    stamps = {row["as_of"] for row in day_rows(pipeline.tables()["task_sla"], DAYS[2])}
+    stamps = {row["as_of"] for row in day_rows(landed.tables()["task_sla"], DAYS[2])}
     assert len(stamps) == 1
     assert started <= stamps.pop() <= finished
 
 
-def test_a_bad_as_of_fails_the_run_and_keeps_the_tables(pipeline: Pipeline) -> None:
-    pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
-    before = pipeline.tables()
+def test_a_bad_as_of_fails_the_run_and_keeps_the_tables(landed: Pipeline) -> None:
+    before = landed.tables()
 
     for bad in ("2026-03-05T23:30:00", "2026-03-05", "yesterday"):
-        result = pipeline.materialize(DAYS[0], tasks=False, as_of=bad, raise_on_error=False)
+        result = landed.materialize(DAYS[0], tasks=False, as_of=bad, raise_on_error=False)
         assert not result.success
         (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
         assert repr(bad) in message
         assert "UTC offset" in message
-    assert pipeline.tables() == before
+    assert landed.tables() == before
 
 
 def test_sla_targets_from_the_environment_reach_tables_and_metadata(pipeline: Pipeline) -> None:
@@ -351,43 +366,42 @@ def test_sla_targets_from_the_environment_reach_tables_and_metadata(pipeline: Pi
 # -- re-materializing one day --------------------------------------------------------------
 
 
-def test_rematerializing_one_day_changes_only_that_days_rows(pipeline: Pipeline) -> None:
-    pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
-    before = pipeline.tables()
+def test_rematerializing_one_day_changes_only_that_days_rows(landed: Pipeline) -> None:
+    before = landed.tables()
 
     # Day 3 moves on in Topo: a task gets completed, one skipped, one unassigned, one is
     # deleted. A change on day 1 must not show up: that day is not re-materialized.
     day3 = sorted(
-        (t for t in pipeline.store.all() if task_from_api(t, ZONE).partition_date == DAYS[2]),
+        (t for t in landed.store.all() if task_from_api(t, ZONE).partition_date == DAYS[2]),
         key=lambda t: t["id"],
     )
     open_tasks = [t for t in day3 if t["status"] in ("PENDING", "IN_PROGRESS")]
     done = [t for t in day3 if t["status"] == "COMPLETED"]
     now = "2026-03-06T15:00:00Z"
-    pipeline.store.upsert(
+    landed.store.upsert(
         {**open_tasks[0], "status": "COMPLETED", "completed_at": now, "updated_at": now}
     )
-    pipeline.store.upsert(
+    landed.store.upsert(
         {**open_tasks[1], "status": "SKIPPED", "skipped_at": now, "updated_at": now}
     )
-    pipeline.store.upsert({**done[0], "assignee_user_id": None, "updated_at": now})
-    assert pipeline.store.delete(done[1]["id"])
+    landed.store.upsert({**done[0], "assignee_user_id": None, "updated_at": now})
+    assert landed.store.delete(done[1]["id"])
     day1_task = next(
-        t for t in pipeline.store.all() if task_from_api(t, ZONE).partition_date == DAYS[0]
+        t for t in landed.store.all() if task_from_api(t, ZONE).partition_date == DAYS[0]
     )
-    pipeline.store.upsert({**day1_task, "status": "SKIPPED", "skipped_at": now})
+    landed.store.upsert({**day1_task, "status": "SKIPPED", "skipped_at": now})
 
     # topo/tasks alone first: the analytics keep their rows until they are rebuilt.
-    pipeline.materialize(DAYS[2], tables=None)
-    assert pipeline.tables() == before
+    landed.materialize(DAYS[2], tables=None)
+    assert landed.tables() == before
 
     later = "2026-03-06T16:00:00Z"
-    pipeline.materialize(DAYS[2], tasks=False, as_of=later)
+    landed.materialize(DAYS[2], tasks=False, as_of=later)
 
-    after = pipeline.tables()
-    served_day3 = [t for t in pipeline.served([DAYS[2]])]
+    after = landed.tables()
+    served_day3 = [t for t in landed.served([DAYS[2]])]
     expected = expected_tables(served_day3, parse_timestamp(later), DEFAULT_SLA_TARGET_MINUTES)
-    assert_tables_match(after, expected, pipeline.columns(), days=[DAYS[2]])
+    assert_tables_match(after, expected, landed.columns(), days=[DAYS[2]])
     for table in ANALYTICS_TABLES:
         for day in (DAYS[0], DAYS[1], DAYS[3]):
             assert day_rows(after[table], day) == day_rows(before[table], day), (table, day)
@@ -403,15 +417,14 @@ def test_rematerializing_one_day_changes_only_that_days_rows(pipeline: Pipeline)
 # -- selecting some of them -----------------------------------------------------------------
 
 
-def test_one_rollup_can_be_rebuilt_alone(pipeline: Pipeline) -> None:
-    pipeline.materialize(DAYS[0], DAYS[-1], as_of=AS_OF)
-    before = pipeline.tables()
-    with connect(pipeline.settings.duckdb_path) as con:
+def test_one_rollup_can_be_rebuilt_alone(landed: Pipeline) -> None:
+    before = landed.tables()
+    with connect(landed.settings.duckdb_path) as con:
         con.execute("DELETE FROM warehouse.analytics.sla_by_priority")
 
-    result = pipeline.materialize(DAYS[0], tasks=False, tables=["sla_by_priority"])
+    result = landed.materialize(DAYS[0], tasks=False, tables=["sla_by_priority"])
 
-    after = pipeline.tables()
+    after = landed.tables()
     assert after["task_sla"] == before["task_sla"]  # not selected, not touched
     assert after["sla_by_priority"] == day_rows(before["sla_by_priority"], DAYS[0])
     (key,) = {key for key, _ in materializations(result)}

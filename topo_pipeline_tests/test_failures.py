@@ -21,9 +21,8 @@ from topo_pipeline.defs.console import TRACEBACK_ENV
 from topo_pipeline.defs.jobs import partition_range_tags
 from topo_pipeline.settings import API_KEY_ENV
 from topo_pipeline.simulator import DatasetSpec
-from topo_pipeline_tests.conftest import PipelineFactory
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
-from topo_pipeline_tests.harness import SimulatedPipeline
+from topo_pipeline_tests.harness import PipelineFactory, SimulatedPipeline
 
 DAY = date(2025, 4, 7)
 CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +27,7 @@ from topo_pipeline.defs.resources import TopoApiResource
 from topo_pipeline.settings import API_KEY_ENV
 from topo_pipeline.simulator import DEMO_API_KEY, DatasetSpec, FaultPlan, TaskStore, make_task
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline_tests.harness import SimulatedPipeline
+from topo_pipeline_tests.harness import SimulatedPipeline, file_after_run
 
 START = date(2026, 3, 2)
 DAYS = [START + timedelta(days=i) for i in range(3)]
@@ -70,6 +72,24 @@ def make_pipeline(pipeline_factory: Callable[..., Pipeline]) -> PipelineFactory:
 @pytest.fixture
 def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
     return make_pipeline(SPEC)
+
+
+@pytest.fixture(scope="module")
+def range_run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pipeline's file after one range run of DAYS."""
+    return file_after_run(
+        tmp_path_factory.mktemp("range-run"),
+        SPEC,
+        Pipeline,
+        lambda pipeline: pipeline.materialize(DAYS[0], DAYS[-1]),
+    )
+
+
+@pytest.fixture
+def landed(pipeline: Pipeline, range_run_file: Path) -> Pipeline:
+    """``pipeline`` after the range run of DAYS: its file a copy of the module's."""
+    shutil.copyfile(range_run_file, pipeline.settings.duckdb_path)
+    return pipeline
 
 
 def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
@@ -196,35 +216,32 @@ def test_materializing_twice_leaves_no_duplicates(pipeline: Pipeline) -> None:
     assert rows == ids == len(served_tasks(pipeline.store, DAYS, "UTC"))
 
 
-def test_rematerializing_a_day_shows_changes_and_leaves_other_days_alone(
-    pipeline: Pipeline,
-) -> None:
-    pipeline.materialize(DAYS[0], DAYS[-1])
-    before = pipeline.rows()
-    day1 = sorted(served_tasks(pipeline.store, [DAYS[0]], "UTC").values(), key=lambda t: t["id"])
+def test_rematerializing_a_day_shows_changes_and_leaves_other_days_alone(landed: Pipeline) -> None:
+    before = landed.rows()
+    day1 = sorted(served_tasks(landed.store, [DAYS[0]], "UTC").values(), key=lambda t: t["id"])
     pending = [t for t in day1 if t["status"] == "PENDING"]
     to_complete, to_reassign, to_delete = pending[0], pending[1], day1[-1]
     now = "2026-03-05T09:30:00Z"
-    pipeline.store.upsert(
+    landed.store.upsert(
         {**to_complete, "status": "COMPLETED", "completed_at": now, "updated_at": now}
     )
-    pipeline.store.upsert({**to_reassign, "assignee_user_id": None, "updated_at": now})
-    assert pipeline.store.delete(to_delete["id"])
+    landed.store.upsert({**to_reassign, "assignee_user_id": None, "updated_at": now})
+    assert landed.store.delete(to_delete["id"])
     # A change on another day must not show up: that day is not re-materialized.
-    day3_task = next(iter(served_tasks(pipeline.store, [DAYS[2]], "UTC").values()))
-    pipeline.store.upsert({**day3_task, "status": "SKIPPED", "skipped_at": now})
+    day3_task = next(iter(served_tasks(landed.store, [DAYS[2]], "UTC").values()))
+    landed.store.upsert({**day3_task, "status": "SKIPPED", "skipped_at": now})
 
-    result = pipeline.materialize(DAYS[0])
+    result = landed.materialize(DAYS[0])
 
     # topo.task_history got a version for each of the three changes, and only those.
     recorded = materializations(result)[DAYS[0].isoformat()]
     assert (recorded["history_versions_recorded"], recorded["history_tasks_removed"]) == (3, 1)
-    after = pipeline.rows()
+    after = landed.rows()
     assert after[to_complete["id"]]["status"] == "COMPLETED"
     assert after[to_complete["id"]]["completed_at"] == parse_timestamp(now)
     assert after[to_reassign["id"]]["assignee_user_id"] is None
     assert to_delete["id"] not in after
-    assert_table_matches(pipeline, [DAYS[0]])
+    assert_table_matches(landed, [DAYS[0]])
     day3_ids = {i for i, row in before.items() if row["partition_date"] == DAYS[2]}
     assert {i: after[i] for i in day3_ids} == {i: before[i] for i in day3_ids}
     assert after[day3_task["id"]]["status"] == day3_task["status"]
@@ -233,42 +250,36 @@ def test_rematerializing_a_day_shows_changes_and_leaves_other_days_alone(
 # -- failures leave the previous rows ------------------------------------------------------
 
 
-def test_a_failure_in_the_middle_of_the_write_keeps_the_previous_rows(
-    pipeline: Pipeline,
-) -> None:
-    pipeline.materialize(DAYS[0], DAYS[-1])
-    before = pipeline.rows()
+def test_a_failure_in_the_middle_of_the_write_keeps_the_previous_rows(landed: Pipeline) -> None:
+    before = landed.rows()
     # A task of day 3 now claims to be from day 1. Re-landing day 1 deletes day 1's rows and
     # starts inserting, then hits the same id still stored under day 3: the write fails
     # part-way, after the delete.
-    moved = next(iter(served_tasks(pipeline.store, [DAYS[2]], "UTC").values()))
-    pipeline.store.upsert({**moved, "created_at": f"{DAYS[0]}T23:59:59Z"})
-    pipeline.store.upsert(make_task(created_at=f"{DAYS[0]}T23:59:58Z", id="new-on-day-1"))
+    moved = next(iter(served_tasks(landed.store, [DAYS[2]], "UTC").values()))
+    landed.store.upsert({**moved, "created_at": f"{DAYS[0]}T23:59:59Z"})
+    landed.store.upsert(make_task(created_at=f"{DAYS[0]}T23:59:58Z", id="new-on-day-1"))
 
-    result = pipeline.materialize(DAYS[0], raise_on_error=False)
+    result = landed.materialize(DAYS[0], raise_on_error=False)
 
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert failure is not None
     assert "another partition" in failure.to_string() or "Duplicate key" in failure.to_string()
-    assert pipeline.rows() == before
+    assert landed.rows() == before
 
 
 def test_an_api_that_keeps_failing_fails_the_run_and_keeps_the_previous_rows(
-    pipeline: Pipeline,
+    landed: Pipeline,
 ) -> None:
-    pipeline.materialize(DAYS[0], DAYS[-1])
-    before = pipeline.rows()
-    pipeline.store.upsert(make_task(created_at=f"{DAYS[0]}T10:00:00Z"))
-    pipeline.api.faults = FaultPlan(error_5xx_rate=1.0, retry_after_seconds=0)
-    settings = replace(pipeline.settings, max_attempts=2)
+    before = landed.rows()
+    landed.store.upsert(make_task(created_at=f"{DAYS[0]}T10:00:00Z"))
+    landed.api.faults = FaultPlan(error_5xx_rate=1.0, retry_after_seconds=0)
+    settings = replace(landed.settings, max_attempts=2)
 
-    result = replace(pipeline, settings=settings).materialize(
-        DAYS[0], DAYS[-1], raise_on_error=False
-    )
+    result = replace(landed, settings=settings).materialize(DAYS[0], DAYS[-1], raise_on_error=False)
 
     assert not result.success
-    assert pipeline.rows() == before
+    assert landed.rows() == before
 
 
 # -- time zones ------------------------------------------------------------------------
