@@ -1,4 +1,9 @@
-"""Shared fixtures: the real pipeline wired to a simulated Topo API and a test instance."""
+"""Shared fixtures: the real pipeline wired to a simulated Topo API and a test instance.
+
+pytest-xdist's controller process imports this file too, before it starts the workers,
+and runs no test: the fixtures import the modules that bring Dagster in (about 2 s)
+where they are used, so the workers start that much sooner.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,30 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from topo_pipeline.simulator import FaultPlan, SimulatedTopoApi, TaskStore
-from topo_pipeline_tests.api_harness import Serve
-from topo_pipeline_tests.harness import (
-    PipelineFactory,
-    read_migration_scripts_once,
-    simulated_pipelines,
-)
-from topo_pipeline_tests.webserver_stack import Stack, running_stack
+
+if TYPE_CHECKING:
+    from topo_pipeline_tests.api_harness import Serve
+    from topo_pipeline_tests.harness import PipelineFactory
+    from topo_pipeline_tests.webserver_stack import Stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migration_scripts_read_once() -> None:
+    from topo_pipeline_tests.harness import read_migration_scripts_once
+
+    read_migration_scripts_once()
 
 
 @pytest.fixture
 def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineFactory]:
     """:func:`~topo_pipeline_tests.harness.simulated_pipelines` for one test, closed after it."""
+    from topo_pipeline_tests.harness import simulated_pipelines
+
     with simulated_pipelines(tmp_path, monkeypatch) as make:
         yield make
 
@@ -50,12 +62,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     Module-scoped: each UI test module has a stack of its own, so the modules run side by
     side on separate workers.
     """
+    from topo_pipeline_tests.webserver_stack import running_stack
+
     with running_stack(tmp_path_factory) as running:
         yield running
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    read_migration_scripts_once()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
