@@ -250,7 +250,8 @@ def test_a_range_run_builds_every_table_and_its_metadata(pipeline: Pipeline) -> 
     as_of = parse_timestamp(AS_OF)
     tasks = pipeline.served()
     expected = expected_tables(tasks, as_of, DEFAULT_SLA_TARGET_MINUTES)
-    assert_tables_match(pipeline.tables(), expected, pipeline.columns())
+    columns = pipeline.columns()
+    assert_tables_match(pipeline.tables(), expected, columns)
     # The data set exercises every verdict and both kinds of groups that need care.
     verdicts = {row["sla_status"] for row in expected["task_sla"]}
     assert verdicts == {"MET", "BREACHED", "OPEN", "SKIPPED"}
@@ -275,7 +276,7 @@ def test_a_range_run_builds_every_table_and_its_metadata(pipeline: Pipeline) -> 
             assert values["rows_written_in_run"].value == len(expected[table])
         # The file's columns go on the run's last day, not on every day's event.
         schema = metadata[(f"analytics/{table}", DAYS[-1].isoformat())]["dagster/column_schema"]
-        assert [c.name for c in schema.value.columns] == pipeline.columns()[table]
+        assert [c.name for c in schema.value.columns] == columns[table]
         assert all(c.description for c in schema.value.columns)
         assert not any(
             "dagster/column_schema" in metadata[(f"analytics/{table}", day.isoformat())]

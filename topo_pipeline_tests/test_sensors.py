@@ -8,6 +8,7 @@ Dagster instance (the full publish path is in ``test_analyst_copy.py``).
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -241,11 +242,10 @@ def tasks_on(day: str, *statuses: str) -> list[dict]:
     ]
 
 
-@pytest.fixture
-def copy_settings(tmp_path: Path) -> Settings:
+@pytest.fixture(scope="module")
+def seeded_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An analyst copy with open tasks on 03-16 and 03-18, none on 03-17, 02-01 too old."""
-    settings = settings_for(tmp_path)
-    path = settings.analyst_duckdb_path
+    path = tmp_path_factory.mktemp("seeded") / "analyst.duckdb"
     for tasks, loaded_hours_ago in [
         (tasks_on("03-18", "PENDING", "PENDING", "COMPLETED"), 5),
         (tasks_on("03-17", "COMPLETED", "SKIPPED"), 5),
@@ -253,6 +253,14 @@ def copy_settings(tmp_path: Path) -> Settings:
         (tasks_on("02-01", "PENDING"), 900),
     ]:
         seed_tasks(path, tasks, loaded_at=ago(loaded_hours_ago), with_analytics=False)
+    return path
+
+
+@pytest.fixture
+def copy_settings(seeded_copy: Path, tmp_path: Path) -> Settings:
+    """Settings whose analyst copy is a copy of ``seeded_copy``."""
+    settings = settings_for(tmp_path)
+    shutil.copyfile(seeded_copy, settings.analyst_duckdb_path)
     return settings
 
 
