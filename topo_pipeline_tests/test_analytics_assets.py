@@ -22,6 +22,7 @@ import pytest
 
 from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.definitions import build_defs
+from topo_pipeline.defs.assets import analytics as analytics_assets
 from topo_pipeline.defs.assets.analyst_copy import PUBLISH_JOB_NAME
 from topo_pipeline.defs.assets.analytics import ANALYTICS_KEYS, OP_NAME, TASK_SLA_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
@@ -157,9 +158,10 @@ def assert_tables_match(
     expected: Mapping[str, Sequence[Mapping[str, Any]]],
     columns: Mapping[str, Sequence[str]],
     days: Sequence[date] = DAYS,
+    tables: Sequence[str] = ANALYTICS_TABLES,
 ) -> None:
-    """Every analytics table holds exactly the expected rows of ``days``, column by column."""
-    for table in ANALYTICS_TABLES:
+    """Each of ``tables`` holds exactly the expected rows of ``days``, column by column."""
+    for table in tables:
         rows = [row for row in actual[table] if row["partition_date"] in days]
         want = [row for row in expected[table] if row["partition_date"] in days]
         assert_rows_match(rows, want, table, columns[table])
@@ -416,6 +418,38 @@ def test_rematerializing_one_day_changes_only_that_days_rows(landed: Pipeline) -
 
 
 # -- selecting some of them -----------------------------------------------------------------
+
+
+def test_a_table_that_fails_fails_the_step_after_the_tables_before_it_and_builds_none_after(
+    landed: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = landed.tables()
+    failing = ROLLUP_TABLES[2]
+    built_before, left_after = ANALYTICS_TABLES[:3], ANALYTICS_TABLES[3:]
+    assert ANALYTICS_TABLES[3] == failing
+    real = analytics_assets.replace_rollup
+
+    def replace_rollup(con: duckdb.DuckDBPyConnection, table: str, days: Any) -> int:
+        if table == failing:
+            raise duckdb.IOException(f"disk full while writing {table}")
+        return real(con, table, days)
+
+    monkeypatch.setattr(analytics_assets, "replace_rollup", replace_rollup)
+    later = "2026-03-07T12:00:00Z"
+    result = landed.materialize(DAYS[0], DAYS[-1], tasks=False, as_of=later, raise_on_error=False)
+
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert f"disk full while writing {failing}" in str(failure.step_failure_data.error)
+    # The tables built before the failure are in the file and materialized; the failing
+    # one and those after it keep their rows and have no materialization from this run.
+    after = landed.tables()
+    expected = expected_tables(landed.served(), parse_timestamp(later), DEFAULT_SLA_TARGET_MINUTES)
+    assert_tables_match(after, expected, landed.columns(), tables=built_before)
+    assert {t: after[t] for t in left_after} == {t: before[t] for t in left_after}
+    assert {key for key, _ in materializations(result)} == {
+        f"analytics/{table}" for table in built_before
+    }
 
 
 def test_one_rollup_can_be_rebuilt_alone(landed: Pipeline) -> None:

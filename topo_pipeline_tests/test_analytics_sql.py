@@ -27,6 +27,7 @@ from topo_pipeline.warehouse.analytics import (
     ROLLUP_TABLES,
     ensure_analytics_tables,
     headline_metrics,
+    partition_rows,
     replace_rollup,
     replace_task_sla,
 )
@@ -418,6 +419,28 @@ def test_due_time_is_exact_minutes_whatever_the_session_timezone(tmp_path: Path)
         replace_task_sla(con, [task.partition_date], as_of=AS_OF, sla_targets={"TODAY": 1440})
         (due,) = con.execute("SELECT sla_due_at FROM warehouse.analytics.task_sla").fetchone()
     assert due == ts("2024-03-10 12:00")
+
+
+def test_partition_rows_count_each_tables_days_with_their_as_of(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
+    counts = partition_rows(db, [*DAYS, EMPTY_DAY])
+    expected = {}
+    for table in ANALYTICS_TABLES:
+        for day in DAYS:
+            rows = [r for r in read_table(db, table) if r["partition_date"] == day]
+            if rows:
+                as_of = max(r["as_of"] for r in rows) if "as_of" in rows[0] else None
+                expected[(table, day)] = (len(rows), as_of)
+    assert {key: (c.row_count, c.as_of) for key, c in counts.items()} == expected
+    assert all(day != EMPTY_DAY for _, day in counts)  # a day without rows is absent
+    # Some tables only, in one query; a name that is not an analytics table is refused.
+    some = partition_rows(db, DAYS, ["task_sla", ROLLUP_TABLES[-1]])
+    assert some == {k: v for k, v in counts.items() if k[0] in ("task_sla", ROLLUP_TABLES[-1])}
+    with pytest.raises(ValueError, match="unknown analytics tables"):
+        partition_rows(db, DAYS, ["task_sla", "tasks; DROP TABLE x"])
+    with pytest.raises(ValueError, match="no analytics tables"):
+        partition_rows(db, DAYS, [])
 
 
 def test_headline_metrics(db: duckdb.DuckDBPyConnection) -> None:

@@ -229,21 +229,24 @@ class ColumnInfo:
 
 
 def partition_rows(
-    con: duckdb.DuckDBPyConnection, partition_dates: Iterable[date]
+    con: duckdb.DuckDBPyConnection,
+    partition_dates: Iterable[date],
+    tables: Iterable[str] = ANALYTICS_TABLES,
 ) -> dict[tuple[str, date], PartitionRows]:
-    """Rows (and ``as_of``) of every analytics table per partition, for Dagster metadata.
+    """Rows (and ``as_of``) of analytics tables per partition, for Dagster metadata.
 
     Args:
         con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect` on a file
             where the analytics tables exist.
         partition_dates: the days to count.
+        tables: the tables to count (all of them by default), in one query.
 
     Returns:
         ``(table, partition_date)`` to its :class:`PartitionRows`; a day a table holds no
         rows for is absent.
     """
     rows = con.execute(
-        _partition_rows_sql(), {"partition_dates": _partition_list(partition_dates)}
+        _partition_rows_sql(tuple(tables)), {"partition_dates": _partition_list(partition_dates)}
     ).fetchall()
     return {(table, day): PartitionRows(int(count), as_of) for table, day, count, as_of in rows}
 
@@ -327,7 +330,12 @@ def _headline_sql(table: str, *, by_day: bool) -> str:
     )
 
 
-def _partition_rows_sql() -> str:
+def _partition_rows_sql(tables: Sequence[str]) -> str:
+    unknown = [table for table in tables if table not in _DECLARATIONS]
+    if unknown:
+        raise ValueError(f"unknown analytics tables {unknown}; expected some of {ANALYTICS_TABLES}")
+    if not tables:
+        raise ValueError("no analytics tables to count")
     return "\nUNION ALL\n".join(
         render_sql(
             "analytics_partition_rows",
@@ -335,7 +343,7 @@ def _partition_rows_sql() -> str:
             table=table.qualified,
             as_of="max(as_of)" if "as_of" in table.column_names else "NULL::TIMESTAMPTZ",
         )
-        for table in _DECLARATIONS.values()
+        for table in (_DECLARATIONS[name] for name in tables)
     )
 
 

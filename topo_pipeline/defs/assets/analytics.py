@@ -23,6 +23,11 @@ one ``@asset`` step each:
 * The cost: the run's timeline shows one ``analytics_tables`` step, and retrying it rebuilds
   every selected table (each is cheap and replaced atomically).
 
+The tables are built one after the other in build order, on a thread of the step's own
+(:func:`~topo_pipeline.ahead.computed_ahead`): the next table's SQL runs while Dagster
+records the last one's materializations. A table that fails fails the step; the tables
+built before it are in the file and materialized, the ones after it are not built.
+
 **Configuration.** SLA targets come from :class:`~topo_pipeline.settings.Settings`
 (``TOPO_SLA_HOT_MINUTES`` etc.), fixed when the code location loads. ``as_of``, the instant
 open tasks are judged against, is run config (:class:`AnalyticsConfig`); by default it is
@@ -40,11 +45,13 @@ declared ones from the start), and, for a range run, a ``per_day`` overview of i
 """
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import dagster as dg
 from pydantic import Field
 
+from topo_pipeline.ahead import computed_ahead
 from topo_pipeline.defs.assets.ingestion import POOL, TASKS_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.failures import explain_user_errors
@@ -57,6 +64,7 @@ from topo_pipeline.warehouse.analytics import (
     ColumnInfo,
     PartitionRows,
     analytics_columns,
+    ensure_analytics_tables,
     headline_metrics_by_day,
     missing_sources,
     partition_rows,
@@ -224,53 +232,66 @@ def build_analytics_assets(
                         f"yet: materialize {_SOURCES[selected[0]]} for these partitions first"
                     )
                 )
-            written: dict[str, int] = {}
-            if "task_sla" in selected:
-                written["task_sla"] = replace_task_sla(
-                    con,
-                    days,
-                    as_of=as_of,
-                    sla_targets=targets,
-                    calendar=calendar,
-                    calendar_timezone=timezone,
-                )
-            for table in ROLLUP_TABLES:
-                if table in selected:
-                    written[table] = replace_rollup(con, table, days)
-            counts = partition_rows(con, days)
+            ensure_analytics_tables(con)  # an older file gets new tables before their columns
             columns = analytics_columns(con)
-            # One grouped query per table, whatever the number of days.
-            headlines = {table: headline_metrics_by_day(con, table, days) for table in selected}
 
-        for table in selected:
-            yield _materialize_result(
-                context,
-                table,
-                days,
-                rows=written[table],
-                counts=counts,
-                columns=columns.get(table, []),
-                headlines=headlines[table],
-                as_of=as_of if "task_sla" in selected else None,
-                targets=targets if "task_sla" in selected else None,
-            )
+            def build(table: str) -> _Built:
+                if table == "task_sla":
+                    rows = replace_task_sla(
+                        con,
+                        days,
+                        as_of=as_of,
+                        sla_targets=targets,
+                        calendar=calendar,
+                        calendar_timezone=timezone,
+                    )
+                else:
+                    rows = replace_rollup(con, table, days)
+                # One grouped query per table, whatever the number of days.
+                return _Built(
+                    table,
+                    rows,
+                    partition_rows(con, days, [table]),
+                    headline_metrics_by_day(con, table, days),
+                )
+
+            # The next table is built while Dagster handles the last one's events.
+            with computed_ahead(build, selected, thread_name="topo-analytics") as built:
+                for table in built:
+                    yield _materialize_result(
+                        context,
+                        table,
+                        days,
+                        columns=columns.get(table.name, []),
+                        as_of=as_of if "task_sla" in selected else None,
+                        targets=targets if "task_sla" in selected else None,
+                    )
 
     return analytics_tables
 
 
+@dataclass(frozen=True)
+class _Built:
+    """One table built for the run's days, with the numbers of its metadata."""
+
+    name: str
+    rows: int
+    """Rows written."""
+    counts: Mapping[tuple[str, date], PartitionRows]
+    headlines: Mapping[date, Mapping[str, float | int | None]]
+
+
 def _materialize_result(
     context: dg.AssetExecutionContext,
-    table: str,
+    built: _Built,
     days: Sequence[date],
     *,
-    rows: int,
-    counts: Mapping[tuple[str, date], PartitionRows],
     columns: Sequence[ColumnInfo],
-    headlines: Mapping[date, Mapping[str, float | int | None]],
     as_of: datetime | None,
     targets: Mapping[str, int] | None,
 ) -> dg.MaterializeResult:
-    """The materialization of ``table``: run-wide metadata, plus each partition's own."""
+    """The materialization of a built table: run-wide metadata, plus each partition's own."""
+    table, rows, counts, headlines = built.name, built.rows, built.counts, built.headlines
     key = ANALYTICS_KEYS[table]
     for day in days:
         partition = counts.get((table, day))
