@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -42,6 +43,25 @@ def test_the_next_item_is_computed_while_the_caller_handles_the_last() -> None:
         # Not asked for yet, item 2 is under way all the same.
         assert second_started.wait(WAIT)
         assert next(results) == 2
+
+
+def test_no_more_than_one_is_computed_ahead_of_the_caller() -> None:
+    second_done = threading.Event()
+    computed: list[int] = []
+
+    def compute(item: int) -> int:
+        computed.append(item)
+        if item == 2:
+            second_done.set()
+        return item
+
+    with computed_ahead(compute, [1, 2, 3, 4], thread_name="test-ahead") as results:
+        assert next(results) == 1
+        assert second_done.wait(WAIT)
+        time.sleep(0.1)  # room for an eager implementation to start item 3
+        assert computed == [1, 2]
+        assert next(results) == 2
+    assert computed == [1, 2, 3]  # started as 2 was handed out; 4 never
 
 
 def test_a_failed_computation_raises_in_its_place_and_stops_the_ones_after_it() -> None:

@@ -148,7 +148,10 @@ def range_run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def landed(pipeline: Pipeline, range_run_file: Path) -> Pipeline:
-    """``pipeline`` after the range run of DAYS at AS_OF: its file a copy of the module's."""
+    """``pipeline`` after the range run of DAYS at AS_OF: its file a copy of the module's.
+
+    Only the file: the pipeline's instance has no record of that run.
+    """
     shutil.copyfile(range_run_file, pipeline.settings.duckdb_path)
     return pipeline
 
@@ -434,6 +437,7 @@ def test_a_table_that_fails_fails_the_step_after_the_tables_before_it_and_builds
             raise duckdb.IOException(f"disk full while writing {table}")
         return real(con, table, days)
 
+    # The step's builder looks replace_rollup up in its module when it runs.
     monkeypatch.setattr(analytics_assets, "replace_rollup", replace_rollup)
     later = "2026-03-07T12:00:00Z"
     result = landed.materialize(DAYS[0], DAYS[-1], tasks=False, as_of=later, raise_on_error=False)

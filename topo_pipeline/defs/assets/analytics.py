@@ -23,10 +23,12 @@ one ``@asset`` step each:
 * The cost: the run's timeline shows one ``analytics_tables`` step, and retrying it rebuilds
   every selected table (each is cheap and replaced atomically).
 
-The tables are built one after the other in build order, on a thread of the step's own
-(:func:`~topo_pipeline.ahead.computed_ahead`): the next table's SQL runs while Dagster
-records the last one's materializations. A table that fails fails the step; the tables
-built before it are in the file and materialized, the ones after it are not built.
+The tables are built one after the other in build order, one step ahead on a thread of
+the step's own (:func:`~topo_pipeline.ahead.computed_ahead`): the next table's SQL, which
+releases the GIL, runs while Dagster records the last one's materializations, which hold
+it. A table that fails fails the step; the tables built before it are in the file and
+materialized, the ones after it are not built. (Should recording a materialization fail,
+the one table built ahead of it is in the file without one, as when a run dies there.)
 
 **Configuration.** SLA targets come from :class:`~topo_pipeline.settings.Settings`
 (``TOPO_SLA_HOT_MINUTES`` etc.), fixed when the code location loads. ``as_of``, the instant
@@ -232,7 +234,9 @@ def build_analytics_assets(
                         f"yet: materialize {_SOURCES[selected[0]]} for these partitions first"
                     )
                 )
-            ensure_analytics_tables(con)  # an older file gets new tables before their columns
+            # On an older file, tables declared since are created first, so that the
+            # columns read here are every declared table's.
+            ensure_analytics_tables(con)
             columns = analytics_columns(con)
 
             def build(table: str) -> _Built:
@@ -255,14 +259,16 @@ def build_analytics_assets(
                     headline_metrics_by_day(con, table, days),
                 )
 
-            # The next table is built while Dagster handles the last one's events.
-            with computed_ahead(build, selected, thread_name="topo-analytics") as built:
-                for table in built:
+            # The next table is built while Dagster handles the last one's events. From
+            # here on only that thread uses ``con``: a DuckDB connection is not to be used
+            # from two threads at once.
+            with computed_ahead(build, selected, thread_name="topo-analytics") as results:
+                for done in results:
                     yield _materialize_result(
                         context,
-                        table,
+                        done,
                         days,
-                        columns=columns.get(table.name, []),
+                        columns=columns.get(done.name, []),
                         as_of=as_of if "task_sla" in selected else None,
                         targets=targets if "task_sla" in selected else None,
                     )
