@@ -10,14 +10,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import dagster as dg
 import dagster._core.storage.sql as dagster_sql
 import pytest
 import yaml
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 
 from topo_pipeline.instance import INSTANCE_YAML
 from topo_pipeline.settings import API_KEY_ENV, Settings
@@ -28,7 +26,12 @@ from topo_pipeline.simulator import (
     TaskStore,
     generate_dataset,
 )
+from topo_pipeline.warehouse.duckdb import wal_files
 from topo_pipeline_tests.warehouse_seed import current_file
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 _COMMITTED = yaml.safe_load(INSTANCE_YAML.read_text())
 INSTANCE_SETTINGS: dict[str, Any] = {
@@ -49,8 +52,19 @@ def read_migration_scripts_once() -> None:
     70 ms a test instance takes. The scripts are files of the installed Dagster, so one
     reading per process gives the same answer; each database's own revision is still read
     and compared for every instance.
+
+    It replaces a private name, ``dagster._core.storage.sql.ScriptDirectory`` (which only
+    ``check_alembic_revision`` uses, under Dagster's lock, in the 1.13 that
+    ``pyproject.toml`` pins), for the rest of the process.
     """
     dagster_sql.ScriptDirectory = _ScriptsReadOnce  # type: ignore[misc]
+
+
+_DAGSTERS_SCRIPT_DIRECTORY = dagster_sql.ScriptDirectory
+assert _DAGSTERS_SCRIPT_DIRECTORY.__name__ == "ScriptDirectory", (
+    "dagster._core.storage.sql no longer uses alembic's ScriptDirectory: "
+    "read_migration_scripts_once needs a look"
+)
 
 
 class _ScriptsReadOnce:
@@ -62,7 +76,7 @@ class _ScriptsReadOnce:
     def from_config(cls, config: Config) -> ScriptDirectory:
         location = config.get_main_option("script_location")
         if location not in cls._read:
-            cls._read[location] = ScriptDirectory.from_config(config)
+            cls._read[location] = _DAGSTERS_SCRIPT_DIRECTORY.from_config(config)
         return cls._read[location]
 
 
@@ -170,4 +184,7 @@ def file_after_run(
     ):
         pipeline = make(spec, cls)
         run(pipeline)
-    return pipeline.settings.duckdb_path
+    path = pipeline.settings.duckdb_path
+    # Copies of the file are the state only if nothing of it is left in a write-ahead log.
+    assert not wal_files(path), f"{path} has a write-ahead log: its copies would miss rows"
+    return path

@@ -60,13 +60,13 @@ class Pipeline(SimulatedPipeline):
             return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
 
 
-PipelineFactory = Callable[[DatasetSpec], Pipeline]
+PipelineFactory = Callable[..., Pipeline]
 
 
 @pytest.fixture
 def make_pipeline(pipeline_factory: Callable[..., Pipeline]) -> PipelineFactory:
     """Builds a :class:`Pipeline` over a data set; its zone is the data set's zone."""
-    return lambda spec: pipeline_factory(spec, Pipeline)
+    return lambda spec, **options: pipeline_factory(spec, Pipeline, **options)
 
 
 @pytest.fixture
@@ -87,7 +87,10 @@ def range_run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def landed(pipeline: Pipeline, range_run_file: Path) -> Pipeline:
-    """``pipeline`` after the range run of DAYS: its file a copy of the module's."""
+    """``pipeline`` after the range run of DAYS: its file a copy of the module's.
+
+    Only the file: the pipeline's instance has no record of that run.
+    """
     shutil.copyfile(range_run_file, pipeline.settings.duckdb_path)
     return pipeline
 
@@ -150,7 +153,8 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, A
 # -- landing ------------------------------------------------------------------------------
 
 
-def test_a_range_run_lands_every_task_field_by_field(pipeline: Pipeline) -> None:
+def test_a_range_run_lands_every_task_field_by_field(make_pipeline: PipelineFactory) -> None:
+    pipeline = make_pipeline(SPEC, new_file=True)  # a new deployment: the run creates the file
     result = pipeline.materialize(DAYS[0], DAYS[-1])
 
     assert_table_matches(pipeline, DAYS)

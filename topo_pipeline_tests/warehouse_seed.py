@@ -42,9 +42,10 @@ def _blank_file(fingerprint: str) -> Path:
 def current_file(path: Path) -> Path:
     """Create ``path`` as an empty pipeline file of the current schema; return it.
 
-    Creating a file's tables, views and their comments takes about 70 ms; fixtures copy a
-    blank file made once per process instead. The schema's own tests, and the runs of the
-    pipeline, create their files as the pipeline does.
+    Creating a file's tables, views and their comments takes about 70 ms; fixtures, and
+    the test pipelines of ``harness.simulated_pipelines``, copy a blank file made once per
+    process instead. The schema's own tests create their files as the pipeline does, and so
+    do a test pipeline made with ``new_file=True`` and the process-starting tests.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_blank_file(declarations_fingerprint()), path)
