@@ -23,12 +23,9 @@ one ``@asset`` step each:
 * The cost: the run's timeline shows one ``analytics_tables`` step, and retrying it rebuilds
   every selected table (each is cheap and replaced atomically).
 
-The tables are built one after the other in build order, one step ahead on a thread of
-the step's own (:func:`~topo_pipeline.ahead.computed_ahead`): the next table's SQL, which
-releases the GIL, runs while Dagster records the last one's materializations, which hold
-it. A table that fails fails the step; the tables built before it are in the file and
-materialized, the ones after it are not built. (Should recording a materialization fail,
-the one table built ahead of it is in the file without one, as when a run dies there.)
+The tables are built one after the other in build order, each reported as soon as it is
+committed. A table that fails fails the step; the tables built before it are in the file
+and materialized, the ones after it are not built.
 
 **Configuration.** SLA targets come from :class:`~topo_pipeline.settings.Settings`
 (``TOPO_SLA_HOT_MINUTES`` etc.), fixed when the code location loads. ``as_of``, the instant
@@ -53,7 +50,6 @@ from datetime import UTC, date, datetime
 import dagster as dg
 from pydantic import Field
 
-from topo_pipeline.ahead import computed_ahead
 from topo_pipeline.defs.assets.ingestion import POOL, TASKS_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.failures import explain_user_errors
@@ -259,19 +255,18 @@ def build_analytics_assets(
                     headline_metrics_by_day(con, table, days),
                 )
 
-            # The next table is built while Dagster handles the last one's events. From
-            # here on only that thread uses ``con``: a DuckDB connection is not to be used
-            # from two threads at once.
-            with computed_ahead(build, selected, thread_name="topo-analytics") as results:
-                for done in results:
-                    yield _materialize_result(
-                        context,
-                        done,
-                        days,
-                        columns=columns.get(done.name, []),
-                        as_of=as_of if "task_sla" in selected else None,
-                        targets=targets if "task_sla" in selected else None,
-                    )
+            # Each table is reported as soon as it is committed: a later one that fails
+            # leaves the ones before it materialized.
+            for table in selected:
+                done = build(table)
+                yield _materialize_result(
+                    context,
+                    done,
+                    days,
+                    columns=columns.get(done.name, []),
+                    as_of=as_of if "task_sla" in selected else None,
+                    targets=targets if "task_sla" in selected else None,
+                )
 
     return analytics_tables
 
