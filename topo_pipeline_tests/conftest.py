@@ -7,6 +7,7 @@ where they are used, so the workers start that much sooner.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -66,6 +67,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     with running_stack(tmp_path_factory) as running:
         yield running
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Take what collection made (Dagster's modules, the test items) out of the collector.
+
+    It lives as long as the process anyway, and every full collection would walk it again:
+    the workers of ``make test-fast`` spent 1.8-2.1 s of CPU each in the garbage collector,
+    1.1-1.3 s with this.
+    """
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
