@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session", autouse=True)
 def _migration_scripts_read_once() -> None:
+    """In each process that runs tests (not in xdist's controller): see the harness."""
     from topo_pipeline_tests.harness import read_migration_scripts_once
 
     read_migration_scripts_once()
