@@ -437,7 +437,7 @@ def test_a_table_that_fails_fails_the_step_after_the_tables_before_it_and_builds
             raise duckdb.IOException(f"disk full while writing {table}")
         return real(con, table, days)
 
-    # The step's builder looks replace_rollup up in its module when it runs.
+    # The step looks replace_rollup up in its module's namespace when it runs.
     monkeypatch.setattr(analytics_assets, "replace_rollup", replace_rollup)
     later = "2026-03-07T12:00:00Z"
     result = landed.materialize(DAYS[0], DAYS[-1], tasks=False, as_of=later, raise_on_error=False)

@@ -44,7 +44,6 @@ declared ones from the start), and, for a range run, a ``per_day`` overview of i
 """
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -235,7 +234,9 @@ def build_analytics_assets(
             ensure_analytics_tables(con)
             columns = analytics_columns(con)
 
-            def build(table: str) -> _Built:
+            # Each table is reported as soon as it is committed: a later one that fails
+            # leaves the ones before it materialized.
+            for table in selected:
                 if table == "task_sla":
                     rows = replace_task_sla(
                         con,
@@ -247,23 +248,15 @@ def build_analytics_assets(
                     )
                 else:
                     rows = replace_rollup(con, table, days)
-                # One grouped query per table, whatever the number of days.
-                return _Built(
-                    table,
-                    rows,
-                    partition_rows(con, days, [table]),
-                    headline_metrics_by_day(con, table, days),
-                )
-
-            # Each table is reported as soon as it is committed: a later one that fails
-            # leaves the ones before it materialized.
-            for table in selected:
-                done = build(table)
                 yield _materialize_result(
                     context,
-                    done,
+                    table,
                     days,
-                    columns=columns.get(done.name, []),
+                    rows=rows,
+                    counts=partition_rows(con, days, [table]),
+                    columns=columns.get(table, []),
+                    # One grouped query per table, whatever the number of days.
+                    headlines=headline_metrics_by_day(con, table, days),
                     as_of=as_of if "task_sla" in selected else None,
                     targets=targets if "task_sla" in selected else None,
                 )
@@ -271,28 +264,19 @@ def build_analytics_assets(
     return analytics_tables
 
 
-@dataclass(frozen=True)
-class _Built:
-    """One table built for the run's days, with the numbers of its metadata."""
-
-    name: str
-    rows: int
-    """Rows written."""
-    counts: Mapping[tuple[str, date], PartitionRows]
-    headlines: Mapping[date, Mapping[str, float | int | None]]
-
-
 def _materialize_result(
     context: dg.AssetExecutionContext,
-    built: _Built,
+    table: str,
     days: Sequence[date],
     *,
+    rows: int,
+    counts: Mapping[tuple[str, date], PartitionRows],
     columns: Sequence[ColumnInfo],
+    headlines: Mapping[date, Mapping[str, float | int | None]],
     as_of: datetime | None,
     targets: Mapping[str, int] | None,
 ) -> dg.MaterializeResult:
-    """The materialization of a built table: run-wide metadata, plus each partition's own."""
-    table, rows, counts, headlines = built.name, built.rows, built.counts, built.headlines
+    """The materialization of ``table``: run-wide metadata, plus each partition's own."""
     key = ANALYTICS_KEYS[table]
     for day in days:
         partition = counts.get((table, day))
