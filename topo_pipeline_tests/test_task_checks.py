@@ -69,7 +69,7 @@ ELSEWHERE = [task("c1", "2025-03-16T08:00:00Z")]
 
 
 @pytest.fixture(scope="module")
-def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def landed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pipeline file with CLEAN and ELSEWHERE landed in their windows, made once."""
     path = current_file(tmp_path_factory.mktemp("landed") / "topo.duckdb")
     with connect(path) as con:
@@ -81,9 +81,9 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db(landed: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A copy of the ``landed`` file, for one test to read and change."""
-    with connect(shutil.copyfile(landed, tmp_path / "topo.duckdb")) as con:
+def db(landed_file: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A copy of the ``landed_file``, for one test to read and change."""
+    with connect(shutil.copyfile(landed_file, tmp_path / "topo.duckdb")) as con:
         yield con
 
 
