@@ -52,7 +52,7 @@ from pydantic import Field
 from topo_pipeline.defs.assets.ingestion import POOL, TASKS_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.failures import explain_user_errors
-from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
+from topo_pipeline.defs.metadata import PER_DAY_ROWS, add_partition_metadata, markdown_table
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.warehouse.analytics import (
@@ -278,6 +278,7 @@ def _materialize_result(
 ) -> dg.MaterializeResult:
     """The materialization of ``table``: run-wide metadata, plus each partition's own."""
     key = ANALYTICS_KEYS[table]
+    by_partition: dict[str, dict[str, object]] = {}
     for day in days:
         partition = counts.get((table, day))
         metadata: dict[str, object] = {
@@ -301,7 +302,8 @@ def _materialize_result(
                 metadata["per_day"] = dg.MetadataValue.md(
                     _per_day_table(table, days, counts, headlines)
                 )
-        context.add_asset_metadata(metadata, asset_key=key, partition_key=day.isoformat())
+        by_partition[day.isoformat()] = metadata
+    add_partition_metadata(context, key, by_partition)
 
     run_metadata: dict[str, object] = {
         "dagster/table_name": f"analytics.{table}",

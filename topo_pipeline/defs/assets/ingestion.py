@@ -8,7 +8,12 @@ import dagster as dg
 
 from topo_pipeline.api.client import WindowResult
 from topo_pipeline.defs.failures import explain_user_errors
-from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table, table_value
+from topo_pipeline.defs.metadata import (
+    PER_DAY_ROWS,
+    add_partition_metadata,
+    markdown_table,
+    table_value,
+)
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.progress import FetchProgress
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
@@ -133,11 +138,16 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                     [column[0] for column in preview.description], preview.fetchall()
                 )
 
-        for window, result in zip(windows, results, strict=True):
-            context.add_asset_metadata(
-                _partition_metadata(window, result, landed[window.partition_date]),
-                partition_key=window.partition_date.isoformat(),
-            )
+        add_partition_metadata(
+            context,
+            TASKS_KEY,
+            {
+                window.partition_date.isoformat(): _partition_metadata(
+                    window, result, landed[window.partition_date]
+                )
+                for window, result in zip(windows, results, strict=True)
+            },
+        )
         # Metadata without a partition is copied onto every partition of the run, so the
         # run's tables (which grow with the range) go on its last day only.
         context.add_asset_metadata(
