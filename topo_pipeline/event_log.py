@@ -281,12 +281,13 @@ def _last_of_each_kind(
     An asset's row takes each column from the last event of a kind that writes it, so
     writing only these leaves the row as writing every event in turn would.
     """
-    last: dict[tuple[str, DagsterEventType], int] = {}
+    last: dict[tuple[dg.AssetKey, DagsterEventType], int] = {}
     for position, (event, _) in enumerate(events):
         dagster_event = event.get_dagster_event()
-        if dagster_event.asset_key is None:  # written nowhere (``_store_asset_event``)
+        key = dagster_event.asset_key  # hashable as is (to_string() JSON-encodes the path)
+        if key is None:  # written nowhere (``_store_asset_event``)
             continue
-        last[(dagster_event.asset_key.to_string(), dagster_event.event_type)] = position
+        last[(key, dagster_event.event_type)] = position
     return [events[position] for position in sorted(last.values())]
 
 
