@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import dagster as dg
-from dagster._core.execution.context.metadata_logging import (
-    AssetMetadataHandle,
-    OutputMetadataAccumulator,
-)
+
+try:  # private: where Dagster 1.13 keeps a step's metadata (see add_partition_metadata)
+    from dagster._core.execution.context import metadata_logging as _step_metadata
+except ImportError:  # a Dagster that moved it: every partition takes the public method
+    _step_metadata = None
 
 PER_DAY_ROWS = 62
 """Most days a range run's ``per_day`` overview lists (it goes on the run's last day)."""
@@ -19,18 +20,17 @@ def add_partition_metadata(
     asset_key: dg.AssetKey,
     by_partition: Mapping[str, Mapping[str, object]],
 ) -> None:
-    """Add each partition's metadata to the run's materialization of ``asset_key`` there.
+    """Add each ``by_partition[key]`` to partition ``key`` of ``asset_key``, in one update.
 
-    What ``context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)``
-    does for each item, at a cost linear in the partitions. The step context keeps this
-    metadata in an immutable record that every call copies and type-checks whole, so one
-    call per partition costs in the square of the partitions already added, by every asset
-    of the step: a year of the eight analytics tables is 2,920 calls and took 1.2-1.4 s.
-
-    The first partition goes through ``add_asset_metadata`` and its checks (the asset is
-    one of the step's, the partition one of the run's); the others, once checked to be the
-    run's too, are merged into the record in one replacement. Where the record is not
-    where Dagster 1.13 keeps it, every partition goes through ``add_asset_metadata``.
+    The same as ``context.add_asset_metadata`` for each partition in turn. Dagster copies
+    and type-checks the step's whole metadata record on every ``add_asset_metadata`` call,
+    so one call per partition is quadratic in a range run's partitions times its assets
+    (figures: ``bench/README.md``, "Warehouse benchmark"). The first partition goes through
+    ``add_asset_metadata`` for its checks (the asset is the step's, the partition the
+    run's); the rest, once checked to be the run's too, are merged in one replacement of
+    the record, which is private to Dagster 1.13's step context (``test_metadata.py``
+    fails if it moves). Where it is not found, every partition goes through
+    ``add_asset_metadata``.
 
     Raises:
         dagster.DagsterInvariantViolationError: as ``add_asset_metadata`` does, for an
@@ -39,20 +39,28 @@ def add_partition_metadata(
     items = list(by_partition.items())
     if not items:
         return
-    (first, metadata), rest = items[0], items[1:]
-    context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=first)
+    (first, first_metadata), rest = items[0], items[1:]
+    context.add_asset_metadata(first_metadata, asset_key=asset_key, partition_key=first)
+    if not rest:
+        return
     step = getattr(context.op_execution_context, "_step_execution_context", None)
-    record = getattr(step, "_metadata_accumulator", None)
-    in_run = {key for key, _ in rest} <= set(context.partition_keys)
-    if not in_run or not isinstance(record, OutputMetadataAccumulator):
+    accumulator = getattr(step, "_metadata_accumulator", None)
+    accumulator_type = getattr(_step_metadata, "OutputMetadataAccumulator", None)
+    handle_type = getattr(_step_metadata, "AssetMetadataHandle", None)
+    found = (
+        accumulator_type is not None
+        and handle_type is not None
+        and isinstance(accumulator, accumulator_type)
+    )
+    if not found or not {key for key, _ in rest} <= set(context.partition_keys):
         for key, metadata in rest:
             context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
         return
-    merged = dict(record.per_output_metadata)
+    merged = dict(accumulator.per_output_metadata)
     for key, metadata in rest:
-        handle = AssetMetadataHandle(asset_key=asset_key, partition_key=key)
+        handle = handle_type(asset_key=asset_key, partition_key=key)
         merged[handle] = {**merged.get(handle, {}), **metadata}
-    step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=merged)
+    step._metadata_accumulator = accumulator_type(per_output_metadata=merged)
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

@@ -138,25 +138,21 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                     [column[0] for column in preview.description], preview.fetchall()
                 )
 
-        add_partition_metadata(
-            context,
-            TASKS_KEY,
-            {
-                window.partition_date.isoformat(): _partition_metadata(
-                    window, result, landed[window.partition_date]
-                )
-                for window, result in zip(windows, results, strict=True)
-            },
-        )
+        by_partition = {
+            window.partition_date.isoformat(): _partition_metadata(
+                window, result, landed[window.partition_date]
+            )
+            for window, result in zip(windows, results, strict=True)
+        }
         # Metadata without a partition is copied onto every partition of the run, so the
         # run's tables (which grow with the range) go on its last day only.
-        context.add_asset_metadata(
+        by_partition[windows[-1].partition_date.isoformat()].update(
             {
                 "per_day": dg.MetadataValue.md(_per_day_table(windows, results, landed)),
                 "preview": preview_table,
-            },
-            partition_key=windows[-1].partition_date.isoformat(),
+            }
         )
+        add_partition_metadata(context, TASKS_KEY, by_partition)
         return dg.MaterializeResult(
             metadata={
                 "rows_landed_in_run": sum(landed.values()),
