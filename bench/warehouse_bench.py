@@ -79,7 +79,7 @@ class RunResult:
     after_fetch_seconds: float = 0.0
     """From the end of the fetch to the run's end (its ``RUN_SUCCESS`` event)."""
     cli_exit_seconds: float = 0.0
-    """From the run's end to the CLI's exit: the interpreter shutting down."""
+    """From the run's end to the CLI's exit: Dagster's teardown, the interpreter's shutdown."""
     prefill_seconds: float = 0.0
 
 
@@ -150,8 +150,8 @@ def year(quick: bool) -> list[str]:
         "the run's creation: a planned event per partition of every asset)",
         f"    after the fetch  {after_fetch:8.1f} s   (to the run's end: landing, checks, "
         "analytics, metadata, the analyst copy's publish)",
-        f"    the CLI's exit   {result.cli_exit_seconds:8.1f} s   (after the run's end: the "
-        "interpreter's shutdown)",
+        f"    the CLI's exit   {result.cli_exit_seconds:8.1f} s   (after the run's end: "
+        "Dagster's teardown, the interpreter's shutdown)",
         f"    analytics SQL    {result.analytics_sql_seconds:8.1f} s   (the step's queries alone, "
         "rerun without Dagster)",
         f"    Dagster events   {result.dagster_events:8,}     (written to the SQLite instance)",
@@ -312,7 +312,8 @@ def _run(raw_spec: str) -> int:
         entry.timestamp
         for entry in logs
         if entry.dagster_event is not None
-        and entry.dagster_event.event_type == dg.DagsterEventType.RUN_SUCCESS
+        # Stored under its former name, PIPELINE_SUCCESS.
+        and entry.dagster_event.event_type_value == dg.DagsterEventType.RUN_SUCCESS.value
     )
     fetched_at = next(  # topo/tasks logs "fetched N partition(s) in ...s" when the fetch ends
         entry.timestamp
