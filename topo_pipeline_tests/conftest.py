@@ -24,14 +24,6 @@ if TYPE_CHECKING:
     from topo_pipeline_tests.webserver_stack import Stack
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _migration_scripts_read_once() -> None:
-    """In each process that runs tests (not in xdist's controller): see the harness."""
-    from topo_pipeline_tests.harness import read_migration_scripts_once
-
-    read_migration_scripts_once()
-
-
 @pytest.fixture
 def pipeline_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineFactory]:
     """:func:`~topo_pipeline_tests.harness.simulated_pipelines` for one test, closed after it."""

@@ -10,10 +10,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
-import dagster._core.storage.sql as dagster_sql
 import pytest
 import yaml
 
@@ -29,55 +28,12 @@ from topo_pipeline.simulator import (
 from topo_pipeline.warehouse.duckdb import wal_files
 from topo_pipeline_tests.warehouse_seed import current_file
 
-if TYPE_CHECKING:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
 _COMMITTED = yaml.safe_load(INSTANCE_YAML.read_text())
-INSTANCE_SETTINGS: dict[str, Any] = {
-    key: _COMMITTED[key] for key in ("event_log_storage", "python_logs")
-}
-"""The repository's event log storage and ``python_logs`` settings, for ``instance_for_test``:
-test runs store their events and log as deployed runs do."""
+INSTANCE_SETTINGS: dict[str, Any] = {"python_logs": _COMMITTED["python_logs"]}
+"""The repository's ``python_logs`` settings, for ``instance_for_test``: test runs log as
+deployed runs do."""
 
 _blank_instance: Path | None = None
-
-
-def read_migration_scripts_once() -> None:
-    """Make Dagster read its migration scripts once in this process instead of per storage.
-
-    Every instance checks each of its SQLite databases (runs, schedules, the event log's
-    index) against the newest of Dagster's migration scripts, and to find it Dagster reads
-    and executes all ~90 scripts of that database's kind each time: about 45 ms of the
-    70 ms a test instance takes. The scripts are files of the installed Dagster, so one
-    reading per process gives the same answer; each database's own revision is still read
-    and compared for every instance.
-
-    It replaces a private name, ``dagster._core.storage.sql.ScriptDirectory`` (which only
-    ``check_alembic_revision`` uses, under Dagster's lock, in the 1.13 that
-    ``pyproject.toml`` pins), for the rest of the process.
-    """
-    dagster_sql.ScriptDirectory = _ScriptsReadOnce  # type: ignore[misc]
-
-
-_DAGSTERS_SCRIPT_DIRECTORY = dagster_sql.ScriptDirectory
-assert _DAGSTERS_SCRIPT_DIRECTORY.__name__ == "ScriptDirectory", (
-    "dagster._core.storage.sql no longer uses alembic's ScriptDirectory: "
-    "read_migration_scripts_once needs a look"
-)
-
-
-class _ScriptsReadOnce:
-    """``ScriptDirectory.from_config`` keeping the first directory read for each location."""
-
-    _read: ClassVar[dict[str | None, ScriptDirectory]] = {}
-
-    @classmethod
-    def from_config(cls, config: Config) -> ScriptDirectory:
-        location = config.get_main_option("script_location")
-        if location not in cls._read:
-            cls._read[location] = _DAGSTERS_SCRIPT_DIRECTORY.from_config(config)
-        return cls._read[location]
 
 
 @contextmanager

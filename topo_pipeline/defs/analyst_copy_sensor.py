@@ -1,42 +1,23 @@
-"""``analyst_copy_sensor``: publish the analyst copy after runs that changed tables.
+"""``analyst_copy_sensor``: the safety net that publishes the analyst copy under the daemon.
 
-Runs publish the copy themselves when they end (:mod:`topo_pipeline.defs.publishing_executor`),
-except while other runs that change tables are queued or running under the daemon: then
-they leave it to the last of them, and this sensor is the safety net. It starts from the
-newest change the latest publish covered (whoever published), so what a run published is
-not published again.
-
-After runs that materialized ``topo/*`` or ``analytics/*`` assets (from any job, a
-schedule, a sensor, automation, a UI or CLI launch, and also runs that failed after
-writing some tables) it launches ``publish_analyst_copy_job``. It waits until every run
-that wrote since the last publish has finished and no run targeting those assets is
-queued or in progress, so analysts never get a copy with new tasks but stale analytics of
-the same run, and a burst of runs leads to one publish; but once the oldest unpublished
-change is an hour old it publishes anyway, so a stuck run or an endless queue cannot hold
-the copy back. A run whose process died (:mod:`topo_pipeline.recovery`) counts as
-finished, even before run monitoring marks it failed. The cursor is the event-log storage
-id published through; the run key carries it, so a publish is requested once per change.
-On by default.
-
-The decision is a pure function, :func:`plan_analyst_copy_publish`.
+Runs whose selection reaches ``publish/analyst_copy`` publish it themselves; after runs that
+changed tables without it (a hand-picked selection, automation) this sensor launches
+``publish_analyst_copy_job`` once every run that wrote since the last publish has finished
+and none is queued or in progress, or once the oldest unpublished change is an hour old.
+A run whose process died counts as finished. The decision is the pure function
+:func:`plan_analyst_copy_publish`; the cursor and run key carry the event-log storage id
+published through, so a change is published once.
 """
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from topo_pipeline.defs.assets.analyst_copy import published_through
+from topo_pipeline.defs.assets.analyst_copy import PUBLISH_JOB, published_through
 from topo_pipeline.defs.clock import Clock, utc_now
 from topo_pipeline.recovery import dead_run_reason
-
-if TYPE_CHECKING:
-    # What define_asset_job returns; Dagster does not export the name.
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
 
 ANALYST_COPY_SENSOR_NAME = "analyst_copy_sensor"
 """Sensor: publishes the analyst copy after runs that changed topo/analytics tables."""
@@ -142,15 +123,13 @@ _FINISHED = {
 
 
 def build_analyst_copy_sensor(
-    publish_job: "UnresolvedAssetJobDefinition",
     watched: Sequence[dg.AssetKey],
     *,
     clock: Clock = utc_now,
 ) -> dg.SensorDefinition:
-    """The :data:`ANALYST_COPY_SENSOR_NAME` sensor, on by default, launching ``publish_job``.
+    """The :data:`ANALYST_COPY_SENSOR_NAME` sensor, on by default, launching the publish job.
 
     Args:
-        publish_job: the job that materializes ``publish/analyst_copy``.
         watched: the assets whose materializations change published tables
             (``topo/tasks`` and everything downstream of it, ``reference/assignees``).
         clock: the current time; tests pass a fixed one.
@@ -159,7 +138,7 @@ def build_analyst_copy_sensor(
 
     @dg.sensor(
         name=ANALYST_COPY_SENSOR_NAME,
-        job=publish_job,
+        job=PUBLISH_JOB,
         minimum_interval_seconds=ANALYST_COPY_SENSOR_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(

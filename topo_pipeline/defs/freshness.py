@@ -16,18 +16,11 @@ event log only, never DuckDB, so they take no slot of the ``duckdb`` pool.
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from topo_pipeline.defs.clock import Clock, utc_now
-
-if TYPE_CHECKING:
-    # What define_asset_job returns; Dagster does not export the name.
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
 
 LANDED_BY_DEADLINE = "landed_by_deadline"
 LANDED_BY_DEADLINE_OP = "landed_by_deadline_checks"
@@ -206,9 +199,7 @@ def _latest_timestamp(instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey])
     return max(stamps) if stamps else None
 
 
-def build_freshness_job(
-    checks: Sequence[dg.AssetChecksDefinition],
-) -> "UnresolvedAssetJobDefinition":
+def build_freshness_job(checks: Sequence[dg.AssetChecksDefinition]):
     """The :data:`FRESHNESS_JOB_NAME` job: the freshness checks alone."""
     return dg.define_asset_job(
         FRESHNESS_JOB_NAME,
@@ -219,15 +210,13 @@ def build_freshness_job(
     )
 
 
-def build_freshness_schedule(
-    job: "UnresolvedAssetJobDefinition", timezone: str
-) -> dg.ScheduleDefinition:
+def build_freshness_schedule(timezone: str) -> dg.ScheduleDefinition:
     """The :data:`FRESHNESS_SCHEDULE_NAME` schedule, hourly, on by default."""
     return dg.ScheduleDefinition(
         name=FRESHNESS_SCHEDULE_NAME,
         cron_schedule=FRESHNESS_CRON,
         execution_timezone=timezone,
-        job=job,
+        job_name=FRESHNESS_JOB_NAME,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Runs the freshness checks every hour.",
     )

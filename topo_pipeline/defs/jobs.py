@@ -1,23 +1,14 @@
-"""Jobs that refresh ``topo/tasks`` partitions together with everything downstream of them.
+"""The job that refreshes ``topo/tasks`` partitions with everything downstream of them.
 
-The daily schedule and the open-task sensor both launch :data:`REFRESH_JOB_NAME`. Its
-selection is ``topo/tasks`` plus every asset downstream of it (the ``analytics/*`` tables,
-whatever is wired into the code location), so a refreshed partition's analytics are
-rebuilt in the same run, for every partition of the run, not only the latest one.
+The daily schedule and the open-task sensor both launch :data:`REFRESH_JOB_NAME`: ``topo/tasks``
+for a partition or a range, the ``analytics/*`` tables and the analyst copy, in one run.
 """
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
-
-if TYPE_CHECKING:
-    # What define_asset_job returns; Dagster does not export the name.
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
 
 REFRESH_JOB_NAME = "topo_refresh_job"
 """Job: ``topo/tasks`` and everything downstream of it, for one partition or a range."""
@@ -34,17 +25,16 @@ PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def build_refresh_job() -> "UnresolvedAssetJobDefinition":
-    """The :data:`REFRESH_JOB_NAME` job over :data:`REFRESH_SELECTION`."""
-    return dg.define_asset_job(
-        REFRESH_JOB_NAME,
-        selection=REFRESH_SELECTION,
-        description=(
-            "Fetch topo/tasks for a partition (or a range of partitions, in one run) and "
-            "rebuild every asset downstream of it for the same partitions. Launched by "
-            "the daily refresh schedule and the open-task sensor."
-        ),
-    )
+REFRESH_JOB = dg.define_asset_job(
+    REFRESH_JOB_NAME,
+    selection=REFRESH_SELECTION,
+    description=(
+        "Fetch topo/tasks for a partition (or a range of partitions, in one run), rebuild "
+        "every table downstream of it and publish the analyst copy. Launched by the daily "
+        "refresh schedule and the open-task sensor."
+    ),
+)
+"""The :data:`REFRESH_JOB_NAME` job over :data:`REFRESH_SELECTION`."""
 
 
 def partition_range_tags(first: str, last: str) -> Mapping[str, str]:

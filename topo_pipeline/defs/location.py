@@ -8,12 +8,12 @@ from topo_pipeline.defs.alerts import build_run_failure_alert_sensor
 from topo_pipeline.defs.analyst_copy_sensor import build_analyst_copy_sensor
 from topo_pipeline.defs.assets.analyst_copy import (
     ANALYST_COPY_KEY,
+    PUBLISH_JOB,
     build_analyst_copy_asset,
-    build_publish_job,
     pipeline_info,
 )
 from topo_pipeline.defs.assets.analytics import build_analytics_assets
-from topo_pipeline.defs.assets.ingestion import build_tasks_asset
+from topo_pipeline.defs.assets.ingestion import TASKS_KEY, build_tasks_asset
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, build_assignees_asset
 from topo_pipeline.defs.automation import (
     build_downstream_automation_sensor,
@@ -28,10 +28,9 @@ from topo_pipeline.defs.freshness import (
     build_freshness_schedule,
     build_landed_by_deadline_checks,
 )
-from topo_pipeline.defs.jobs import build_refresh_job
+from topo_pipeline.defs.jobs import REFRESH_JOB
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
-from topo_pipeline.defs.publishing_executor import build_publishing_executor
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.defs.schedules import build_daily_refresh_schedule
 from topo_pipeline.settings import API_KEY_ENV, Settings
@@ -44,25 +43,19 @@ def build_defs(settings: Settings) -> dg.Definitions:
         build_tasks_asset(partitions_def),
         build_assignees_asset(settings.assignees_path),
         build_analytics_assets(
-            partitions_def,
             settings.sla_target_minutes,
             calendar=settings.working_calendar(),
             timezone=settings.timezone,
         ),
     ]
-    # Operations (schedules, sensors, automation, the analyst copy): see defs/jobs.py,
-    # defs/schedules.py, defs/open_tasks_sensor.py, defs/analyst_copy_sensor.py,
-    # defs/automation.py, defs/assets/analyst_copy.py.
-    refresh_job = build_refresh_job()
-    publish_job = build_publish_job()
-    watched = pipeline_asset_keys(pipeline_assets)
-    # What a publish of the analyst copy follows: those, and the assignee directory.
-    published = [*watched, ASSIGNEES_KEY]
+    # The tables the analyst copy publishes: topo/tasks, everything downstream of it, and
+    # the assignee directory.
+    published = [*pipeline_asset_keys(pipeline_assets), ASSIGNEES_KEY]
     info = pipeline_info(settings)
     # Observability: defs/alerts.py (failed runs), defs/freshness.py (late days, stale copy).
     freshness_checks = [
         build_landed_by_deadline_checks(
-            watched,
+            [TASKS_KEY],
             partitions_def,
             deadline_hour=settings.freshness_deadline_hour,
             timezone=settings.timezone,
@@ -71,7 +64,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
             ANALYST_COPY_KEY, published, max_lag_minutes=settings.analyst_copy_max_lag_minutes
         ),
     ]
-    freshness_job = build_freshness_job(freshness_checks)
     return dg.Definitions(
         assets=with_catalog(
             [
@@ -81,26 +73,19 @@ def build_defs(settings: Settings) -> dg.Definitions:
             settings.asset_owners,
         ),
         asset_checks=freshness_checks,
-        jobs=[refresh_job, publish_job, freshness_job],
-        # In-process (every step takes the one slot of pool "duckdb" anyway), naming the
-        # runs that hold a slot a step waits for (defs/executor.py); a run that changed
-        # tables then publishes the analyst copy, daemon or not (defs/publishing_executor.py).
-        executor=build_publishing_executor(
-            published,
-            warehouse_path=settings.duckdb_path,
-            analyst_path=settings.analyst_duckdb_path,
-            lock_timeout=settings.lock_timeout_seconds,
-            info=info,
-        ),
+        jobs=[REFRESH_JOB, PUBLISH_JOB, build_freshness_job(freshness_checks)],
+        # Every step opens the DuckDB file in pool "duckdb" (one at a time): steps in
+        # their own processes would only add start-up time.
+        executor=dg.in_process_executor,
         # Errors a user causes print as a paragraph, not a traceback: defs/console.py.
         loggers={"console": console_logger},
         schedules=[
-            build_daily_refresh_schedule(settings, partitions_def, refresh_job),
-            build_freshness_schedule(freshness_job, settings.timezone),
+            build_daily_refresh_schedule(settings, partitions_def),
+            build_freshness_schedule(settings.timezone),
         ],
         sensors=[
-            build_open_tasks_sensor(settings, refresh_job),
-            build_analyst_copy_sensor(publish_job, published),
+            build_open_tasks_sensor(settings),
+            build_analyst_copy_sensor(published),
             build_downstream_automation_sensor(),
             build_run_failure_alert_sensor(
                 webhook_url=settings.alert_webhook_url, ui_base_url=settings.ui_base_url

@@ -6,11 +6,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import dagster as dg
 
-try:  # private: where Dagster 1.13 keeps a step's metadata (see add_partition_metadata)
-    from dagster._core.execution.context import metadata_logging as _step_metadata
-except ImportError:  # a Dagster that moved it: every partition takes the public method
-    _step_metadata = None
-
 PER_DAY_ROWS = 62
 """Most days a range run's ``per_day`` overview lists (it goes on the run's last day)."""
 
@@ -20,47 +15,14 @@ def add_partition_metadata(
     asset_key: dg.AssetKey,
     by_partition: Mapping[str, Mapping[str, object]],
 ) -> None:
-    """Add each ``by_partition[key]`` to partition ``key`` of ``asset_key``, in one update.
-
-    The same as ``context.add_asset_metadata`` for each partition in turn. Dagster copies
-    and type-checks the step's whole metadata record on every ``add_asset_metadata`` call,
-    so one call per partition is quadratic in a range run's partitions times its assets
-    (figures: ``bench/README.md``, "Warehouse benchmark"). The first partition goes through
-    ``add_asset_metadata`` for its checks (the asset is the step's, the partition the
-    run's); the rest, once checked to be the run's too, are merged in one replacement of
-    the record, which is private to Dagster 1.13's step context (``test_metadata.py``
-    fails if it moves). Where it is not found, every partition goes through
-    ``add_asset_metadata``.
+    """Add each ``by_partition[key]`` to partition ``key`` of ``asset_key``.
 
     Raises:
         dagster.DagsterInvariantViolationError: as ``add_asset_metadata`` does, for an
             asset the step does not materialize or a partition outside the run.
     """
-    items = list(by_partition.items())
-    if not items:
-        return
-    (first, first_metadata), rest = items[0], items[1:]
-    context.add_asset_metadata(first_metadata, asset_key=asset_key, partition_key=first)
-    if not rest:
-        return
-    step = getattr(context.op_execution_context, "_step_execution_context", None)
-    accumulator = getattr(step, "_metadata_accumulator", None)
-    accumulator_type = getattr(_step_metadata, "OutputMetadataAccumulator", None)
-    handle_type = getattr(_step_metadata, "AssetMetadataHandle", None)
-    found = (
-        accumulator_type is not None
-        and handle_type is not None
-        and isinstance(accumulator, accumulator_type)
-    )
-    if not found or not {key for key, _ in rest} <= set(context.partition_keys):
-        for key, metadata in rest:
-            context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
-        return
-    merged = dict(accumulator.per_output_metadata)
-    for key, metadata in rest:
-        handle = handle_type(asset_key=asset_key, partition_key=key)
-        merged[handle] = {**merged.get(handle, {}), **metadata}
-    step._metadata_accumulator = accumulator_type(per_output_metadata=merged)
+    for key, metadata in by_partition.items():
+        context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

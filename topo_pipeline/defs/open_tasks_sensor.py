@@ -20,13 +20,13 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
 
 from topo_pipeline.defs.clock import Clock, utc_now
+from topo_pipeline.defs.jobs import REFRESH_JOB
 from topo_pipeline.settings import Settings
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError
 from topo_pipeline.warehouse.open_tasks import (
@@ -35,12 +35,6 @@ from topo_pipeline.warehouse.open_tasks import (
     OpenTasksUnavailableError,
     read_open_task_partitions,
 )
-
-if TYPE_CHECKING:
-    # What define_asset_job returns; Dagster does not export the name.
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
 
 OPEN_TASKS_SENSOR_NAME = "open_tasks_sensor"
 """Sensor: re-requests recent days that still hold PENDING or IN_PROGRESS tasks."""
@@ -191,16 +185,14 @@ def _sort_time(value: datetime | None) -> float:
 
 def build_open_tasks_sensor(
     settings: Settings,
-    job: "UnresolvedAssetJobDefinition",
     *,
     clock: Clock = utc_now,
     read_lock_timeout: float = READ_LOCK_TIMEOUT_SECONDS,
 ) -> dg.SensorDefinition:
-    """The :data:`OPEN_TASKS_SENSOR_NAME` sensor, on by default, launching ``job``.
+    """The :data:`OPEN_TASKS_SENSOR_NAME` sensor, on by default, launching the refresh job.
 
     Args:
         settings: the limits and the analyst copy's path.
-        job: the refresh job (``topo/tasks`` and everything downstream).
         clock: the current time; tests pass a fixed one.
         read_lock_timeout: seconds to wait for a lock on the analyst copy before skipping.
     """
@@ -209,7 +201,7 @@ def build_open_tasks_sensor(
 
     @dg.sensor(
         name=OPEN_TASKS_SENSOR_NAME,
-        job=job,
+        job=REFRESH_JOB,
         minimum_interval_seconds=settings.open_tasks_sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(

@@ -15,18 +15,11 @@ each day's run is launched exactly once and later days are never deduplicated aw
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from topo_pipeline.defs.jobs import partition_range_tags
+from topo_pipeline.defs.jobs import REFRESH_JOB, partition_range_tags
 from topo_pipeline.settings import Settings
-
-if TYPE_CHECKING:
-    # What define_asset_job returns; Dagster does not export the name.
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
 
 DAILY_REFRESH_SCHEDULE_NAME = "daily_refresh_schedule"
 """Schedule: once a day, the day that just ended plus the trailing refresh window."""
@@ -75,14 +68,13 @@ def plan_daily_refresh(
 def build_daily_refresh_schedule(
     settings: Settings,
     partitions_def: dg.TimeWindowPartitionsDefinition,
-    job: "UnresolvedAssetJobDefinition",
 ) -> dg.ScheduleDefinition:
-    """The :data:`DAILY_REFRESH_SCHEDULE_NAME` schedule, on by default, launching ``job``."""
+    """The :data:`DAILY_REFRESH_SCHEDULE_NAME` schedule, on by default (the refresh job)."""
     window_days = settings.refresh_window_days
 
     @dg.schedule(
         name=DAILY_REFRESH_SCHEDULE_NAME,
-        job=job,
+        job=REFRESH_JOB,
         cron_schedule=settle_cron(settings.schedule_settle_minutes),
         execution_timezone=settings.timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,

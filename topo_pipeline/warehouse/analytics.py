@@ -46,7 +46,7 @@ from topo_pipeline.warehouse.registry import (
     Rollup,
     headlines_of,
 )
-from topo_pipeline.warehouse.schema import ensure_schema
+from topo_pipeline.warehouse.schema import TOPO_TASKS, ensure_schema
 from topo_pipeline.warehouse.tables import Table
 
 DEFAULT_SLA_TARGET_MINUTES: Mapping[str, int] = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
@@ -74,6 +74,23 @@ def ensure_analytics_tables(con: duckdb.DuckDBPyConnection) -> None:
         con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
     """
     ensure_schema(con)
+
+
+def rebuild_days(con: duckdb.DuckDBPyConnection, table: str) -> list[date]:
+    """The ``partition_date`` values a whole rebuild of ``table`` replaces.
+
+    The days ``topo.tasks`` holds, and the days ``table`` still holds, so that a day whose
+    tasks are gone loses its rows. Creates missing tables first (an empty file has no days).
+
+    Raises:
+        ValueError: if ``table`` is not one of :data:`ANALYTICS_TABLES`.
+    """
+    declaration = _DECLARATIONS.get(table)
+    if declaration is None:
+        raise ValueError(f"unknown analytics table {table!r}; expected one of {ANALYTICS_TABLES}")
+    ensure_analytics_tables(con)
+    sql = render_sql("analytics_days", tasks=TOPO_TASKS.qualified, table=declaration.qualified)
+    return [day for (day,) in con.execute(sql).fetchall()]
 
 
 def replace_task_sla(

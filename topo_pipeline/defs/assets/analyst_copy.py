@@ -1,27 +1,15 @@
 """``publish/analyst_copy``: the copy of every published table (``topo``, ``reference``,
 ``analytics``) analysts open.
 
-Two things publish the copy (see ``docs/operating.md``, "The analyst copy"):
-
-* every run that changed tables, when it ends
-  (:mod:`topo_pipeline.defs.publishing_executor`), unless other runs that change tables
-  are queued or running under a live daemon, in which case the last of them publishes;
-* ``analyst_copy_sensor`` (:mod:`topo_pipeline.defs.analyst_copy_sensor`), as the safety
-  net under the daemon: it launches :data:`PUBLISH_JOB_NAME`, which materializes this
-  asset, when changes are still unpublished once their runs have finished.
-
-Each publish records a materialization of this asset whose metadata
-:data:`COVERS_THROUGH_METADATA` is the newest event-log storage id of a table-changing
-materialization the copy includes, so neither path publishes again what the other did.
-
-The asset declares no dependencies, so it is not part of ``topo/tasks``'s downstream
-selection (an unpartitioned asset in those range runs would mix partitioned and
-unpartitioned assets). It runs in the ``duckdb`` pool because it opens the pipeline's file.
+An ordinary asset downstream of every table it publishes, so any run whose selection
+reaches it (``topo/tasks*``, every job of the project) publishes after its tables are
+built. ``analyst_copy_sensor`` is the safety net for hand-picked selections under the
+daemon. Each publish records :data:`COVERS_THROUGH_METADATA`, the newest table-changing
+event it includes, so the sensor does not publish again what a run did.
 """
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -33,12 +21,6 @@ from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.settings import Settings
 from topo_pipeline.warehouse.analyst_copy import PublishResult, publish_analyst_copy
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
-
-if TYPE_CHECKING:
-    # What define_asset_job returns; Dagster does not export the name.
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
 
 ANALYST_COPY_KEY = dg.AssetKey(["publish", "analyst_copy"])
 
@@ -114,6 +96,9 @@ def build_analyst_copy_asset(
 
     @dg.asset(
         key=ANALYST_COPY_KEY,
+        deps=watched,
+        # In a range run of topo/tasks (the CLI requires it of every selected asset).
+        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=POOL,
         kinds={"duckdb"},
         group_name="publish",
@@ -128,9 +113,9 @@ def build_analyst_copy_asset(
             f"The analyst copy ({analyst_path}): every topo, reference and analytics table of the "
             "pipeline's DuckDB file, with comments, built aside and swapped in atomically, "
             "in a storage format DuckDB 1.4 clients can read. Analysts open this file, "
-            "never the pipeline's. Published when a run that changed tables ends (or by "
-            "analyst_copy_sensor once a burst of such runs is over); materialize it by hand "
-            "to publish now."
+            "never the pipeline's. Published by every run whose selection reaches it (or by "
+            "analyst_copy_sensor after runs that changed tables without it); materialize it "
+            "by hand to publish now."
         ),
     )
     @explain_user_errors("publish/analyst_copy")
@@ -147,10 +132,9 @@ def build_analyst_copy_asset(
     return analyst_copy
 
 
-def build_publish_job() -> "UnresolvedAssetJobDefinition":
-    """The :data:`PUBLISH_JOB_NAME` job."""
-    return dg.define_asset_job(
-        PUBLISH_JOB_NAME,
-        selection=dg.AssetSelection.assets(ANALYST_COPY_KEY),
-        description="Publish the analyst copy (TOPO_ANALYST_DUCKDB_PATH) from the pipeline's file.",
-    )
+PUBLISH_JOB = dg.define_asset_job(
+    PUBLISH_JOB_NAME,
+    selection=dg.AssetSelection.assets(ANALYST_COPY_KEY),
+    description="Publish the analyst copy (TOPO_ANALYST_DUCKDB_PATH) from the pipeline's file.",
+)
+"""The :data:`PUBLISH_JOB_NAME` job."""

@@ -1,46 +1,11 @@
 """The ``analytics/*`` assets: SLA and completion-rate tables built from ``topo.tasks``.
 
-One asset per DuckDB table of schema ``analytics`` (grain and columns: SPEC.md and
-``docs/analyst-guide.md``): ``analytics/task_sla`` and one per rollup of
-:data:`~topo_pipeline.warehouse.registry.ROLLUPS`, whose key, description and metadata come
-from that declaration. They share the daily partitions of ``topo/tasks``, each partition
-identity-mapped to the same day upstream; the rollups depend on ``analytics/task_sla``, and
-the by-assignee and by-team ones also on the unpartitioned ``reference/assignees`` (the
-assignee directory, joined for names and teams; see ``defs/assets/reference.py``).
-
-**One step, every analytics asset.** They are one ``multi_asset`` that can be subset, not
-one ``@asset`` step each:
-
-* In the UI they are still separate assets: one node each in the lineage graph (rollups downstream
-  of ``analytics/task_sla``), each with its own materializations, partition status, table
-  name, column schema and plots of its headline numbers. Any one of them can be selected
-  and materialized alone; the step then builds only the selected tables (a rollup alone is
-  recomputed from the ``analytics.task_sla`` already in the file).
-* Building them takes one step: one open of the DuckDB file and one turn in the ``duckdb``
-  pool (limit 1) instead of a queued turn per table. So no other run can
-  rewrite ``analytics.task_sla`` between it and its rollups, and every table of a run
-  carries the same ``as_of``.
-* The cost: the run's timeline shows one ``analytics_tables`` step, and retrying it rebuilds
-  every selected table (each is cheap and replaced atomically).
-
-The tables are built one after the other in build order, each reported as soon as it is
-committed. A table that fails fails the step; the tables built before it are in the file
-and materialized, the ones after it are not built.
-
-**Configuration.** SLA targets come from :class:`~topo_pipeline.settings.Settings`
-(``TOPO_SLA_HOT_MINUTES`` etc.), fixed when the code location loads. ``as_of``, the instant
-open tasks are judged against, is run config (:class:`AnalyticsConfig`); by default it is
-the moment the step starts, after the run's ``topo/tasks`` step fetched the data. Setting it
-makes a recomputation of a past day reproducible.
-
-**Metadata** per materialization (one per partition): ``dagster/row_count`` and the day's
-headline numbers (``hot_sla_attainment``, ``completion_rate``, ... as plain numbers, so the
-UI plots them per partition; a rate with a zero denominator is left out rather than sent as
-null) and ``dagster/table_name``. On the SLA tables also ``as_of`` and, when
-``analytics/task_sla`` was built in the same step, ``sla_target_minutes`` (the targets in
-force). The run's last day (the table's latest materialization) also carries
-``dagster/column_schema``, the file's columns with their comments (the definition has the
-declared ones from the start), and, for a range run, a ``per_day`` overview of its days.
+One asset per DuckDB table of schema ``analytics`` (grain and columns: ``docs/analyst-guide.md``),
+built by one subsettable step (one turn in the ``duckdb`` pool, one ``as_of`` for every
+table). They are unpartitioned: each materialization rebuilds the whole table from what
+``topo.tasks`` holds, one transaction per table, keeping its per-day (``partition_date``)
+rows; so a range run of ``topo/tasks`` adds a few events, not a few per day, and every day
+is built with the settings in force. Why: ``docs/operating.md`` ("Partitions").
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -52,19 +17,17 @@ from pydantic import Field
 from topo_pipeline.defs.assets.ingestion import POOL, TASKS_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.failures import explain_user_errors
-from topo_pipeline.defs.metadata import PER_DAY_ROWS, add_partition_metadata, markdown_table
-from topo_pipeline.defs.partitions import partition_windows
+from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.warehouse.analytics import (
     ANALYTICS_TABLES,
-    ROLLUP_TABLES,
     ColumnInfo,
     PartitionRows,
     analytics_columns,
     ensure_analytics_tables,
     headline_metrics_by_day,
-    missing_sources,
     partition_rows,
+    rebuild_days,
     replace_rollup,
     replace_task_sla,
 )
@@ -95,16 +58,10 @@ _DESCRIPTIONS = {
     **{table: rollup.description for table, rollup in ROLLUPS_BY_TABLE.items()},
 }
 
-_SOURCES = {
-    "task_sla": "topo/tasks",
-    **dict.fromkeys(ROLLUP_TABLES, "analytics/task_sla"),
-}
-
 
 def _deps(table: str) -> list[dg.AssetKey]:
     """What ``table`` is built from: ``topo/tasks`` for ``task_sla``; for a rollup
-    ``analytics/task_sla`` (same partition) and, for the by-assignee and by-team ones, the
-    unpartitioned ``reference/assignees`` (every partition depends on its one state)."""
+    ``analytics/task_sla`` and, for the by-assignee and by-team ones, ``reference/assignees``."""
     if table == "task_sla":
         return [TASKS_KEY]
     if ROLLUPS_BY_TABLE[table].group.uses_directory:
@@ -149,16 +106,14 @@ class AnalyticsConfig(dg.Config):
 
 
 def build_analytics_assets(
-    partitions_def: dg.TimeWindowPartitionsDefinition,
     sla_targets: Mapping[str, int],
     *,
     calendar: WorkingCalendar | None = None,
     timezone: str = "UTC",
 ) -> dg.AssetsDefinition:
-    """The ``analytics/*`` assets over ``partitions_def``, as one subsettable step.
+    """The ``analytics/*`` assets, as one subsettable step.
 
     Args:
-        partitions_def: the partitions of ``topo/tasks`` (identity-mapped).
         sla_targets: SLA target in minutes per priority (``Settings.sla_target_minutes``).
         calendar: the business-hours calendar (``Settings.working_calendar()``), local to
             ``timezone``; ``None`` leaves the business-hours columns NULL.
@@ -188,13 +143,13 @@ def build_analytics_assets(
     @dg.multi_asset(
         name=OP_NAME,
         specs=specs,
-        partitions_def=partitions_def,
+        # In a range run of topo/tasks (the CLI requires it of every selected asset).
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=POOL,
         can_subset=True,
         description=(
-            "Builds the selected analytics tables for the run's partitions from topo.tasks, "
-            "each partition replaced in one transaction per table."
+            "Rebuilds the selected analytics tables from topo.tasks, every day they cover, "
+            "one transaction per table."
         ),
     )
     @explain_user_errors("the analytics tables")
@@ -204,39 +159,23 @@ def build_analytics_assets(
         warehouse: WarehouseResource,
     ) -> Iterator[dg.MaterializeResult]:
         as_of = config.resolve_as_of(datetime.now(UTC))
-        windows = partition_windows(partitions_def, context.partition_keys)
-        days = [window.partition_date for window in windows]
         selected = [
             table
             for table in ANALYTICS_TABLES
             if ANALYTICS_KEYS[table] in context.selected_asset_keys
         ]
         context.log.info(
-            "building %s for %d partition(s) %s..%s%s",
+            "building %s%s",
             ", ".join(selected),
-            len(days),
-            days[0],
-            days[-1],
             f", SLA as of {as_of.isoformat()}" if "task_sla" in selected else "",
         )
-
         with warehouse.get_connection() as con:
-            missing = missing_sources(con, selected)
-            if missing:
-                raise dg.Failure(
-                    description=(
-                        f"{' and '.join(missing)} does not exist in the pipeline's DuckDB file "
-                        f"yet: materialize {_SOURCES[selected[0]]} for these partitions first"
-                    )
-                )
-            # On an older file, tables declared since are created first, so that the
-            # columns read here are every declared table's.
             ensure_analytics_tables(con)
             columns = analytics_columns(con)
-
             # Each table is reported as soon as it is committed: a later one that fails
             # leaves the ones before it materialized.
             for table in selected:
+                days = rebuild_days(con, table)
                 if table == "task_sla":
                     rows = replace_task_sla(
                         con,
@@ -248,15 +187,15 @@ def build_analytics_assets(
                     )
                 else:
                     rows = replace_rollup(con, table, days)
+                shown = days[-PER_DAY_ROWS:]
                 yield _materialize_result(
-                    context,
                     table,
                     days,
                     rows=rows,
-                    counts=partition_rows(con, days, [table]),
+                    counts=partition_rows(con, shown, [table]),
                     columns=columns.get(table, []),
                     # One grouped query per table, whatever the number of days.
-                    headlines=headline_metrics_by_day(con, table, days),
+                    headlines=headline_metrics_by_day(con, table, shown),
                     as_of=as_of if "task_sla" in selected else None,
                     targets=targets if "task_sla" in selected else None,
                 )
@@ -265,7 +204,6 @@ def build_analytics_assets(
 
 
 def _materialize_result(
-    context: dg.AssetExecutionContext,
     table: str,
     days: Sequence[date],
     *,
@@ -276,45 +214,30 @@ def _materialize_result(
     as_of: datetime | None,
     targets: Mapping[str, int] | None,
 ) -> dg.MaterializeResult:
-    """The materialization of ``table``: run-wide metadata, plus each partition's own."""
-    key = ANALYTICS_KEYS[table]
-    by_partition: dict[str, dict[str, object]] = {}
-    for day in days:
-        partition = counts.get((table, day))
-        metadata: dict[str, object] = {
-            "dagster/row_count": partition.row_count if partition else 0,
-            **_numbers(headlines[day]),
-        }
-        if table in SLA_TABLES and partition is not None and partition.as_of is not None:
-            metadata["as_of"] = dg.MetadataValue.timestamp(partition.as_of)
-        if day == days[-1]:
-            # Metadata without a partition is copied to every partition's event, so what
-            # is the run's, not the day's, goes on its last day (the table's latest
-            # materialization) only: the file's columns (half of an event's size), and a
-            # range run's overview.
-            metadata["dagster/column_schema"] = dg.TableSchema(
-                columns=[
-                    dg.TableColumn(name=c.name, type=c.data_type, description=c.comment)
-                    for c in columns
-                ]
-            )
-            if len(days) > 1:
-                metadata["per_day"] = dg.MetadataValue.md(
-                    _per_day_table(table, days, counts, headlines)
-                )
-        by_partition[day.isoformat()] = metadata
-    add_partition_metadata(context, key, by_partition)
-
-    run_metadata: dict[str, object] = {
+    """The materialization of ``table``: its size, the latest day's headline numbers (plotted
+    over materializations in the UI) and an overview of its latest days."""
+    metadata: dict[str, object] = {
         "dagster/table_name": f"analytics.{table}",
-        "rows_written_in_run": rows,
-        "partitions_in_run": len(days),
+        "dagster/row_count": rows,
+        "days": len(days),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(name=c.name, type=c.data_type, description=c.comment)
+                for c in columns
+            ]
+        ),
     }
+    if days:
+        latest = days[-1]
+        metadata["first_day"] = days[0].isoformat()
+        metadata["latest_day"] = latest.isoformat()
+        metadata.update(_numbers(headlines.get(latest, {})))
+        metadata["per_day"] = dg.MetadataValue.md(_per_day_table(table, days, counts, headlines))
     if table in SLA_TABLES and as_of is not None:
-        run_metadata["as_of"] = dg.MetadataValue.timestamp(as_of)
+        metadata["as_of"] = dg.MetadataValue.timestamp(as_of)
     if table in SLA_TABLES and targets is not None:
-        run_metadata["sla_target_minutes"] = dg.MetadataValue.json(dict(targets))
-    return dg.MaterializeResult(asset_key=key, metadata=run_metadata)
+        metadata["sla_target_minutes"] = dg.MetadataValue.json(dict(targets))
+    return dg.MaterializeResult(asset_key=ANALYTICS_KEYS[table], metadata=metadata)
 
 
 def _numbers(headline: Mapping[str, float | int | None]) -> dict[str, float | int]:
@@ -328,17 +251,17 @@ def _per_day_table(
     counts: Mapping[tuple[str, date], PartitionRows],
     headlines: Mapping[date, Mapping[str, float | int | None]],
 ) -> str:
-    """The run's days, one row each (the latest :data:`PER_DAY_ROWS` of a longer range)."""
-    names = list(headlines[days[0]]) if days else []
-    rows = []
+    """The table's latest :data:`PER_DAY_ROWS` days, one row each."""
     shown = days[-PER_DAY_ROWS:]
+    names = list(headlines[shown[0]]) if shown else []
+    rows = []
     for day in shown:
         partition = counts.get((table, day))
         values = [_format(headlines[day][name]) for name in names]
         rows.append([day.isoformat(), partition.row_count if partition else 0, *values])
     text = markdown_table(["partition", "rows", *names], rows)
     if len(shown) < len(days):
-        text = f"The last {len(shown)} of the run's {len(days)} days.\n\n{text}"
+        text = f"The latest {len(shown)} of the table's {len(days)} days.\n\n{text}"
     return text
 
 
