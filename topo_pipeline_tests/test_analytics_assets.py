@@ -1,9 +1,9 @@
 """The ``analytics/*`` assets end to end: Dagster runs against the simulated API over HTTP.
 
 Each test materializes the real assets of :func:`build_defs` with ``dg.materialize`` (range
-runs through Dagster's partition-range run tags, as the UI and the CLI launch them), then
-compares every analytics table with rows computed independently in plain Python
-(``analytics_oracle``) from the tasks the simulator serves.
+runs of ``topo/tasks`` through Dagster's partition-range run tags, as the UI and the CLI
+launch them; the analytics are unpartitioned), then compares every analytics table with
+rows computed independently in plain Python (``analytics_oracle``) from the tasks landed.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ class Pipeline(SimulatedPipeline):
         settings: Settings | None = None,
         raise_on_error: bool = True,
     ) -> dg.ExecuteInProcessResult:
-        """One run over the days ``first..last``: ``topo/tasks`` and/or analytics ``tables``."""
+        """One run: ``topo/tasks`` over the days ``first..last`` and/or analytics ``tables``
+        (unpartitioned: rebuilt whole)."""
         defs = build_defs(settings or self.settings)
         selection = ([TASKS_KEY] if tasks else []) + [ANALYTICS_KEYS[t] for t in tables or ()]
         config = {"as_of": as_of} if as_of is not None else {}
@@ -100,7 +101,9 @@ class Pipeline(SimulatedPipeline):
             resources=defs.resources,
             instance=self.instance,
             run_config={"ops": {OP_NAME: {"config": config}}} if tables else None,
-            tags=partition_range_tags(first.isoformat(), (last or first).isoformat()),
+            tags=partition_range_tags(first.isoformat(), (last or first).isoformat())
+            if tasks
+            else None,
             raise_on_error=raise_on_error,
         )
 
@@ -204,46 +207,41 @@ def _headline(rows: Sequence[Mapping[str, Any]], priority: str | None = None) ->
 
 
 def assert_headline_metadata(
-    metadata: Mapping[tuple[str, str], Mapping[str, dg.MetadataValue]],
+    metadata: Mapping[tuple[str, str | None], Mapping[str, dg.MetadataValue]],
     task_sla: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Each partition's headline numbers are the day's numbers, as plottable numbers."""
-    for day in DAYS:
-        rows = day_rows(task_sla, day)
-        whole, hot = _headline(rows), _headline(rows, "HOT")
-        sla = metadata[("analytics/task_sla", day.isoformat())]
-        by_priority = metadata[("analytics/sla_by_priority", day.isoformat())]
-        completion = metadata[("analytics/completion_rate_by_priority", day.isoformat())]
-        by_assignee = metadata[("analytics/completion_rate_by_assignee", day.isoformat())]
-        assert sla["tasks"].value == whole["tasks"]
-        assert (sla["met"].value, sla["breached"].value) == (whole["met"], whole["breached"])
-        assert by_assignee["unassigned_tasks"].value == sum(
-            r["assignee_user_id"] is None for r in rows
-        )
-        pairs = [
-            (sla, "sla_attainment", whole["sla_attainment"]),
-            (by_priority, "hot_sla_attainment", hot["sla_attainment"]),
-            (completion, "completion_rate", whole["completion_rate"]),
-            (completion, "hot_completion_rate", hot["completion_rate"]),
-        ]
-        for values, name, want in pairs:
-            if want is None:  # an undefined rate is left out, not sent as null
-                assert name not in values, (day, name)
-            else:
-                assert isinstance(values[name], dg.FloatMetadataValue), (day, name)
-                assert values[name].value == pytest.approx(want), (day, name)
-        for values in (sla, by_priority, completion, by_assignee):
-            assert isinstance(values["dagster/row_count"], dg.IntMetadataValue)
-    empty_day = metadata[("analytics/sla_by_priority", DAYS[1].isoformat())]
-    assert empty_day["tasks"].value == 0
-    assert "hot_sla_attainment" not in empty_day
-    # The range's overview is on its last day only, one line per day of the run.
+    """Each table's headline numbers are its latest day's, as plottable numbers; its
+    overview lists every day."""
+    latest = DAYS[-1]
+    rows = day_rows(task_sla, latest)
+    whole, hot = _headline(rows), _headline(rows, "HOT")
+    sla = metadata[("analytics/task_sla", None)]
+    by_priority = metadata[("analytics/sla_by_priority", None)]
+    completion = metadata[("analytics/completion_rate_by_priority", None)]
+    by_assignee = metadata[("analytics/completion_rate_by_assignee", None)]
+    assert sla["tasks"].value == whole["tasks"]
+    assert (sla["met"].value, sla["breached"].value) == (whole["met"], whole["breached"])
+    assert by_assignee["unassigned_tasks"].value == sum(r["assignee_user_id"] is None for r in rows)
+    pairs = [
+        (sla, "sla_attainment", whole["sla_attainment"]),
+        (by_priority, "hot_sla_attainment", hot["sla_attainment"]),
+        (completion, "completion_rate", whole["completion_rate"]),
+        (completion, "hot_completion_rate", hot["completion_rate"]),
+    ]
+    for values, name, want in pairs:
+        if want is None:  # an undefined rate is left out, not sent as null
+            assert name not in values, name
+        else:
+            assert isinstance(values[name], dg.FloatMetadataValue), name
+            assert values[name].value == pytest.approx(want), name
     for table in ANALYTICS_TABLES:
-        overview = metadata[(f"analytics/{table}", DAYS[-1].isoformat())]["per_day"].value
+        values = metadata[(f"analytics/{table}", None)]
+        assert values["latest_day"].value == latest.isoformat()
+        assert isinstance(values["dagster/row_count"], dg.IntMetadataValue)
+        overview = values["per_day"].value
         assert overview.startswith("| partition | rows |")
-        assert all(f"| {day} |" in overview for day in DAYS)
-        for day in DAYS[:-1]:
-            assert "per_day" not in metadata[(f"analytics/{table}", day.isoformat())]
+        # Day 2 has no tasks: no rows, so no line; every other day has one.
+        assert all(f"| {day} |" in overview for day in DAYS if day != DAYS[1])
 
 
 # -- a range run --------------------------------------------------------------------------
@@ -264,29 +262,21 @@ def test_a_range_run_builds_every_table_and_its_metadata(pipeline: Pipeline) -> 
     assert any(t.reopened_at is not None and t.status != "COMPLETED" for t in tasks)
     assert not day_rows(expected["task_sla"], DAYS[1]), "day 2 is an empty partition"
 
-    # One run, two steps: topo/tasks, then every analytics table together.
+    # One run, two steps: topo/tasks, then every analytics table together. topo/tasks has a
+    # materialization per day; each analytics table one for the run.
     assert len(result.get_step_success_events()) == 2
     metadata = materializations(result)
-    assert set(metadata) == {
-        (key.to_user_string(), day.isoformat())
-        for key in [TASKS_KEY, *ANALYTICS_KEYS.values()]
-        for day in DAYS
+    assert set(metadata) == {(TASKS_KEY.to_user_string(), day.isoformat()) for day in DAYS} | {
+        (key.to_user_string(), None) for key in ANALYTICS_KEYS.values()
     }
     for table in ANALYTICS_TABLES:
-        for day in DAYS:
-            values = metadata[(f"analytics/{table}", day.isoformat())]
-            assert values["dagster/row_count"].value == len(day_rows(expected[table], day))
-            assert values["dagster/table_name"].value == f"analytics.{table}"
-            assert values["partitions_in_run"].value == len(DAYS)
-            assert values["rows_written_in_run"].value == len(expected[table])
-        # The file's columns go on the run's last day, not on every day's event.
-        schema = metadata[(f"analytics/{table}", DAYS[-1].isoformat())]["dagster/column_schema"]
+        values = metadata[(f"analytics/{table}", None)]
+        assert values["dagster/row_count"].value == len(expected[table])
+        assert values["dagster/table_name"].value == f"analytics.{table}"
+        assert values["days"].value == len(DAYS) - 1  # day 2 holds no task
+        schema = values["dagster/column_schema"]
         assert [c.name for c in schema.value.columns] == columns[table]
         assert all(c.description for c in schema.value.columns)
-        assert not any(
-            "dagster/column_schema" in metadata[(f"analytics/{table}", day.isoformat())]
-            for day in DAYS[:-1]
-        )
     assert_headline_metadata(metadata, expected["task_sla"])
 
 
@@ -299,7 +289,7 @@ def test_as_of_from_run_config_is_honoured_and_reproducible(landed: Pipeline) ->
     result = landed.materialize(DAYS[0], DAYS[-1], tasks=False, as_of="2026-03-05T18:30:00-05:00")
     assert landed.tables() == first
     assert {row["as_of"] for row in first["task_sla"]} == {parse_timestamp(AS_OF)}
-    sla_metadata = materializations(result)[("analytics/sla_by_priority", DAYS[0].isoformat())]
+    sla_metadata = materializations(result)[("analytics/sla_by_priority", None)]
     assert sla_metadata["as_of"].value == parse_timestamp(AS_OF).timestamp()
 
     # A later as_of judges more open tasks overdue, exactly as the rules say.
@@ -362,7 +352,7 @@ def test_sla_targets_from_the_environment_reach_tables_and_metadata(pipeline: Pi
 
     metadata = materializations(result)
     for table in ("task_sla", "sla_by_priority", "sla_by_assignee"):
-        values = metadata[(f"analytics/{table}", DAYS[0].isoformat())]
+        values = metadata[(f"analytics/{table}", None)]
         assert values["sla_target_minutes"].value == targets
         assert values["as_of"].value == parse_timestamp(AS_OF).timestamp()
     spec = build_defs(settings).get_assets_def(TASK_SLA_KEY).specs_by_key[TASK_SLA_KEY]
@@ -372,11 +362,14 @@ def test_sla_targets_from_the_environment_reach_tables_and_metadata(pipeline: Pi
 # -- re-materializing one day --------------------------------------------------------------
 
 
-def test_rematerializing_one_day_changes_only_that_days_rows(landed: Pipeline) -> None:
+def test_a_refetched_day_reaches_the_tables_and_every_day_is_judged_again(
+    landed: Pipeline,
+) -> None:
     before = landed.tables()
+    as_landed = landed.served()
 
     # Day 3 moves on in Topo: a task gets completed, one skipped, one unassigned, one is
-    # deleted. A change on day 1 must not show up: that day is not re-materialized.
+    # deleted. A change on day 1 must not show up: that day is not fetched again.
     day3 = sorted(
         (t for t in landed.store.all() if task_from_api(t, ZONE).partition_date == DAYS[2]),
         key=lambda t: t["id"],
@@ -404,14 +397,12 @@ def test_rematerializing_one_day_changes_only_that_days_rows(landed: Pipeline) -
     later = "2026-03-06T16:00:00Z"
     landed.materialize(DAYS[2], tasks=False, as_of=later)
 
+    # Every day is rebuilt at the new as_of: day 3 from its new tasks, the others from
+    # the tasks landed before.
+    in_file = [t for t in as_landed if t.partition_date != DAYS[2]] + landed.served([DAYS[2]])
+    expected = expected_tables(in_file, parse_timestamp(later), DEFAULT_SLA_TARGET_MINUTES)
     after = landed.tables()
-    served_day3 = [t for t in landed.served([DAYS[2]])]
-    expected = expected_tables(served_day3, parse_timestamp(later), DEFAULT_SLA_TARGET_MINUTES)
-    assert_tables_match(after, expected, landed.columns(), days=[DAYS[2]])
-    for table in ANALYTICS_TABLES:
-        for day in (DAYS[0], DAYS[1], DAYS[3]):
-            assert day_rows(after[table], day) == day_rows(before[table], day), (table, day)
-        assert day_rows(after[table], DAYS[2]) != day_rows(before[table], DAYS[2]), table
+    assert_tables_match(after, expected, landed.columns())
     rows = {row["id"]: row for row in after["task_sla"]}
     assert rows[open_tasks[0]["id"]]["status"] == "COMPLETED"
     assert rows[open_tasks[1]["id"]]["sla_status"] == "SKIPPED"
@@ -440,7 +431,7 @@ def test_a_table_that_fails_fails_the_step_after_the_tables_before_it_and_builds
     # The step looks replace_rollup up in its module's namespace when it runs.
     monkeypatch.setattr(analytics_assets, "replace_rollup", replace_rollup)
     later = "2026-03-07T12:00:00Z"
-    result = landed.materialize(DAYS[0], DAYS[-1], tasks=False, as_of=later, raise_on_error=False)
+    result = landed.materialize(DAYS[0], tasks=False, as_of=later, raise_on_error=False)
 
     assert not result.success
     (failure,) = result.get_step_failure_events()
@@ -465,25 +456,23 @@ def test_one_rollup_can_be_rebuilt_alone(landed: Pipeline) -> None:
 
     after = landed.tables()
     assert after["task_sla"] == before["task_sla"]  # not selected, not touched
-    assert after["sla_by_priority"] == day_rows(before["sla_by_priority"], DAYS[0])
+    assert after["sla_by_priority"] == before["sla_by_priority"]
     (key,) = {key for key, _ in materializations(result)}
     assert key == "analytics/sla_by_priority"
-    values = materializations(result)[(key, DAYS[0].isoformat())]
+    values = materializations(result)[(key, None)]
     # Its as_of is the evaluation it was built from, not the time of this run.
     assert values["as_of"].value == parse_timestamp(AS_OF).timestamp()
     assert "sla_target_minutes" not in values
 
 
-def test_analytics_before_any_tasks_fail_naming_what_to_materialize(
-    make_pipeline: PipelineFactory,
-) -> None:
+def test_analytics_before_any_tasks_are_empty_tables(make_pipeline: PipelineFactory) -> None:
     pipeline = make_pipeline(SPEC, new_file=True)  # a new deployment: no file yet
-    result = pipeline.materialize(DAYS[0], tasks=False, raise_on_error=False)
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
-    assert "topo.tasks does not exist" in message
-    assert "materialize topo/tasks" in message
+    result = pipeline.materialize(DAYS[0], tasks=False)
+    assert result.success
+    assert all(rows == [] for rows in pipeline.tables().values())
+    values = materializations(result)[("analytics/task_sla", None)]
+    assert values["dagster/row_count"].value == 0
+    assert "latest_day" not in values
 
 
 def test_the_code_location_defines_an_asset_per_analytics_table(tmp_path: Path) -> None:
@@ -492,7 +481,8 @@ def test_the_code_location_defines_an_asset_per_analytics_table(tmp_path: Path) 
     analytics_def = defs.get_assets_def(TASK_SLA_KEY)
     assert set(analytics_def.keys) == set(ANALYTICS_KEYS.values())
     assert analytics_def.can_subset
-    assert analytics_def.partitions_def == tasks_def.partitions_def
+    assert tasks_def.partitions_def is not None
+    assert analytics_def.partitions_def is None  # rebuilt whole: no event per day
     assert analytics_def.backfill_policy == dg.BackfillPolicy.single_run()
     assert analytics_def.op.pool == "duckdb"
     graph = defs.resolve_asset_graph()
@@ -503,10 +493,8 @@ def test_the_code_location_defines_an_asset_per_analytics_table(tmp_path: Path) 
         assert spec.metadata["dagster/table_name"] == f"analytics.{table}"
         upstream = {TASKS_KEY if table == "task_sla" else TASK_SLA_KEY}
         if table.endswith(("_by_assignee", "_by_team")):
-            upstream.add(ASSIGNEES_KEY)  # unpartitioned: every day depends on its one state
+            upstream.add(ASSIGNEES_KEY)
         assert graph.get(key).parent_keys == upstream
-        for dep in spec.deps:
-            assert dep.partition_mapping in (None, dg.IdentityPartitionMapping())
     assert set(ROLLUP_TABLES) | {"task_sla"} == set(ANALYTICS_TABLES)
 
 

@@ -233,6 +233,10 @@ def _materialize_result(
         metadata["latest_day"] = latest.isoformat()
         metadata.update(_numbers(headlines.get(latest, {})))
         metadata["per_day"] = dg.MetadataValue.md(_per_day_table(table, days, counts, headlines))
+    if table in SLA_TABLES and as_of is None and days:
+        # A rollup built alone: the evaluation its rows come from.
+        latest_rows = counts.get((table, days[-1]))
+        as_of = latest_rows.as_of if latest_rows else None
     if table in SLA_TABLES and as_of is not None:
         metadata["as_of"] = dg.MetadataValue.timestamp(as_of)
     if table in SLA_TABLES and targets is not None:
