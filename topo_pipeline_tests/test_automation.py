@@ -13,13 +13,12 @@ from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.automation import (
-    DIRECTORY_SELECTION,
     DOWNSTREAM_AUTOMATION_SENSOR_NAME,
     DOWNSTREAM_CONDITION_LABEL,
     downstream_automation_condition,
     with_downstream_automation,
 )
-from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION
+from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION, partition_range_tags
 from topo_pipeline.settings import Settings
 from topo_pipeline_tests.harness import fresh_instance
 
@@ -36,10 +35,10 @@ def settings_for(tmp_path: Path) -> Settings:
     )
 
 
-def test_every_asset_downstream_of_tasks_follows_every_partition(tmp_path: Path) -> None:
+def test_every_table_downstream_of_tasks_follows_it(tmp_path: Path) -> None:
     defs = build_defs(settings_for(tmp_path))
     graph = defs.resolve_asset_graph()
-    downstream = DOWNSTREAM_SELECTION.resolve(graph)
+    downstream = DOWNSTREAM_SELECTION.resolve(graph) - {ANALYST_COPY_KEY}
     assert {key.path[0] for key in downstream} == {"analytics"}
     for spec in defs.resolve_all_asset_specs():
         label = spec.automation_condition.get_label() if spec.automation_condition else None
@@ -52,28 +51,29 @@ def test_every_asset_downstream_of_tasks_follows_every_partition(tmp_path: Path)
     sensor = defs.resolve_sensor_def(DOWNSTREAM_AUTOMATION_SENSOR_NAME)
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.asset_selection.resolve(graph) == downstream
+    assert sensor.asset_selection.resolve(graph) == downstream | {ANALYST_COPY_KEY}
 
 
 def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) -> None:
     """The real code location: topo/tasks days materialized on their own (as from the UI)
-    make the automation request the analytics of those days, however old."""
+    make the automation request the analytics, whichever days they were."""
     defs = build_defs(settings_for(tmp_path))
-    analytics = sorted(DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()))
+    analytics = sorted(
+        DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()) - {ANALYST_COPY_KEY}
+    )
     with fresh_instance() as instance:
         first = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT
         )
-        assert first.total_requested == 0  # nothing upstream yet
+        assert first.total_requested == 0  # nothing upstream yet: no run of empty tables
 
-        for day in (RECENT, OLD, ANCIENT, FIRST):
+        for day in (OLD, ANCIENT, FIRST):  # not the latest day (plain eager() ignores those)
             instance.report_runless_asset_event(dg.AssetMaterialization(TASKS_KEY, partition=day))
         second = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=first.cursor
         )
-        for key in analytics:
-            # Not only the latest partition (plain eager()): every one, back to the first.
-            assert second.get_requested_partitions(key) == {RECENT, OLD, ANCIENT, FIRST}, key
+        assert {key for key in analytics if second.get_num_requested(key)} == set(analytics)
+        assert second.get_num_requested(ANALYST_COPY_KEY) == 0  # analyst_copy_sensor's job
 
         third = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=second.cursor
@@ -82,11 +82,10 @@ def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) ->
 
 
 def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path: Path) -> None:
-    """reference/assignees is unpartitioned: its update requests every partition of the
-    by-assignee and by-team rollups whose analytics/task_sla exists."""
+    """An update of reference/assignees requests the by-assignee and by-team rollups."""
     defs = build_defs(settings_for(tmp_path))
     graph = defs.resolve_asset_graph()
-    analytics = DOWNSTREAM_SELECTION.resolve(graph)
+    analytics = DOWNSTREAM_SELECTION.resolve(graph) - {ANALYST_COPY_KEY}
     named = {key for key in analytics if ASSIGNEES_KEY in graph.get(key).parent_keys}
     assert {key.path[1] for key in named} == {
         "sla_by_assignee",
@@ -99,9 +98,8 @@ def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path
         cursor = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT
         ).cursor
-        for day in (RECENT, OLD, ANCIENT):
-            for key in analytics:
-                instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day))
+        for key in analytics:
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
         cursor = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=cursor
         ).cursor
@@ -109,23 +107,22 @@ def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path
         result = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=cursor
         )
-        for key in analytics:
-            # Days without analytics.task_sla are held back.
-            want = {RECENT, OLD, ANCIENT} if key in named else set()
-            assert result.get_requested_partitions(key) == want, key
-        assert result.get_requested_partitions(task_sla) == set()
-        assert result.get_requested_partitions(ASSIGNEES_KEY) == set()  # by hand only
+        assert {key for key in analytics if result.get_num_requested(key)} == named
+        assert result.get_num_requested(task_sla) == 0
+        assert result.get_num_requested(ASSIGNEES_KEY) == 0  # by hand only
 
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2025-01-01")
 
 
-@dg.asset(key=TASKS_KEY, partitions_def=DAILY)
+@dg.asset(key=TASKS_KEY, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run())
 def tasks_stand_in() -> None:
     """Stands in for topo/tasks: only the graph and the run records matter here."""
 
 
-@dg.asset(key=["analytics", "stand_in"], partitions_def=DAILY, deps=[TASKS_KEY])
+@dg.asset(
+    key=["analytics", "stand_in"], deps=[TASKS_KEY], backfill_policy=dg.BackfillPolicy.single_run()
+)
 def analytics_stand_in() -> None:
     """Stands in for an analytics table downstream of topo/tasks."""
 
@@ -145,7 +142,8 @@ def test_a_run_that_already_rebuilt_downstream_triggers_nothing_more(
         ).cursor
 
         # As the refresh job does: topo/tasks and downstream in the same run.
-        assert dg.materialize(stand_in_assets, partition_key=OLD, instance=instance).success
+        one_day = partition_range_tags(OLD, OLD)
+        assert dg.materialize(stand_in_assets, tags=one_day, instance=instance).success
         result = dg.evaluate_automation_conditions(
             defs=stand_in_assets, instance=instance, evaluation_time=EVALUATED_AT, cursor=cursor
         )
@@ -162,20 +160,19 @@ def test_a_run_that_already_rebuilt_downstream_triggers_nothing_more(
             evaluation_time=EVALUATED_AT,
             cursor=result.cursor,
         )
-        assert result.get_requested_partitions(downstream) == {OLD}
+        assert result.get_num_requested(downstream) == 1
         assert result.get_requested_partitions(TASKS_KEY) == set()
 
 
-def test_the_condition_is_eager_without_the_latest_window_clause() -> None:
+def test_the_condition_is_eager_without_its_waits_for_missing_assets() -> None:
     condition = downstream_automation_condition()
     assert condition.get_label() == DOWNSTREAM_CONDITION_LABEL
-    # eager()'s other clauses are kept; the window clause is gone, and a missing assignee
-    # directory holds nothing back.
     eager = dg.AutomationCondition.eager()
-    assert eager.children[0].name == "in_latest_time_window"
-    missing = dg.AutomationCondition.any_deps_missing()
-    assert ~missing in eager.children
-    assert list(condition.children) == [
-        ~missing.ignore(DIRECTORY_SELECTION) if child == ~missing else child
-        for child in eager.children[1:]
+    kept = [
+        dg.AutomationCondition.any_deps_updated().since_last_handled(),
+        ~dg.AutomationCondition.any_deps_in_progress(),
+        ~dg.AutomationCondition.in_progress(),
     ]
+    assert list(condition.children) == kept
+    assert all(child in eager.children for child in kept[1:])
+    assert ~dg.AutomationCondition.any_deps_missing() in eager.children

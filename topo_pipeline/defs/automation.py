@@ -3,7 +3,7 @@
 The refresh job rebuilds them in the same run. This covers runs that materialize
 ``topo/tasks`` alone (a UI "Materialize" of an old day) or ``reference/assignees``: every
 asset downstream of ``topo/tasks`` gets :func:`downstream_automation_condition`
-(``AutomationCondition.eager()`` that does not wait for days never fetched), evaluated by
+(an upstream update, as in ``AutomationCondition.eager()``), evaluated by
 :data:`DOWNSTREAM_AUTOMATION_SENSOR_NAME`, on by default (Dagster's own default automation
 sensor starts stopped). The analytics assets are unpartitioned, so any refreshed day of
 ``topo/tasks`` triggers them, not only the latest one.
@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from topo_pipeline.defs.assets.ingestion import TASKS_KEY
-from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION, REFRESH_SELECTION
 
 DOWNSTREAM_AUTOMATION_SENSOR_NAME = "downstream_automation_sensor"
@@ -22,28 +20,22 @@ DOWNSTREAM_AUTOMATION_SENSOR_NAME = "downstream_automation_sensor"
 
 AUTOMATION_SENSOR_INTERVAL_SECONDS = 30
 
-NOT_WAITED_FOR = dg.AssetSelection.assets(TASKS_KEY, ASSIGNEES_KEY)
-"""Upstream assets followed when updated, never waited for: days of ``topo/tasks`` that were
-never fetched, an assignee directory never loaded."""
-
-
-DOWNSTREAM_CONDITION_LABEL = "eager, not waiting for unfetched days"
+DOWNSTREAM_CONDITION_LABEL = "after any upstream update"
 
 
 def downstream_automation_condition() -> dg.AutomationCondition:
-    """``eager()`` that does not wait for what :data:`NOT_WAITED_FOR` never materialized.
+    """Requested when an upstream asset was updated by a run that did not also update this
+    one, once no upstream asset is in progress and it is not in progress itself.
 
-    The asset is requested when an upstream asset was updated by a run that did not also
-    update it, once no upstream is in progress and it is not in progress itself.
+    ``eager()`` without its wait for missing upstream days and its build of a never
+    materialized asset: days never fetched are normal, and the tables are built by the
+    first run of ``topo/tasks*`` anyway.
     """
     return (
-        dg.AutomationCondition.eager()
-        .replace(
-            "any_deps_missing",
-            dg.AutomationCondition.any_deps_missing().ignore(NOT_WAITED_FOR),
-        )
-        .with_label(DOWNSTREAM_CONDITION_LABEL)
-    )
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(DOWNSTREAM_CONDITION_LABEL)
 
 
 def pipeline_asset_keys(
