@@ -50,11 +50,16 @@ def build_landed_by_deadline_checks(
     asset_keys: Sequence[dg.AssetKey],
     partitions_def: dg.TimeWindowPartitionsDefinition,
     *,
+    partitioned_key: dg.AssetKey,
     deadline_hour: int,
     timezone: str,
     clock: Clock = utc_now,
 ) -> dg.AssetChecksDefinition:
-    """The ``landed_by_deadline`` check of each of ``asset_keys``, as one definition."""
+    """The ``landed_by_deadline`` check of each of ``asset_keys``, as one definition.
+
+    ``partitioned_key`` (``topo/tasks``) lands by day; the other keys, unpartitioned, have
+    landed the day once materialized after it.
+    """
 
     @dg.multi_asset_check(
         name=LANDED_BY_DEADLINE_OP,
@@ -82,7 +87,9 @@ def build_landed_by_deadline_checks(
         selected = context.selected_asset_check_keys
         for key in asset_keys:
             if dg.AssetCheckKey(key, LANDED_BY_DEADLINE) in selected:
-                yield _landed_result(context.instance, key, partition, deadline, now)
+                yield _landed_result(
+                    context.instance, key, partitioned_key, partition, deadline, now
+                )
 
     return landed_by_deadline_checks
 
@@ -90,6 +97,7 @@ def build_landed_by_deadline_checks(
 def _landed_result(
     instance: dg.DagsterInstance,
     key: dg.AssetKey,
+    partitioned_key: dg.AssetKey,
     partition: str | None,
     deadline: datetime,
     now: datetime,
@@ -107,8 +115,16 @@ def _landed_result(
             description="No partition had ended by the last deadline.",
         )
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        dg.AssetRecordsFilter(asset_key=partitioned_key, asset_partitions=[partition]), limit=1
     ).records
+    if records and key != partitioned_key:
+        # Built from topo/tasks: landed if materialized since that day landed.
+        day_landed = records[0].storage_id
+        records = [
+            record
+            for record in instance.fetch_materializations(key, limit=1).records
+            if record.storage_id > day_landed
+        ]
     if records:
         metadata["landed_at"] = dg.MetadataValue.timestamp(records[0].timestamp)
         return dg.AssetCheckResult(

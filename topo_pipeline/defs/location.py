@@ -55,8 +55,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
     # Observability: defs/alerts.py (failed runs), defs/freshness.py (late days, stale copy).
     freshness_checks = [
         build_landed_by_deadline_checks(
-            [TASKS_KEY],
+            pipeline_asset_keys(pipeline_assets),
             partitions_def,
+            partitioned_key=TASKS_KEY,
             deadline_hour=settings.freshness_deadline_hour,
             timezone=settings.timezone,
         ),
