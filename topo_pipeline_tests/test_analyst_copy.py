@@ -27,9 +27,9 @@ from topo_pipeline import __version__
 from topo_pipeline.api.models import parse_timestamp
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.analyst_copy_sensor import ANALYST_COPY_SENSOR_NAME
-from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY, PUBLISH_JOB_NAME
+from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
-from topo_pipeline.defs.jobs import REFRESH_JOB_NAME, REFRESH_SELECTION, build_refresh_job
+from topo_pipeline.defs.jobs import REFRESH_JOB_NAME, REFRESH_SELECTION
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.schedules import DAILY_REFRESH_SCHEDULE_NAME
 from topo_pipeline.liveness import owner_of
@@ -383,28 +383,17 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
     )
     defs = build_defs(settings)
     refresh_job = defs.resolve_job_def(REFRESH_JOB_NAME)
-    publish_job = defs.resolve_job_def(PUBLISH_JOB_NAME)
     schedule = defs.resolve_schedule_def(DAILY_REFRESH_SCHEDULE_NAME)
     sensor = defs.resolve_sensor_def(ANALYST_COPY_SENSOR_NAME)
 
     with fresh_instance() as instance:
 
-        def publish(cursor: str | None) -> str:
+        def nothing_left_to_publish() -> None:
+            """The run published: the sensor, the safety net, finds nothing to do."""
             tick = sensor.evaluate_tick(
-                dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+                dg.build_sensor_context(instance=instance, definitions=defs)
             )
-            assert tick.run_requests, tick.skip_message
-            (request,) = tick.run_requests
-            assert tick.cursor is not None
-            assert request.run_key == f"analyst_copy:{tick.cursor}"
-            result = publish_job.execute_in_process(
-                instance=instance, tags=request.tags, run_config=request.run_config
-            )
-            assert result.success
-            assert [e.asset_key for e in result.get_asset_materialization_events()] == [
-                ANALYST_COPY_KEY
-            ]
-            return tick.cursor
+            assert not tick.run_requests
 
         # The schedule's tick after the third day: one run over all three days.
         tick_time = datetime.combine(START + timedelta(days=3), time(0, 30), UTC)
@@ -417,13 +406,15 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
         materialized = {
             (e.asset_key, e.partition) for e in first.get_asset_materialization_events()
         }
-        # One run: topo/tasks and everything downstream of it, for each of the three days.
+        # One run: topo/tasks for each of the three days, everything downstream of it (the
+        # analytics tables, then the analyst copy) once.
         pipeline_keys = REFRESH_SELECTION.resolve(defs.resolve_asset_graph())
-        assert TASKS_KEY in pipeline_keys
-        assert len(pipeline_keys) > 1  # the analytics tables
+        assert {TASKS_KEY, ANALYST_COPY_KEY} < pipeline_keys
         days = [str(START + timedelta(days=i)) for i in range(3)]
-        assert materialized == {(key, day) for key in pipeline_keys for day in days}
-        cursor = publish(None)
+        assert materialized == {(TASKS_KEY, day) for day in days} | {
+            (key, None) for key in pipeline_keys - {TASKS_KEY}
+        }
+        nothing_left_to_publish()
         assert catalog_snapshot(settings.analyst_duckdb_path) == catalog_snapshot(
             settings.duckdb_path
         )
@@ -433,7 +424,7 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
             assert analyst.first[0] == old_rows
             # The open-task sensor reads the published copy and asks for a day still open.
             open_tasks = build_open_tasks_sensor(
-                settings, build_refresh_job(), clock=lambda: datetime.now(UTC) + timedelta(hours=2)
+                settings, clock=lambda: datetime.now(UTC) + timedelta(hours=2)
             )
             ticked = open_tasks.evaluate_tick(dg.build_sensor_context(definitions=defs))
             request = ticked.run_requests[0]
@@ -452,8 +443,11 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
                 instance=instance, partition_key=request.partition_key, tags=request.tags
             )
             assert second.success
-            # Nothing new since the last publish from the schedule's run; now there is.
-            cursor = publish(cursor)
+            # The run published while the analyst's session held the old copy open.
+            assert ANALYST_COPY_KEY in {
+                e.asset_key for e in second.get_asset_materialization_events()
+            }
+            nothing_left_to_publish()
 
             # The open session still reads the copy it opened; new sessions see the new one.
             assert analyst.read() == analyst.first
@@ -468,11 +462,7 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
         assert catalog_snapshot(settings.analyst_duckdb_path) == catalog_snapshot(
             settings.duckdb_path
         )
-        # Nothing changed since: the sensor asks for no further publish.
-        idle = sensor.evaluate_tick(
-            dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-        )
-        assert not idle.run_requests
+        nothing_left_to_publish()
 
 
 # --- the file describes itself: topo.pipeline_info and the time zone in comments ---------

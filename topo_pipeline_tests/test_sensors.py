@@ -24,7 +24,7 @@ from topo_pipeline.defs.analyst_copy_sensor import (
 )
 from topo_pipeline.defs.assets.analyst_copy import PUBLISH_JOB_NAME
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
-from topo_pipeline.defs.jobs import REFRESH_JOB_NAME, build_refresh_job
+from topo_pipeline.defs.jobs import REFRESH_JOB_NAME
 from topo_pipeline.defs.open_tasks_sensor import (
     OPEN_TASKS_SENSOR_NAME,
     OPEN_TASKS_TAG,
@@ -265,7 +265,7 @@ def copy_settings(seeded_copy: Path, tmp_path: Path) -> Settings:
 
 
 def tick(settings: Settings, at: datetime, cursor: str | None, **kwargs: float) -> dg.SensorResult:
-    sensor = build_open_tasks_sensor(settings, build_refresh_job(), clock=lambda: at, **kwargs)
+    sensor = build_open_tasks_sensor(settings, clock=lambda: at, **kwargs)
     # The code location resolves the job of partitioned run requests.
     context = dg.build_sensor_context(cursor=cursor, definitions=build_defs(settings))
     return sensor.evaluate_tick(context)
