@@ -4,6 +4,9 @@ UV_VERSION := 0.13.9
 UV := .uv/bin/uv
 VENV := .venv
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# One "planned" event per asset of a range run, not one per day of every asset, in the
+# webserver and daemon too (docs/operating.md, "Partitions"; topo_pipeline/definitions.py).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 
 .PHONY: setup test test-fast lint demo dev bench recover clean
 

@@ -8,6 +8,7 @@ rows computed independently in plain Python (``analytics_oracle``) from the task
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import duckdb
 import pytest
 
 from topo_pipeline.api.models import parse_timestamp
-from topo_pipeline.definitions import build_defs
+from topo_pipeline.definitions import PLANNED_EVENTS_ENV, build_defs
 from topo_pipeline.defs.assets import analytics as analytics_assets
 from topo_pipeline.defs.assets.analyst_copy import PUBLISH_JOB_NAME
 from topo_pipeline.defs.assets.analytics import ANALYTICS_KEYS, OP_NAME, TASK_SLA_KEY
@@ -615,3 +616,32 @@ def test_guide_numbers_agree_with_the_rules_on_demo_data(demo_database: DemoData
     _, rows = _run(demo_database.path, sql)
     assert len(rows) >= 2
     assert any(row[4] is not None for row in rows), "two weeks give a week-over-week change"
+
+
+# -- what a range run asks of Dagster ------------------------------------------------------
+
+
+def test_a_range_run_writes_about_two_events_per_day(make_pipeline: PipelineFactory) -> None:
+    """Events grow with the days of topo/tasks only (a materialization per day; the planned
+    events are one per asset, as loading the code location sets); the analytics and the
+    analyst copy add a constant, whatever the range."""
+    assert os.environ[PLANNED_EVENTS_ENV] == "1"
+
+    def events_of(days: int) -> int:
+        spec = DatasetSpec(seed=3, start_date=START, days=days, tasks_per_day=[5] * days)
+        pipeline = make_pipeline(spec)
+        defs = build_defs(pipeline.settings)
+        result = dg.materialize(
+            [*defs.assets],
+            selection=dg.AssetSelection.assets(TASKS_KEY).downstream(),
+            resources=defs.resources,
+            instance=pipeline.instance,
+            tags=partition_range_tags(START.isoformat(), (START + timedelta(days - 1)).isoformat()),
+        )
+        assert result.success
+        return len(pipeline.instance.all_logs(result.run_id))
+
+    short, long = events_of(3), events_of(23)
+    assert long - short <= 2 * 20
+    # Not only fewer: exactly one materialization a day of topo/tasks more.
+    assert long - short == 20
