@@ -122,8 +122,8 @@ def build_assignees_asset(path: Path | None) -> dg.AssetsDefinition:
                     description=f"The assignee directory failed: {source.problem}. {plan.message}.",
                     metadata={"rows_kept": plan.rows_kept},
                 )
+            people = source.assignees if plan.action is LoadAction.REPLACE else []
             if plan.action is not LoadAction.KEEP:
-                people = source.assignees if plan.action is LoadAction.REPLACE else []
                 replace_assignees(con, people, loaded_at=datetime.now(UTC))
             held = loaded_assignees(con)
             missing = assignees_missing_from_directory(con)
