@@ -255,6 +255,32 @@ def test_a_tie_at_exactly_midnight_straddling_pages_lands_in_the_new_day(serve: 
     assert results[1].api_total == 400
 
 
+@pytest.mark.parametrize(
+    ("kind", "priority"),
+    [
+        ("identical", "HOT"),
+        # Changed while the window was read, its older state served last: the newer stays.
+        ("stale", "TODAY"),
+        # Two states for one instant: the one handed over last (the warehouse reports it).
+        ("conflicting", "TODAY"),
+    ],
+)
+def test_a_task_served_twice_is_collected_once_in_its_latest_state(
+    serve: Serve, kind: str, priority: str
+) -> None:
+    window = day_window(DAY)
+    tasks = [make_task(created_at=DAY + timedelta(minutes=n), priority="HOT") for n in range(150)]
+    api = serve(tasks, FaultPlan(repeat_first_task=kind))  # type: ignore[arg-type]
+
+    with client_for(api) as client:
+        collected, result = client.fetch_window(window)
+
+    assert len(collected) == result.in_window == 150
+    assert collected[0].id == tasks[0]["id"]
+    assert collected[0].priority == priority
+    assert result.reads == 1  # the repeat does not upset the reconciliation
+
+
 @pytest.mark.parametrize("max_rereads", [0, 3, 60])
 def test_unstable_tie_order_is_reconciled_or_reported_never_silently_short(
     serve: Serve, max_rereads: int

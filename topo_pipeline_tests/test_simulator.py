@@ -711,6 +711,55 @@ def test_a_leaky_filter_serves_and_counts_tasks_before_the_lower_bound(serve: Se
     assert body["total_count"] == 2  # the task of T0 and the leaked one of T0 - 1 h
 
 
+def served_copies(client: httpx.Client, size: int) -> list[dict[str, Any]]:
+    """Every item of every page of a created_at-sorted walk, in order."""
+    first = client.get("/tasks", params={"size": size}).json()
+    items = list(first["items"])
+    for page in range(2, first["total_pages"] + 1):
+        items += client.get("/tasks", params={"size": size, "page": page}).json()["items"]
+    assert first["total_count"] == 5  # the repeat is not counted
+    return items
+
+
+@pytest.mark.parametrize("size", [10, 2])  # the repeat on page 1 itself, and on page 3
+def test_the_first_task_can_be_served_again_identical(serve: Serve, size: int) -> None:
+    tasks = [make_task(created_at=T0 + timedelta(minutes=n)) for n in range(5)]
+    _, client = serve(TaskStore(tasks), faults=FaultPlan(repeat_first_task="identical"))
+    items = served_copies(client, size)
+    assert [item["id"] for item in items] == [t["id"] for t in tasks] + [tasks[0]["id"]]
+    assert items[-1] == items[0] == tasks[0]
+
+
+def test_the_first_task_can_come_back_conflicting(serve: Serve) -> None:
+    tasks = [make_task(created_at=T0 + timedelta(minutes=n), priority="TODAY") for n in range(5)]
+    _, client = serve(TaskStore(tasks), faults=FaultPlan(repeat_first_task="conflicting"))
+    items = served_copies(client, 2)
+    assert items[:5] == tasks
+    # Another state for the same instant: only the priority differs.
+    assert items[5] == {**tasks[0], "priority": "EXTRA"}
+
+
+def test_the_first_task_can_come_back_stale_after_a_newer_version(serve: Serve) -> None:
+    tasks = [make_task(created_at=T0 + timedelta(minutes=n), priority="HOT") for n in range(5)]
+    _, client = serve(TaskStore(tasks), faults=FaultPlan(repeat_first_task="stale"))
+    items = served_copies(client, 2)
+    newer = items[0]
+    assert newer["id"] == tasks[0]["id"]
+    assert newer["priority"] == "TODAY"
+    assert parse_timestamp(newer["updated_at"]) == parse_timestamp(
+        tasks[0]["updated_at"]
+    ) + timedelta(minutes=1)
+    assert items[1:5] == tasks[1:]
+    assert items[5] == tasks[0]  # the stored, older version, served after the newer one
+
+
+def test_a_full_last_page_has_no_room_for_the_repeat(serve: Serve) -> None:
+    tasks = [make_task(created_at=T0 + timedelta(minutes=n)) for n in range(4)]
+    _, client = serve(TaskStore(tasks), faults=FaultPlan(repeat_first_task="identical"))
+    assert len(client.get("/tasks", params={"size": 2, "page": 2}).json()["items"]) == 2
+    assert client.get("/tasks", params={"size": 2, "page": 3}).json()["items"] == []
+
+
 def test_a_401_can_echo_the_key_it_was_sent(serve: Serve) -> None:
     _, client = serve(TaskStore([make_task()]), faults=FaultPlan(echo_key_in_401=True))
     body = assert_error(client.get("/tasks"), 401, "UnauthorizedIssue")
@@ -825,6 +874,7 @@ def test_fault_plans_reject_impossible_values() -> None:
         {"rate_limit_headers": "draft"},
         {"retry_after_format": "minutes"},
         {"total_count_override": -1},
+        {"repeat_first_task": "twice"},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             FaultPlan(**bad)
@@ -1010,6 +1060,7 @@ def test_the_command_line_switches_every_limiter_and_hostile_fault() -> None:
             *("--rate-limit-headers", "x-ratelimit", "--retry-after-format", "http-date"),
             *("--drip-seconds-per-byte", "0.5", "--total-count", "1000000000000"),
             *("--naive-timestamps", "--leak-outside-bounds", "3600", "--echo-key-in-401"),
+            *("--repeat-first-task", "conflicting"),
         ]
     )
     assert fault_plan(args) == FaultPlan(
@@ -1024,6 +1075,7 @@ def test_the_command_line_switches_every_limiter_and_hostile_fault() -> None:
         naive_timestamps=True,
         leak_outside_bounds_seconds=3600,
         echo_key_in_401=True,
+        repeat_first_task="conflicting",
     )
     bucket = fault_plan(
         argument_parser().parse_args(["--rate-limit-per-minute", "300", "--rate-limit-burst", "10"])

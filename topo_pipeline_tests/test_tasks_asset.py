@@ -183,7 +183,7 @@ def test_a_range_run_lands_every_task_field_by_field(make_pipeline: PipelineFact
     assert last["per_day"].count("\n| 2026-03-0") == len(DAYS)
     assert all("preview" not in per_partition[day.isoformat()] for day in DAYS[:-1])
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 5
+    assert len(checks) == 6
     assert all(check.passed for check in checks), [c.description for c in checks]
     # One single-run backfill: one step, one run.
     assert len(result.get_step_success_events()) == 1
@@ -359,6 +359,68 @@ def test_tasks_topo_sends_outside_the_bounds_fail_the_count_check(pipeline: Pipe
     assert count_check.metadata["landed_total"].value == 0
     metadata = materializations(result)[DAYS[1].isoformat()]
     assert metadata["api_out_of_bounds"] >= len(leaked) - 1
+
+
+# -- a task served twice ---------------------------------------------------------------
+
+
+def first_of_day(store: TaskStore, day: date) -> dict[str, Any]:
+    """The task the API serves first for the day's query (it starts a second early)."""
+    start, end = day_bounds(day, "UTC")
+    query = [
+        t
+        for t in store.all()
+        if start - timedelta(seconds=1) < parse_timestamp(t["created_at"]) < end
+    ]
+    first = min(query, key=lambda t: (parse_timestamp(t["created_at"]), t["id"]))
+    assert parse_timestamp(first["created_at"]) >= start  # in the day, so it is staged
+    return first
+
+
+@pytest.mark.parametrize("kind", ["identical", "stale", "conflicting"])
+def test_a_task_served_twice_lands_once_and_only_a_conflict_fails(
+    pipeline: Pipeline, kind: str
+) -> None:
+    first = first_of_day(pipeline.store, DAYS[2])
+    pipeline.api.faults = FaultPlan(repeat_first_task=kind)  # type: ignore[arg-type]
+
+    result = pipeline.materialize(DAYS[2], raise_on_error=False)
+
+    stored = pipeline.rows()
+    assert len(stored) == len(served_tasks(pipeline.store, [DAYS[2]], "UTC"))  # once each
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    check = checks["no_conflicting_duplicates"]
+    (metadata,) = materializations(result).values()
+    counts = {k: metadata[k] for k in metadata if k.startswith("duplicates_")}
+    row = stored[first["id"]]
+    if kind == "identical":
+        assert result.success
+        assert check.passed
+        assert counts == {
+            "duplicates_identical": 1,
+            "duplicates_superseded": 0,
+            "duplicates_conflicting": 0,
+        }
+        assert row["priority"] == first["priority"]
+    elif kind == "stale":
+        # The newer version was served first and its stale copy last: the newer one lands.
+        assert result.success
+        assert check.passed
+        assert counts["duplicates_superseded"] == 1
+        assert row["updated_at"] == parse_timestamp(first["updated_at"]) + timedelta(minutes=1)
+        assert row["priority"] != first["priority"]
+    else:
+        # The blocking check fails the step (downstream steps would not run) and names
+        # the id and the updated_at of both copies; the rows are landed all the same.
+        assert not result.success
+        assert not check.passed
+        assert check.severity == dg.AssetCheckSeverity.ERROR
+        stamp = parse_timestamp(first["updated_at"]).isoformat().replace("+00:00", "Z")
+        assert first["id"] in (check.description or "")
+        assert f"updated_at {stamp} and {stamp}" in (check.description or "")
+        assert counts["duplicates_conflicting"] == 1
+        assert row["priority"] != first["priority"]  # the copy fetched last
+    assert all(c.passed for name, c in checks.items() if name != "no_conflicting_duplicates")
 
 
 # -- the key ---------------------------------------------------------------------------

@@ -174,7 +174,13 @@ def test_a_task_handed_over_twice_lands_once_in_its_last_state(
     db: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
     first = task("2025-03-14T10:00:00Z", task_id="t-1", status="PENDING")
-    later = task("2025-03-14T10:00:00Z", task_id="t-1", status="COMPLETED")
+    later = task(
+        "2025-03-14T10:00:00Z",
+        task_id="t-1",
+        status="COMPLETED",
+        updated_at="2025-03-14T10:30:00Z",
+        completed_at="2025-03-14T10:30:00Z",
+    )
     other = task("2025-03-14T11:00:00Z", task_id="t-2")
 
     # Batches of 2: the two versions of t-1 are written in different batches.

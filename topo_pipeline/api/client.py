@@ -7,7 +7,8 @@ exactly once, or to say loudly that it could not:
   the query asks for ``(start - 1 s, end)`` and tasks before ``start`` are dropped locally.
   A task created exactly at ``start`` therefore lands, and one at ``end`` does not.
 - **Stable paging.** ``size=100`` and ``sort_by=created_at``; duplicates across pages are
-  removed by ``id`` by the consumer (:class:`WindowCollector` does it).
+  removed by ``id`` by the consumer, keeping the latest ``updated_at``
+  (:class:`WindowCollector` does it; the warehouse's stage too, and reports them).
 - **Reconciliation.** The unique ids fetched must equal ``total_count`` with one
   ``total_count`` across every page of a read. Otherwise the window is read again (ids
   accumulate across reads that all saw the same ``total_count``, which also heals unstable
@@ -410,7 +411,7 @@ class TopoClient:
 
         ``on_page`` is called on this thread, one page at a time, with the page's tasks that
         fall inside its window. The same task may be handed over more than once (ties that
-        move between pages, re-reads): consumers keep the last one per id, and drop a
+        move between pages, re-reads): consumers keep the latest per id, and drop a
         window's tasks when ``on_page.discard(window)`` is called (see :data:`PageHandler`).
 
         Returns:
@@ -774,7 +775,12 @@ class _WindowRead:
 
 
 class WindowCollector:
-    """A :data:`PageHandler` that keeps the last version of each task per window, in memory."""
+    """A :data:`PageHandler` that keeps the latest version of each task per window, in memory.
+
+    Of two copies of a task, the one with the later ``updated_at`` is kept (it changed while
+    the window was read), the one handed over last among equals: the rule the warehouse
+    lands by (:mod:`topo_pipeline.warehouse.duplicates`).
+    """
 
     def __init__(self) -> None:
         self._tasks: dict[TimeWindow, dict[str, Task]] = {}
@@ -782,7 +788,9 @@ class WindowCollector:
     def __call__(self, window: TimeWindow, tasks: list[Task]) -> None:
         by_id = self._tasks.setdefault(window, {})
         for task in tasks:
-            by_id[task.id] = task
+            kept = by_id.get(task.id)
+            if kept is None or not _older(task, kept):
+                by_id[task.id] = task
 
     def discard(self, window: TimeWindow) -> None:
         """Forget the window's tasks (it is about to be read afresh)."""
@@ -796,6 +804,13 @@ class WindowCollector:
         """Every collected task, window by window."""
         for by_id in self._tasks.values():
             yield from by_id.values()
+
+
+def _older(task: Task, than: Task) -> bool:
+    """Whether ``task`` was updated before ``than`` (a missing ``updated_at`` is oldest)."""
+    if task.updated_at is None:
+        return than.updated_at is not None
+    return than.updated_at is not None and task.updated_at < than.updated_at
 
 
 def _discard(handler: PageHandler, window: TimeWindow) -> None:

@@ -102,6 +102,11 @@ def argument_parser() -> argparse.ArgumentParser:
         help="also serve tasks created this long before created_at_after",
     )
     hostile.add_argument(
+        "--repeat-first-task",
+        choices=["identical", "conflicting", "stale"],
+        help="serve each query's first task again on its last page (see FaultPlan)",
+    )
+    hostile.add_argument(
         "--echo-key-in-401", action="store_true", help="answer 401 quoting the key sent"
     )
     return parser
@@ -126,6 +131,7 @@ def fault_plan(args: argparse.Namespace) -> FaultPlan:
         naive_timestamps=args.naive_timestamps,
         leak_outside_bounds_seconds=args.leak_outside_bounds,
         echo_key_in_401=args.echo_key_in_401,
+        repeat_first_task=args.repeat_first_task,
     )
 
 

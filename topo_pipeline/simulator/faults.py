@@ -12,23 +12,32 @@ rate limiter's 429, then a 5xx. A malformed body only replaces a successful (200
 Besides faults a well-meaning API has (latency, 5xx, drops, 429s), the plan holds the
 misbehaviour of a hostile or broken one, for tests of the client's defences: bytes
 dripped slowly, a huge ``total_count``, timestamps without an offset, tasks outside the
-requested bounds, and a 401 whose message echoes the key it was sent.
+requested bounds, a task served twice (identical, conflicting, or an older version after
+its newer one: :func:`repeat_first_task`), and a 401 whose message echoes the key it was
+sent.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import Enum
 from typing import Literal
 
+from topo_pipeline.api.models import format_timestamp, parse_timestamp
 from topo_pipeline.simulator.limits import LimitState, RateLimiter, SlidingWindow, TokenBucket
 
 LimiterKind = Literal["token_bucket", "sliding_window"]
 HeaderStyle = Literal["ratelimit", "x-ratelimit"]
 RetryAfterFormat = Literal["seconds", "http-date"]
+RepeatKind = Literal["identical", "conflicting", "stale"]
+
+_PRIORITY_CYCLE = ("HOT", "TODAY", "EXTRA")
+"""A repeated task's next priority under :func:`repeat_first_task` (a fixed order)."""
 
 #: The 5xx statuses a server-error fault picks from, uniformly.
 SERVER_ERROR_STATUSES = (500, 502, 503)
@@ -79,6 +88,12 @@ class FaultPlan:
             ``created_at_after`` too, counted in ``total_count`` (a broken filter).
         echo_key_in_401: answer every request 401 with a message that quotes the key
             the request carried.
+        repeat_first_task: serve the first task of every query a second time, at the end
+            of the query's last page (when that page has room): ``identical``, the same
+            object; ``conflicting``, another priority under the same ``updated_at`` (two
+            states for one instant); ``stale``, the stored object after a newer one (the
+            first task is served everywhere else with another priority and an
+            ``updated_at`` a minute later). Counts and pages are unchanged.
         seed: seed of the fault RNG.
     """
 
@@ -101,6 +116,7 @@ class FaultPlan:
     naive_timestamps: bool = False
     leak_outside_bounds_seconds: float = 0.0
     echo_key_in_401: bool = False
+    repeat_first_task: RepeatKind | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -134,6 +150,10 @@ class FaultPlan:
             raise ValueError("total_count_override must not be negative")
         if self.leak_outside_bounds_seconds < 0:
             raise ValueError("leak_outside_bounds_seconds must not be negative")
+        if self.repeat_first_task not in (None, "identical", "conflicting", "stale"):
+            raise ValueError(
+                "repeat_first_task must be None, 'identical', 'conflicting' or 'stale'"
+            )
 
     def new_limiter(self, per_minute: float, now: float) -> RateLimiter:
         """A fresh limiter of this plan's kind at ``per_minute``."""
@@ -264,3 +284,36 @@ class FaultInjector:
             tie_seed=tie_seed if plan.unstable_tie_order else None,
             **common,
         )
+
+
+def repeat_first_task(
+    items: list[bytes], first: bytes, kind: RepeatKind, *, last_page: bool, room: bool
+) -> list[bytes]:
+    """The JSON items of one page under the plan's ``repeat_first_task`` fault.
+
+    Args:
+        items: the page's items as the store serves them.
+        first: the JSON of the query's first task, in the store's stable order.
+        kind: see :attr:`FaultPlan.repeat_first_task`.
+        last_page: the page is the query's last one (it holds the last task).
+        room: the page holds fewer items than the page size.
+    """
+    if kind == "stale":
+        newer = _altered(first, minutes_later=1)
+        items = [newer if item == first else item for item in items]
+    if last_page and room:
+        items = [*items, _altered(first, minutes_later=0) if kind == "conflicting" else first]
+    return items
+
+
+def _altered(encoded: bytes, *, minutes_later: int) -> bytes:
+    """``encoded`` with the next priority, and ``updated_at`` moved on that many minutes."""
+    task = json.loads(encoded)
+    current = task.get("priority")
+    task["priority"] = _PRIORITY_CYCLE[
+        (_PRIORITY_CYCLE.index(current) + 1) % 3 if current in _PRIORITY_CYCLE else 0
+    ]
+    if minutes_later and task.get("updated_at"):
+        updated = parse_timestamp(task["updated_at"]) + timedelta(minutes=minutes_later)
+        task["updated_at"] = format_timestamp(updated)
+    return json.dumps(task, separators=(",", ":")).encode()

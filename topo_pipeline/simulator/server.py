@@ -38,7 +38,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from topo_pipeline.api.models import PRIORITIES, STATUSES, TASK_TYPES, parse_timestamp
-from topo_pipeline.simulator.faults import FaultDecision, FaultInjector, FaultKind, FaultPlan
+from topo_pipeline.simulator.faults import (
+    FaultDecision,
+    FaultInjector,
+    FaultKind,
+    FaultPlan,
+    repeat_first_task,
+)
 from topo_pipeline.simulator.limits import LimitState
 from topo_pipeline.simulator.store import TaskQuery, TaskStore, timestamp_key
 
@@ -391,6 +397,14 @@ class SimulatedTopoApi:
         start = (page - 1) * size
         tie_rng = None if decision.tie_seed is None else random.Random(decision.tie_seed)
         items = selection.page(start, start + size, tie_rng) if start < served else []
+        if plan.repeat_first_task is not None and served:
+            items = repeat_first_task(
+                items,
+                selection.page(0, 1)[0],
+                plan.repeat_first_task,
+                last_page=start < served <= start + size,
+                room=len(items) < size,
+            )
         if plan.naive_timestamps:
             items = [_OFFSET_Z.sub(rb"\1", item) for item in items]
         # The items are pre-encoded JSON: splice them in rather than re-encode each page.

@@ -5,12 +5,15 @@ a header with at least ``user_id``, ``name`` and ``team`` (more columns are allo
 ignored; an ``email`` column, say), then one row per workspace user. A file with any bad
 row is refused whole, with every problem and its line number: an empty ``user_id``, one
 that is not a UUID (``8-4-4-4-12`` hexadecimal digits), or one that repeats an earlier
-line's. Ids are stored lower-case, as Topo sends them; empty names and teams are NULL.
+line's. Ids are stored lower-case, as Topo sends them; empty names and teams are NULL. A
+file with no rows at all (empty, or a header alone) reads as no rows.
 
-:func:`replace_assignees` swaps the table's contents in one transaction;
-:func:`assignees_missing_from_directory` lists the assignees of ``topo.tasks`` the
-directory does not name (an asset check reports them, without blocking anything).
-Nothing here imports Dagster.
+:func:`read_assignee_source` says what the source holds (unset, missing, empty, invalid,
+rows) for :func:`~topo_pipeline.warehouse.reference.plan_reference_load`, which decides
+whether the table is replaced, kept or emptied. :func:`replace_assignees` swaps the
+table's contents in one transaction; :func:`assignees_missing_from_directory` lists the
+assignees of ``topo.tasks`` the directory does not name (an asset check reports them,
+without blocking anything). Nothing here imports Dagster.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import duckdb
 
 from topo_pipeline.warehouse.duckdb import transaction
 from topo_pipeline.warehouse.queries import load_sql
-from topo_pipeline.warehouse.reference import ASSIGNEES
+from topo_pipeline.warehouse.reference import ASSIGNEES, SourceState
 from topo_pipeline.warehouse.schema import ensure_schema
 
 REQUIRED_COLUMNS = ("user_id", "name", "team")
@@ -57,6 +60,16 @@ class MissingAssignee:
     last_seen_partition: date
 
 
+@dataclass(frozen=True)
+class AssigneeSource:
+    """What the directory's source holds: its state, its rows, and what is wrong with it."""
+
+    state: SourceState
+    assignees: list[Assignee]
+    problem: str | None = None
+    """Why an INVALID source cannot be used (the file's error), else ``None``."""
+
+
 class AssigneeFileError(ValueError):
     """The directory file cannot be used; the message names each bad line."""
 
@@ -72,7 +85,7 @@ class AssigneeFileError(ValueError):
 
 
 def read_assignees(path: Path) -> list[Assignee]:
-    """The rows of the directory file at ``path``, validated.
+    """The rows of the directory file at ``path``, validated (``[]`` for a file without rows).
 
     Raises:
         AssigneeFileError: listing every bad line (and a missing header column).
@@ -80,7 +93,9 @@ def read_assignees(path: Path) -> list[Assignee]:
     """
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        header = [name.strip() for name in reader.fieldnames or []]
+        if reader.fieldnames is None:  # nothing at all in the file, not even a header
+            return []
+        header = [name.strip() for name in reader.fieldnames]
         missing = [name for name in REQUIRED_COLUMNS if name not in header]
         if missing:
             raise AssigneeFileError(
@@ -113,12 +128,45 @@ def read_assignees(path: Path) -> list[Assignee]:
     return rows
 
 
+def read_assignee_source(path: Path | None) -> AssigneeSource:
+    """What the directory source at ``path`` holds (``None``: no source configured).
+
+    Never raises for the file's sake: a missing file is MISSING, one without rows EMPTY,
+    and a bad or unreadable one INVALID with the reason in ``problem``.
+    """
+    if path is None:
+        return AssigneeSource(SourceState.UNSET, [])
+    if not path.is_file():
+        return AssigneeSource(SourceState.MISSING, [])
+    try:
+        people = read_assignees(path)
+    except AssigneeFileError as error:
+        return AssigneeSource(SourceState.INVALID, [], str(error))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        return AssigneeSource(
+            SourceState.INVALID,
+            [],
+            f"assignee directory {path} (TOPO_ASSIGNEES_PATH) cannot be read as a UTF-8 "
+            f"CSV file: {reason}",
+        )
+    return AssigneeSource(SourceState.ROWS if people else SourceState.EMPTY, people)
+
+
+def loaded_assignees(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows ``reference.assignees`` holds now."""
+    ensure_schema(con)
+    (count,) = con.execute(f"SELECT count(*) FROM {ASSIGNEES.qualified}").fetchone() or (0,)
+    return int(count)
+
+
 def replace_assignees(
     con: duckdb.DuckDBPyConnection, assignees: Sequence[Assignee], *, loaded_at: datetime
 ) -> int:
     """Make ``reference.assignees`` hold exactly ``assignees``, in one transaction.
 
-    An empty sequence empties the table (no directory configured).
+    An empty sequence empties the table; whether to do so is
+    :func:`~topo_pipeline.warehouse.reference.plan_reference_load`'s decision.
 
     Returns:
         The number of rows written.

@@ -105,4 +105,5 @@ def _observe_sql() -> str:
         fetched_fields=", ".join(f"f.{identifier(name)}" for name in HISTORY_FIELDS),
         current_fields=", ".join(f"c.{identifier(name)}" for name in HISTORY_FIELDS),
         changed=f"({changed})",
+        latest_arrivals=load_sql("staged_latest_arrivals"),
     )

@@ -107,7 +107,7 @@ STAGED_TASKS = Table(
     "staged_tasks",
     "Every task a run fetched, in arrival order, before it is landed in topo.tasks.",
     (
-        Column("arrival", "BIGINT", "Arrival order; landing keeps the last of each id.", True),
+        Column("arrival", "BIGINT", "Arrival order; the tie-break between copies of an id.", True),
         *TASK_COLUMNS,
         PARTITION_DATE,
         Column("raw", "VARCHAR", "The task object as JSON text.", not_null=True),

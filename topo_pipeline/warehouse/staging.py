@@ -8,8 +8,10 @@ so fetching holds no lock on the warehouse), filled in columnar batches of
 
 Only when the fetch has finished (every window reconciled with Topo's ``total_count``)
 does :func:`replace_task_partitions_from_stage` land the stage: in one transaction on
-the warehouse it deletes the run's partitions and inserts the staged tasks, the last
-arrival of each id only, then commits. The same transaction first records in
+the warehouse it deletes the run's partitions and inserts the staged tasks, one copy of
+each id (the latest ``updated_at``, then the last arrival; :meth:`TaskStage.duplicates`
+says beforehand which ids came more than once and whether their copies conflict, see
+:mod:`topo_pipeline.warehouse.duplicates`), then commits. The same transaction first records in
 ``topo.task_history`` what changed against the stored state
 (:mod:`topo_pipeline.warehouse.history`). A fetch that fails, or a landing that fails
 part-way, leaves every previous row of ``topo.tasks`` and of the history as it was.
@@ -48,9 +50,11 @@ from topo_pipeline.warehouse.duckdb import (
     single_threaded,
     transaction,
 )
+from topo_pipeline.warehouse.duplicates import DuplicateReport, staged_duplicates
 from topo_pipeline.warehouse.history import record_task_history
 from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.schema import STAGED_TASKS, TASK_COLUMNS
+from topo_pipeline.warehouse.task_checks import MAX_EXAMPLES
 from topo_pipeline.warehouse.tasks import (
     DuplicateTaskIdError,
     PartitionWindow,
@@ -82,7 +86,7 @@ _STAGE_MEMORY_LIMIT = "32MB"
 
 _LANDING_BASE_BYTES = 32 << 20
 _HASHED_BYTES_PER_STAGED_TASK = 160
-"""Per staged task: the hashes of its id the landing builds (last arrival, stored ids)."""
+"""Per staged task: the hashes of its id the landing builds (copy that lands, stored ids)."""
 _DUPLICATE_EXAMPLES = 5
 _OUT_OF_MEMORY_PHRASES = ("could not allocate", "failed to allocate", "failed to pin")
 """How DuckDB's buffer manager words running out of memory (also inside a failed COMMIT)."""
@@ -104,7 +108,8 @@ class TaskStage:
     Feed it with :meth:`add`, or hand it to :meth:`TopoClient.fetch_windows` as the page
     handler (it has the ``on_page(window, tasks)`` call and ``discard(window)``), then
     land it with :func:`replace_task_partitions_from_stage`. The same task may be added
-    several times; landing keeps the last one added. Not thread-safe: add from one thread.
+    several times; landing keeps the copy with the latest ``updated_at`` (the last one added
+    among equals), and :meth:`duplicates` reports them. Not thread-safe: add from one thread.
 
     Args:
         path: the stage file; it must not exist yet.
@@ -226,6 +231,19 @@ class TaskStage:
         self._buffer = [t for t in self._buffer if not start <= t.created_at < end]
         con.execute(load_sql("delete_staged_tasks_in_window"), {"start": start, "end": end})
 
+    def duplicates(self, max_examples: int = MAX_EXAMPLES) -> DuplicateReport:
+        """The ids added more than once and how their copies differ (identical, older
+        versions, conflicts); see :mod:`topo_pipeline.warehouse.duplicates`.
+
+        Writes what is buffered first; call it before landing (landing closes the stage).
+
+        Raises:
+            ValueError: as :meth:`add`, for the buffered batch.
+            RuntimeError: if the stage is closed or failed earlier.
+        """
+        self.flush()
+        return staged_duplicates(self._writable(), max_examples)
+
     def abandon(self) -> None:
         """Close the file without writing what is buffered; it can no longer be landed."""
         self._failed = self._failed or bool(self._buffer)
@@ -328,9 +346,9 @@ def replace_task_partitions(
 
     The same path as a run takes: ``tasks`` are drawn from the iterable into a stage (in
     batches, so a generator is never held in memory at once), then landed with
-    :func:`replace_task_partitions_from_stage`. A task given twice lands once, the last
-    one given. Any failure, an exception raised by ``tasks`` itself included, leaves
-    every previous row as it was.
+    :func:`replace_task_partitions_from_stage`. A task given twice lands once: the copy
+    with the latest ``updated_at``, the last one given among equals. Any failure, an
+    exception raised by ``tasks`` itself included, leaves every previous row as it was.
 
     Args:
         con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`, with
@@ -369,8 +387,8 @@ def replace_task_partitions_from_stage(
     Closes the stage (writing what is buffered), attaches its file read-only, and in one
     transaction records the versions that changed in ``topo.task_history``
     (:func:`~topo_pipeline.warehouse.history.record_task_history`), deletes every row of
-    the stage's partition dates and inserts the staged tasks, the last arrival of each id
-    only, then commits. ``topo.tasks`` has no PRIMARY
+    the stage's partition dates and inserts the staged tasks, one copy of each id (the
+    latest ``updated_at``, then the last arrival), then commits. ``topo.tasks`` has no PRIMARY
     KEY (DuckDB would load its index of every stored id on each write): before inserting,
     the landing looks the staged ids up among the rows left, which all lie outside the
     run's partitions, and refuses the whole landing if one is there. A window with no tasks is a
@@ -440,7 +458,7 @@ def landing_memory_limit(staged_tasks: int) -> int:
     """Bytes of DuckDB memory to land ``staged_tasks``, whatever the table's size.
 
     A fixed allowance for the rows in flight (the rest spill to disk), plus the hashes of
-    the staged ids (the last arrival of each, and the look-up of ids stored elsewhere).
+    the staged ids (the copy of each that lands, and the look-up of ids stored elsewhere).
     ``topo.tasks`` keeps no index of its ids, so nothing grows with the rows stored.
     """
     return _LANDING_BASE_BYTES + _HASHED_BYTES_PER_STAGED_TASK * staged_tasks
@@ -457,7 +475,11 @@ def _land_sql() -> str:
     staged = ",\n    ".join(
         f"s.{c.name}" for c in (*TASK_COLUMNS, STAGED_TASKS.column("partition_date"))
     )
-    return render_sql("insert_topo_tasks_from_stage", staged_columns=staged)
+    return render_sql(
+        "insert_topo_tasks_from_stage",
+        staged_columns=staged,
+        latest_arrivals=load_sql("staged_latest_arrivals"),
+    )
 
 
 def _land(

@@ -17,7 +17,7 @@ from topo_pipeline.defs.metadata import (
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.progress import FetchProgress
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
-from topo_pipeline.warehouse import task_checks
+from topo_pipeline.warehouse import duplicates, task_checks
 from topo_pipeline.warehouse.history import recorded_changes
 from topo_pipeline.warehouse.queries import load_sql
 from topo_pipeline.warehouse.staging import replace_task_partitions_from_stage, task_stage
@@ -47,6 +47,7 @@ _CHECKS: dict[str, tuple[str, bool]] = {
         "Fields the API documents as required are not null.",
         False,
     ),
+    duplicates.NO_CONFLICTING_DUPLICATES: (duplicates.DESCRIPTION, True),
 }
 
 PREVIEW_ROWS = 10
@@ -110,6 +111,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 stats["rate_limited"],
             )
 
+            repeats = stage.duplicates()
             loaded_at = datetime.now(UTC)
             api_totals = {
                 # Topo's own count for each day, so tasks it sent outside the bounds (not
@@ -172,9 +174,13 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 "wait_seconds": round(stats["wait_seconds"], 3),
                 "fetch_wall_seconds": round(fetch_seconds, 3),
                 "land_wall_seconds": round(land_seconds, 3),
+                **repeats.metadata(),
                 "dagster/table_name": "topo.tasks",
             },
-            check_results=[_check_result(outcome) for outcome in outcomes],
+            check_results=[
+                _check_result(outcome)
+                for outcome in [*outcomes, duplicates.check_duplicates(repeats)]
+            ],
         )
 
     return topo_tasks

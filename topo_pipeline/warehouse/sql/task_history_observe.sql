@@ -7,12 +7,13 @@
 -- An unchanged task yields nothing. The result is a temporary table, as big as the
 -- changes; both sides are restricted to the run's partitions and its stage.
 -- $partition_dates: DATE[]. Template: <fetched_fields>, <current_fields> are the history's
--- task fields prefixed "f." / "c."; <changed> is true when any of them differs.
+-- task fields prefixed "f." / "c."; <changed> is true when any of them differs;
+-- <latest_arrivals> is staged_latest_arrivals.sql (the copy of each id that lands).
 CREATE OR REPLACE TEMP TABLE observed_task_versions AS
 WITH fetched AS (
     SELECT s.*
     FROM stage.main.staged_tasks AS s
-    WHERE s.arrival IN (SELECT max(arrival) FROM stage.main.staged_tasks GROUP BY id)
+    WHERE s.arrival IN ({latest_arrivals})
 ),
 current_versions AS (
     SELECT *
