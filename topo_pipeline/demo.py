@@ -32,6 +32,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 
 from topo_pipeline.api.errors import TopoError
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
@@ -48,8 +49,8 @@ from topo_pipeline.simulator import (
     generate_dataset,
     move_on,
 )
-from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.warehouse.queries import render_sql
+from topo_pipeline.warehouse.tables import quoted
 
 DEMO_DAYS = 7
 REFRESHED_DAYS = 3  # fetched again after a simulated working day, as the daily refresh does
@@ -178,7 +179,10 @@ def _run(
 
 def _print_summary(settings: Settings, first: object, last: object) -> None:
     params = {"first": first, "last": last}
-    with connect(settings.analyst_duckdb_path, read_only=True) as con:
+    # Opened as analysts open it, so its views are read as they read them; the catalog is
+    # named after the file, and written out in case that name is also a schema's.
+    with duckdb.connect(str(settings.analyst_duckdb_path), read_only=True) as con:
+        (catalog,) = con.execute("SELECT current_database()").fetchone() or ("",)
         for title, query in (
             ("Tasks per day and status", "demo_tasks_by_day_and_status"),
             (
@@ -189,7 +193,7 @@ def _print_summary(settings: Settings, first: object, last: object) -> None:
             ("SLA attainment by assignee", "demo_sla_by_assignee"),
             ("What changed (topo.task_history, see docs/analyst-guide.md)", "demo_history_changes"),
         ):
-            cursor = con.execute(load_sql(query), params)
+            cursor = con.execute(render_sql(query, catalog=quoted(catalog)), params)
             columns = [column[0] for column in cursor.description]
             print(f"\n{title}")  # noqa: T201
             print(_text_table(columns, cursor.fetchall()))  # noqa: T201
