@@ -5,6 +5,7 @@ value stops the code location from loading with a message naming the variable. C
 builds definitions for other settings (tests, ``make demo``) calls :func:`build_defs`.
 """
 
+import topo_pipeline.dagster_warnings  # noqa: F401 - first: filters the beta warnings we expect
 from topo_pipeline.api.errors import TopoConfigError
 from topo_pipeline.defs.console import brief_load_error
 from topo_pipeline.defs.location import build_defs

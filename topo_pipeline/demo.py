@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,6 +33,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 
+import topo_pipeline.dagster_warnings  # noqa: F401 - filters the beta warnings we expect
 from topo_pipeline.api.errors import TopoError
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
@@ -63,9 +63,6 @@ EXAMPLE_HOLIDAYS = EXAMPLES / "holidays.csv"
 
 def main() -> int:
     """Run the demo; return the process exit status."""
-    # Single-run backfill policies are marked beta in Dagster 1.13; say so once, in the README.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     try:
         settings = Settings.from_env()
     except TopoError as error:
