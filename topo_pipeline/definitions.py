@@ -7,6 +7,7 @@ builds definitions for other settings (tests, ``make demo``) calls :func:`build_
 
 import os
 
+import topo_pipeline.dagster_warnings  # noqa: F401 - first: filters the beta warnings we expect
 from topo_pipeline.api.errors import TopoConfigError
 from topo_pipeline.defs.console import brief_load_error
 from topo_pipeline.defs.location import build_defs

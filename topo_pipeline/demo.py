@@ -3,10 +3,12 @@
 Starts the simulated API on a free loopback port (seeded tasks up to now), materializes the
 last seven complete days of ``topo/tasks`` and every downstream table as one single-run
 backfill, then lets the simulated Topo's users work some recent tasks and fetches the last
-three days again (as the daily refresh does), publishes the analyst copy, and prints tasks
-per day and status, SLA attainment and completion rate by priority, by team and by assignee
-(with names), and what ``topo.task_history`` recorded as changed, read from the analyst
-copy.
+three days again (as the daily refresh does). Then it loads the assignee directory (after
+the tasks, so that its ``assignees_in_directory`` check sees their assignees) and rebuilds
+the by-assignee and by-team tables in the same run, publishes the analyst copy, and prints
+what the check found, then tasks per day and status, SLA attainment and completion rate by
+priority, by team and by assignee (with names), and what ``topo.task_history`` recorded as
+changed, read from the analyst copy.
 
 Names and teams come from the assignee directory: ``TOPO_ASSIGNEES_PATH`` if set, else
 ``examples/assignees.csv``, which names the simulated data set's assignees (all but one, so
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -32,10 +33,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 
+import topo_pipeline.dagster_warnings  # noqa: F401 - filters the beta warnings we expect
 from topo_pipeline.api.errors import TopoError
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
-from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
+from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, MISSING_CHECK
 from topo_pipeline.defs.jobs import REFRESH_SELECTION, partition_range_tags
 from topo_pipeline.defs.location import build_defs
 from topo_pipeline.instance import prepare_dagster_home
@@ -48,8 +51,8 @@ from topo_pipeline.simulator import (
     generate_dataset,
     move_on,
 )
-from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.queries import load_sql
+from topo_pipeline.warehouse.queries import render_sql
+from topo_pipeline.warehouse.tables import quoted
 
 DEMO_DAYS = 7
 REFRESHED_DAYS = 3  # fetched again after a simulated working day, as the daily refresh does
@@ -62,9 +65,6 @@ EXAMPLE_HOLIDAYS = EXAMPLES / "holidays.csv"
 
 def main() -> int:
     """Run the demo; return the process exit status."""
-    # Single-run backfill policies are marked beta in Dagster 1.13; say so once, in the README.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     try:
         settings = Settings.from_env()
     except TopoError as error:
@@ -95,10 +95,6 @@ def main() -> int:
         print(f"Simulated Topo API at {api.base_url} ({len(dataset.tasks)} tasks)")  # noqa: T201
         os.environ[API_KEY_ENV] = DEMO_API_KEY
         settings = replace(settings, api_base_url=api.base_url)
-        print(f"Loading the assignee directory {settings.assignees_path}")  # noqa: T201
-        if not _run(settings, dg.AssetSelection.assets(ASSIGNEES_KEY), {}).success:
-            print("loading the assignee directory failed; see the log above", file=sys.stderr)  # noqa: T201
-            return 1
         print(f"Materializing {first} .. {last} of topo/tasks and everything downstream")  # noqa: T201
         result = _materialize(settings, first.isoformat(), last.isoformat())
         if result.success:
@@ -106,6 +102,12 @@ def main() -> int:
     if not result.success:
         print(f"the demo run failed: {_why(result)}", file=sys.stderr)  # noqa: T201
         return 1
+    print(f"Loading the assignee directory {settings.assignees_path}")  # noqa: T201
+    loaded = _load_directory(settings, first.isoformat(), last.isoformat())
+    if not loaded.success:
+        print(f"loading the assignee directory failed: {_why(loaded)}", file=sys.stderr)  # noqa: T201
+        return 1
+    _print_directory_check(loaded)
     published = _publish(settings)
     if not published.success:
         print(f"publishing the analyst copy failed: {_why(published)}", file=sys.stderr)  # noqa: T201
@@ -124,8 +126,12 @@ def _refresh_after_a_working_day(
     """
     refreshed = last - timedelta(days=REFRESHED_DAYS - 1)
     zone = ZoneInfo(settings.timezone)
+    # Only the days fetched again: a change to today's tasks would not be seen.
     activity = move_on(
-        store, created_from=datetime.combine(refreshed, time(), zone), now=datetime.now(UTC)
+        store,
+        created_from=datetime.combine(refreshed, time(), zone),
+        created_before=datetime.combine(last + timedelta(days=1), time(), zone),
+        now=datetime.now(UTC),
     )
     print(  # noqa: T201
         f"Meanwhile in Topo: {len(activity.completed)} tasks completed, "
@@ -150,6 +156,26 @@ def _why(result: dg.ExecuteInProcessResult) -> str:
 def _materialize(settings: Settings, first: str, last: str) -> dg.ExecuteInProcessResult:
     """One single-run backfill of ``topo/tasks`` and everything downstream, first..last."""
     return _run(settings, REFRESH_SELECTION, partition_range_tags(first, last))
+
+
+def _load_directory(settings: Settings, first: str, last: str) -> dg.ExecuteInProcessResult:
+    """Load the assignee directory, then rebuild the tables that name assignees, first..last.
+
+    After the tasks, so its ``assignees_in_directory`` check sees who they are assigned to;
+    the by-assignee and by-team tables built before it are rebuilt in the same run.
+    """
+    selection = dg.AssetSelection.assets(ASSIGNEES_KEY).downstream()
+    return _run(settings, selection, partition_range_tags(first, last))
+
+
+def _print_directory_check(result: dg.ExecuteInProcessResult) -> None:
+    """What ``assignees_in_directory`` found, as the UI shows it."""
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == MISSING_CHECK:
+            missing = evaluation.metadata.get("missing_assignees")
+            count = missing.value if missing is not None else "?"
+            verdict = "passed" if evaluation.passed else "warns"
+            print(f"Check {MISSING_CHECK} {verdict}: {count} assignee(s) not in the directory")  # noqa: T201
 
 
 def _publish(settings: Settings) -> dg.ExecuteInProcessResult:
@@ -178,7 +204,10 @@ def _run(
 
 def _print_summary(settings: Settings, first: object, last: object) -> None:
     params = {"first": first, "last": last}
-    with connect(settings.analyst_duckdb_path, read_only=True) as con:
+    # Opened as analysts open it, so its views are read as they read them; the catalog is
+    # named after the file, and written out in case that name is also a schema's.
+    with duckdb.connect(str(settings.analyst_duckdb_path), read_only=True) as con:
+        (catalog,) = con.execute("SELECT current_database()").fetchone() or ("",)
         for title, query in (
             ("Tasks per day and status", "demo_tasks_by_day_and_status"),
             (
@@ -189,7 +218,7 @@ def _print_summary(settings: Settings, first: object, last: object) -> None:
             ("SLA attainment by assignee", "demo_sla_by_assignee"),
             ("What changed (topo.task_history, see docs/analyst-guide.md)", "demo_history_changes"),
         ):
-            cursor = con.execute(load_sql(query), params)
+            cursor = con.execute(render_sql(query, catalog=quoted(catalog)), params)
             columns = [column[0] for column in cursor.description]
             print(f"\n{title}")  # noqa: T201
             print(_text_table(columns, cursor.fetchall()))  # noqa: T201

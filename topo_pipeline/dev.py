@@ -10,7 +10,16 @@
    ``TOPO_API_KEY`` at it. ``TOPO_START_DATE``, when unset, becomes the first simulated
    day so the partitions match the data. With ``TOPO_API_KEY`` set it runs against Topo.
 3. Runs ``dg dev`` (the project as ``[tool.dg]`` in ``pyproject.toml`` describes it) until
-   Ctrl-C, then stops it and the simulator.
+   Ctrl-C, then stops it and the simulator, and exits 0: a stop asked for is no error, so
+   ``make dev`` ends without ``make: *** ... Error``.
+
+Ctrl-C in a terminal is a SIGINT to the terminal's foreground process group, which under
+``make dev`` holds make and ``uv run`` too; make, interrupted, reports the target as
+failed and dies of the signal however cleanly this process stops. So, started in the
+foreground of a terminal, this process moves to a process group of its own and makes it
+the terminal's foreground group while it runs (as a shell does for a job): Ctrl-C reaches
+it alone, and make sees it exit 0. The terminal is handed back on exit; Ctrl-Z is ignored
+meanwhile (it would stop this process without the shell noticing).
 
 The API key is never printed.
 """
@@ -25,7 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, MutableMapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -49,16 +58,62 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 READY_TIMEOUT_SECONDS = 300.0
 
 
+STOPPED = 0
+"""The exit status after Ctrl-C or SIGTERM: the stop was asked for, so it is no failure."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the UI until Ctrl-C; return the process exit status."""
+    """Run the UI until Ctrl-C; return the process exit status (:data:`STOPPED` then)."""
     args = _parser().parse_args(argv)
     # A shell starts background jobs with SIGINT ignored, and children inherit that; make
     # Ctrl-C (and dg dev's SIGTERM handling, which reuses SIGINT's) work regardless.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    with _terminal_interrupts_this_process_alone():
+        try:
+            return _serve(args.host, args.port, args.sim_days)
+        except KeyboardInterrupt:  # before dg dev started: nothing else to stop
+            return STOPPED
+
+
+@contextmanager
+def _terminal_interrupts_this_process_alone() -> Iterator[None]:
+    """Make this process the only one Ctrl-C reaches, while the block runs (module docstring).
+
+    Without a controlling terminal, or when not in its foreground (a background job, a
+    test, a service), nothing changes.
+    """
     try:
-        return _serve(args.host, args.port, args.sim_days)
-    except KeyboardInterrupt:  # before dg dev started
-        return 130
+        terminal = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        yield
+        return
+    try:
+        foreground = os.tcgetpgrp(terminal)
+        if foreground != os.getpgrp():
+            yield
+            return
+        if os.getpgrp() != os.getpid():
+            os.setpgid(0, 0)
+        previous_tstp = signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+        _hand_terminal_to(terminal, os.getpgrp())
+        try:
+            yield
+        finally:
+            with suppress(OSError):  # that group may be gone
+                _hand_terminal_to(terminal, foreground)
+            signal.signal(signal.SIGTSTP, previous_tstp)
+    finally:
+        os.close(terminal)
+
+
+def _hand_terminal_to(terminal: int, group: int) -> None:
+    """Make ``group`` the foreground process group of ``terminal``."""
+    # A process outside the foreground group that changes it gets SIGTTOU, which would stop it.
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(terminal, group)
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
 
 
 def _serve(host: str, port: int, sim_days: int) -> int:
@@ -150,9 +205,7 @@ def _use_simulator(environ: MutableMapping[str, str], base_url: str, first_day: 
 def _run_dagster_dev(host: str, port: int) -> int:
     """Run ``dg dev`` in the foreground; stop it cleanly on Ctrl-C or SIGTERM."""
     url = f"http://{host}:{port}"
-    # `dg dev` reads the project from pyproject.toml ([tool.dg]) and runs the code location
-    # in this virtual environment, which it is told is the project's.
-    command = [str(Path(sys.executable).parent / "dg"), "dev", "-h", host, "-p", str(port)]
+    command = _dagster_dev_command(host, port)
     env = {**os.environ, "VIRTUAL_ENV": sys.prefix}
     _say(f"Starting the Dagster webserver and daemon; the UI will be at {url} (Ctrl-C stops)")
     # Its own process group, shared with the webserver, daemon, code servers and run
@@ -173,13 +226,23 @@ def _run_dagster_dev(host: str, port: int) -> int:
     except KeyboardInterrupt:
         _say("Stopping Dagster ...")
         _stop_group(process, (signal.SIGINT, signal.SIGTERM, signal.SIGKILL))
-        return 130  # the shell's status for a program stopped by an interrupt
+        _say("Stopped")
+        return STOPPED
     finally:
         stopped.set()
         signal.signal(signal.SIGTERM, previous)
     # dg dev ended by itself (an error); end whatever it left running.
     _stop_group(process, (signal.SIGTERM, signal.SIGKILL))
     return returncode
+
+
+def _dagster_dev_command(host: str, port: int) -> list[str]:
+    """``dg dev`` on ``host:port``.
+
+    It reads the project from pyproject.toml (``[tool.dg]``) and runs the code location in
+    this virtual environment, which it is told is the project's.
+    """
+    return [str(Path(sys.executable).parent / "dg"), "dev", "-h", host, "-p", str(port)]
 
 
 def _stop_group(process: subprocess.Popen[bytes], signals: tuple[signal.Signals, ...]) -> None:

@@ -602,7 +602,7 @@ def test_guide_numbers_agree_with_the_rules_on_demo_data(demo_database: DemoData
         for r in expected
         if r["priority"] == "HOT" and r["partition_date"] > today - timedelta(30)
     ]
-    for assignee, tasks_count, met, breached, attainment in rows:
+    for assignee, _name, tasks_count, met, breached, attainment in rows:
         mine = [r["sla_status"] for r in recent if r["assignee_user_id"] == assignee]
         assert (tasks_count, met, breached) == (
             len(mine),

@@ -34,6 +34,7 @@ from topo_pipeline.warehouse.analytics import (
 from topo_pipeline.warehouse.assignees import Assignee, replace_assignees
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
+from topo_pipeline.warehouse.registry import TASK_SLA
 from topo_pipeline.warehouse.schema import ensure_schema
 from topo_pipeline_tests.analytics_oracle import (
     Task,
@@ -650,6 +651,21 @@ def test_the_guide_has_the_promised_queries() -> None:
     assert "avg(completion_rate)" not in text
 
 
+def test_the_guide_reads_comments_where_duckdb_keeps_them(
+    analyst_copy: duckdb.DuckDBPyConnection,
+) -> None:
+    names, _ = _run(analyst_copy, "DESCRIBE analytics.task_sla")
+    assert "comment" not in names  # as the guide says: DESCRIBE shows names and types only
+    _, rows = _run(analyst_copy, _guide_query("The columns of one table with their descriptions"))
+    assert [row[0] for row in rows] == list(TASK_SLA.column_names)
+    assert all(row[2] for row in rows)
+    _, rows = _run(analyst_copy, _guide_query("Every table and view of the copy"))
+    kinds = {(schema, name): kind for schema, name, kind, _ in rows}
+    assert kinds[("topo", "tasks")] == "table"
+    assert kinds[("analytics", "daily_by_priority")] == "view"
+    assert all(comment for *_, comment in rows)
+
+
 # Every query running and returning its promised columns is tested on demo-like data in
 # test_analytics_assets.py; here the numbers of a few are checked against the fixture.
 
@@ -672,8 +688,12 @@ def test_guide_results_match_the_rules(analyst_copy: duckdb.DuckDBPyConnection) 
         ]
         met, breached = mine.count("MET"), mine.count("BREACHED")
         want[assignee] = (len(mine), met, breached, ratio(met, met + breached))
-    assert {row[0]: tuple(row[1:4]) for row in rows} == {k: v[:3] for k, v in want.items()}
-    assert {row[0]: row[4] for row in rows} == pytest.approx({k: v[3] for k, v in want.items()})
+    assert {row[0]: tuple(row[2:5]) for row in rows} == {k: v[:3] for k, v in want.items()}
+    assert {row[0]: row[5] for row in rows} == pytest.approx({k: v[3] for k, v in want.items()})
+    # Named from the directory; C is not in it, and NULL is the unassigned group.
+    assert {row[0]: row[1] for row in rows} == {
+        assignee: DIRECTORY.get(assignee, (None, None))[0] for assignee in want
+    }
 
     _, rows = _run(analyst_copy, _guide_query("Open tasks nobody is assigned to"))
     assert [row[0] for row in rows] == ["t23", "t15", "t21"]  # by due time, no target last
@@ -749,7 +769,29 @@ def test_guide_results_match_the_rules(analyst_copy: duckdb.DuckDBPyConnection) 
         for r in task_sla
         if r["status"] in ("PENDING", "IN_PROGRESS") and r["sla_due_at"] and r["sla_due_at"] < now
     ]
-    assert {row[0]: row[1] for row in rows} == {
+    assert {row[0]: row[3] for row in rows} == {
         assignee: sum(1 for r in overdue if r["assignee_user_id"] == assignee)
         for assignee in {r["assignee_user_id"] for r in overdue}
     }
+    assert {row[0]: (row[1], row[2]) for row in rows} == {
+        row[0]: DIRECTORY.get(row[0], (None, None)) for row in rows
+    }
+    assert {row[1] for row in rows} - {None}, "some overdue assignee is named"
+
+    _, rows = _run(analyst_copy, _guide_query("Weekly SLA attainment per team"))
+    want_weeks: dict[tuple[date, str | None], list[str]] = {}
+    for row in task_sla:
+        week = row["partition_date"] - timedelta(days=row["partition_date"].weekday())
+        key = (week, team_of.get(row["assignee_user_id"]))
+        want_weeks.setdefault(key, []).append(row["sla_status"])
+    assert [(row[0], row[1]) for row in rows] == sorted(
+        want_weeks, key=lambda key: (key[0], key[1] is None, key[1] or "")
+    )
+    for week, team, tasks, met, breached, attainment in rows:
+        verdicts = want_weeks[(week, team)]
+        assert (tasks, met, breached) == (
+            len(verdicts),
+            verdicts.count("MET"),
+            verdicts.count("BREACHED"),
+        )
+        assert attainment == pytest.approx(ratio(met, met + breached))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from topo_pipeline.warehouse.duckdb import connect
@@ -37,24 +38,26 @@ def test_the_demo_lands_a_week_publishes_and_prints_what_the_copy_holds(tmp_path
         for day, tasks in re.findall(r"^\s*(\d{4}-\d{2}-\d{2})\s+(\d+)\s", done.stdout, re.M)
     )
     assert len(printed_days) == 7
-    with connect(tmp_path / "analytics.duckdb", read_only=True) as con:
+    # Opened as analysts open it. Its name makes its catalog "analytics", like its schema, so
+    # plain analytics.* is ambiguous there: names carry the catalog, as its views do.
+    with duckdb.connect(str(tmp_path / "analytics.duckdb"), read_only=True) as con:
         stored = {
             day.isoformat(): count
             for day, count in con.execute(
-                "SELECT partition_date, count(*) FROM warehouse.topo.tasks GROUP BY ALL"
+                "SELECT partition_date, count(*) FROM analytics.topo.tasks GROUP BY ALL"
             ).fetchall()
         }
         priorities = {
             row[0]
             for row in con.execute(
-                "SELECT DISTINCT priority FROM warehouse.analytics.sla_by_priority"
+                "SELECT DISTINCT priority FROM analytics.analytics.sla_by_priority"
             ).fetchall()
         }
         recorded = con.execute(
-            "SELECT (SELECT count(*) FROM warehouse.analytics.task_status_changes "
+            "SELECT (SELECT count(*) FROM analytics.analytics.task_status_changes "
             "        WHERE to_status <> 'REMOVED'), "
-            "(SELECT sum(reassignments) FROM warehouse.analytics.task_reassignments), "
-            "(SELECT count(*) FROM warehouse.topo.task_history WHERE removed)"
+            "(SELECT sum(reassignments) FROM analytics.analytics.task_reassignments), "
+            "(SELECT count(*) FROM analytics.topo.task_history WHERE removed)"
         ).fetchone()
     assert stored == printed_days
     # The second fetch of the last days recorded what the simulated users changed.
@@ -82,6 +85,12 @@ def test_the_demo_lands_a_week_publishes_and_prints_what_the_copy_holds(tmp_path
         assert re.search(rf"^\s*{team}\s+\d+", done.stdout, re.M), team
     assert len(unnamed) == 1
     assert unnamed[0][0] in done.stdout
+    # The directory is loaded after the tasks, so its check sees the assignee it leaves out.
+    assert re.search(
+        r"^Check assignees_in_directory warns: 1 assignee\(s\) not in the directory$",
+        done.stdout,
+        re.M,
+    ), done.stdout[-3000:]
     assert "sim-demo-key" not in done.stdout + done.stderr
     # The runs are recorded where `make dev` will look for them.
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()

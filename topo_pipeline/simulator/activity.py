@@ -33,10 +33,13 @@ def move_on(
     *,
     created_from: datetime,
     now: datetime,
+    created_before: datetime | None = None,
     share: float = 0.3,
     seed: int = 0,
 ) -> Activity:
     """Change a ``share`` of the open tasks created at or after ``created_from``, at ``now``.
+
+    With ``created_before``, only tasks created before it are changed (and deleted).
 
     Of the tasks picked: most are completed or skipped at ``now``, pending ones may be
     started (IN_PROGRESS), some are reassigned to another user seen in the store; one more
@@ -55,7 +58,9 @@ def move_on(
     candidates = [
         t
         for t in tasks
-        if t.get("status") in _OPEN and parse_timestamp(t["created_at"]) >= created_from
+        if t.get("status") in _OPEN
+        and parse_timestamp(t["created_at"]) >= created_from
+        and (created_before is None or parse_timestamp(t["created_at"]) < created_before)
     ]
     picked = rng.sample(candidates, round(len(candidates) * share))
     stamp = format_timestamp(now)

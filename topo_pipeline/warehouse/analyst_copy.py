@@ -22,17 +22,23 @@ views) to
    constraints, comments and rows) into a new file of that format. While this process
    holds the pipeline's file no other process can write it, so either way the copy is one
    consistent state.
-3. The copy is checked against the source: the same tables, row counts and table and
-   column comments. A mismatch raises :class:`AnalystCopyError` and the target is left as
-   it was.
-4. The temporary file is moved over the target with :func:`os.replace`, an atomic rename
+3. Where the name DuckDB gives the copy's catalog when an analyst opens it is the name of
+   one of its schemas (a copy called ``topo.duckdb`` is catalog ``topo``), the copy's views
+   are re-created to name that catalog, since ``topo.tasks`` is ambiguous there
+   (:mod:`topo_pipeline.warehouse.file_names`); other copies keep views that work under
+   any name.
+4. The copy is checked against the source: the same tables, row counts and table and
+   column comments, and every view resolves under the catalog name analysts will see (or
+   any, above). A mismatch raises :class:`AnalystCopyError` and the target is left as it
+   was.
+5. The temporary file is moved over the target with :func:`os.replace`, an atomic rename
    on POSIX. A session that has the old copy open keeps reading the old file (its inode
    lives on until it closes); a new session sees the new one. Nothing ever sees a
    half-written file. (On Windows the rename fails while a session has the target open.)
 
-Any file name works for either file: both are attached under fixed aliases
+Any file name works for either file: the code attaches both under fixed aliases
 (:data:`~topo_pipeline.warehouse.duckdb.CATALOG` and :data:`COPY_CATALOG`), never under
-their stems.
+their stems, and the copy's views resolve however it is named.
 
 Nothing here imports Dagster; the ``publish/analyst_copy`` asset calls it.
 """
@@ -62,9 +68,11 @@ from topo_pipeline.warehouse.duckdb import (
     storage_version,
     wal_files,
 )
+from topo_pipeline.warehouse.file_names import catalog_name, clashes, name_catalog_in_views
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo, describe_pipeline
 from topo_pipeline.warehouse.queries import load_sql
-from topo_pipeline.warehouse.schema import ensure_schema
+from topo_pipeline.warehouse.schema import VIEWS, ensure_schema
+from topo_pipeline.warehouse.tables import quoted
 
 PUBLISHED_SCHEMAS = ("topo", "reference", "analytics")
 """Schemas whose tables analysts read."""
@@ -159,12 +167,13 @@ def publish_analyst_copy(
                 describe_pipeline(con, info, published_at=datetime.now(UTC))
                 con.execute(f"CHECKPOINT {CATALOG}")
             copy_method = _write_copy(con, source, building)
-            con.execute(f"ATTACH ? AS {COPY_CATALOG} (READ_ONLY)", [str(building)])
+            checked_as = _name_a_clashing_catalog(con, building, catalog_name(target))
+            con.execute(f"ATTACH ? AS {quoted(checked_as)} (READ_ONLY)", [str(building)])
             try:
-                tables = _verify_copy(con)
-                copy_version = storage_version(con, COPY_CATALOG)
+                tables = _verify_copy(con, checked_as)
+                copy_version = storage_version(con, checked_as)
             finally:
-                con.execute(f"DETACH {COPY_CATALOG}")
+                con.execute(f"DETACH {quoted(checked_as)}")
         os.replace(building, target)
     finally:
         _remove_leftovers(building)
@@ -224,7 +233,7 @@ def published_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple
 
 def table_row_count(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> int:
     """Rows in ``catalog.schema.table`` (the name is passed as a bound string, not as SQL)."""
-    name = ".".join(_quote_identifier(part) for part in (catalog, schema, table))
+    name = ".".join(quoted(part) for part in (catalog, schema, table))
     (count,) = con.execute(load_sql("count_table_rows"), {"table": name}).fetchone() or (0,)
     return int(count)
 
@@ -246,9 +255,36 @@ def _write_copy(con: duckdb.DuckDBPyConnection, source: Path, building: Path) ->
     return "rows"
 
 
-def _verify_copy(con: duckdb.DuckDBPyConnection) -> tuple[PublishedTable, ...]:
+def _name_a_clashing_catalog(con: duckdb.DuckDBPyConnection, building: Path, opened_as: str) -> str:
+    """Step 3 of the module: the alias to check the copy under.
+
+    ``opened_as`` is the catalog name analysts will see. Where it is a published schema's,
+    the copy's views are re-created to name it, and the copy is checked under it;
+    otherwise under :data:`COPY_CATALOG`.
+    """
+    if not clashes(opened_as, PUBLISHED_SCHEMAS):
+        return COPY_CATALOG
+    con.execute(f"ATTACH ? AS {COPY_CATALOG}", [str(building)])
+    try:
+        views = name_catalog_in_views(con, COPY_CATALOG, opened_as, VIEWS)
+        con.execute(f"CHECKPOINT {COPY_CATALOG}")
+    finally:
+        con.execute(f"DETACH {COPY_CATALOG}")
+    log.info(
+        "the analyst copy opens as catalog %r, the name of one of its schemas: its %d views "
+        "name that catalog, and analysts write %s.topo.tasks",
+        opened_as,
+        len(views),
+        opened_as,
+    )
+    return opened_as
+
+
+def _verify_copy(
+    con: duckdb.DuckDBPyConnection, copy_catalog: str = COPY_CATALOG
+) -> tuple[PublishedTable, ...]:
     source_tables = published_tables(con, CATALOG)
-    copy_tables = published_tables(con, COPY_CATALOG)
+    copy_tables = published_tables(con, copy_catalog)
     if source_tables != copy_tables:
         raise AnalystCopyError(
             "the analyst copy's tables or table comments differ from the pipeline's: "
@@ -259,7 +295,7 @@ def _verify_copy(con: duckdb.DuckDBPyConnection) -> tuple[PublishedTable, ...]:
         load_sql("published_column_comments"), {**params, "catalog": CATALOG}
     ).fetchall()
     copy_columns = con.execute(
-        load_sql("published_column_comments"), {**params, "catalog": COPY_CATALOG}
+        load_sql("published_column_comments"), {**params, "catalog": copy_catalog}
     ).fetchall()
     if source_columns != copy_columns:
         raise AnalystCopyError(
@@ -268,22 +304,34 @@ def _verify_copy(con: duckdb.DuckDBPyConnection) -> tuple[PublishedTable, ...]:
     published = []
     for schema, table, _comment in source_tables:
         expected = table_row_count(con, CATALOG, schema, table)
-        copied = table_row_count(con, COPY_CATALOG, schema, table)
+        copied = table_row_count(con, copy_catalog, schema, table)
         if copied != expected:
             raise AnalystCopyError(
                 f"{schema}.{table}: the analyst copy holds {copied} rows, the pipeline's "
                 f"file {expected}"
             )
         published.append(PublishedTable(schema=schema, name=table, rows=copied))
+    _check_views_resolve(con, copy_catalog)
     return tuple(published)
+
+
+def _check_views_resolve(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
+    """Raise :class:`AnalystCopyError` if a view of the published schemas does not bind."""
+    views = con.execute(
+        load_sql("published_views"), {"catalog": catalog, "schemas": list(PUBLISHED_SCHEMAS)}
+    ).fetchall()
+    for schema, view in views:
+        name = ".".join(quoted(part) for part in (catalog, schema, view))
+        try:
+            con.execute(f"SELECT * FROM {name} LIMIT 0").fetchall()
+        except duckdb.Error as error:
+            raise AnalystCopyError(
+                f"view {schema}.{view} of the analyst copy does not resolve: {error}"
+            ) from error
 
 
 def _names(tables: Sequence[tuple[str, str, str]]) -> list[str]:
     return [f"{schema}.{table}" for schema, table, _ in tables]
-
-
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def dead_publishing_leftovers(target: Path) -> list[Path]:

@@ -32,6 +32,11 @@ def identifier(name: str) -> str:
     return name
 
 
+def quoted(name: str) -> str:
+    """``name`` as a quoted SQL identifier (for names read from a file or a path)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def literal(text: str) -> str:
     """``text`` as a SQL string literal (comments cannot be bound as parameters)."""
     return "'" + text.replace("'", "''") + "'"
@@ -117,9 +122,13 @@ class Table:
 class View:
     """A view of the warehouse.
 
-    ``select`` names tables as ``<schema>.<table>``, without a catalog: a view is stored as
-    text and resolved where it is read, in the pipeline's file (attached as ``warehouse``) as
-    in the analyst copy (whose catalog is named after its file).
+    ``select`` is a template that names tables as ``{catalog}<schema>.<table>``. Rendered
+    with an empty ``catalog`` (the default), the names have no catalog: DuckDB stores a view
+    as text and resolves it in the file the view is read from, so the view works in the
+    pipeline's file (attached as ``warehouse``) as in the analyst copy (whose catalog is
+    named after its file), and under any alias. Only where a file's catalog has the name of
+    a schema the view reads (a copy called ``topo.duckdb``) is that catalog's name written
+    in (:mod:`topo_pipeline.warehouse.file_names`). Literal braces are doubled.
     """
 
     schema: str
@@ -138,8 +147,18 @@ class View:
         """``<schema>.<name>``, as analysts write it."""
         return f"{self.schema}.{self.name}"
 
-    def create_sql(self) -> str:
-        return f"CREATE OR REPLACE VIEW {self.qualified} AS\n{self.select}"
+    def create_sql(self, *, catalog: str = CATALOG, tables_in: str | None = None) -> str:
+        """``CREATE OR REPLACE VIEW`` in ``catalog``.
+
+        Args:
+            catalog: the alias of the attached file to create the view in.
+            tables_in: the catalog name the view's tables are read from (any name: it is
+                quoted); ``None`` leaves the names without a catalog, resolved in the
+                view's own file.
+        """
+        name = f"{identifier(catalog)}.{identifier(self.schema)}.{identifier(self.name)}"
+        prefix = "" if tables_in is None else f"{quoted(tables_in)}."
+        return f"CREATE OR REPLACE VIEW {name} AS\n{self.select.format(catalog=prefix)}"
 
     def comment_sql(self) -> list[str]:
         """``COMMENT ON`` the view and each of its commented columns."""

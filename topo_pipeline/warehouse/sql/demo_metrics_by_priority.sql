@@ -1,6 +1,7 @@
 -- make demo: SLA attainment and completion rate per priority over days $first..$last (DATE).
 -- Rates are pooled over the days (sums over sums) and shown as percentages; the business-hours
 -- attainment counts only working minutes (TOPO_BUSINESS_HOURS).
+-- Template: <catalog> is the analyst copy's catalog, as DuckDB names it when opened.
 WITH sla AS (
     SELECT
         priority,
@@ -9,7 +10,7 @@ WITH sla AS (
         sum(breached) AS breached,
         sum(business_met) AS business_met,
         sum(business_breached) AS business_breached
-    FROM warehouse.analytics.sla_by_priority
+    FROM {catalog}.analytics.sla_by_priority
     WHERE partition_date BETWEEN $first::DATE AND $last::DATE
     GROUP BY priority
 ),
@@ -19,7 +20,7 @@ completion AS (
         sum(completed) AS completed,
         sum(skipped) AS skipped,
         sum(tasks) AS tasks
-    FROM warehouse.analytics.completion_rate_by_priority
+    FROM {catalog}.analytics.completion_rate_by_priority
     WHERE partition_date BETWEEN $first::DATE AND $last::DATE
     GROUP BY priority
 )

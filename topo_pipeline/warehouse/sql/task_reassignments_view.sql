@@ -1,3 +1,7 @@
+-- analytics.task_reassignments: reassignments per task (a view's SELECT).
+-- Template: <catalog> is empty, so names resolve in the view's own file whatever its
+-- catalog, or a catalog name and a dot where the file's name clashes with a schema
+-- (warehouse/file_names.py).
 WITH versions AS (
     SELECT
         id,
@@ -9,7 +13,7 @@ WITH versions AS (
         assignee_user_id,
         version > 1 AND assignee_user_id IS DISTINCT FROM
             lag(assignee_user_id) OVER (PARTITION BY id ORDER BY version) AS reassigned
-    FROM topo.task_history
+    FROM {catalog}topo.task_history
 )
 SELECT
     id,

@@ -1,3 +1,7 @@
+-- analytics.task_status_changes: every observed status change of a task (a view's SELECT).
+-- Template: <catalog> is empty, so names resolve in the view's own file whatever its
+-- catalog, or a catalog name and a dot where the file's name clashes with a schema
+-- (warehouse/file_names.py).
 WITH versions AS (
     SELECT
         id,
@@ -7,7 +11,7 @@ WITH versions AS (
         priority,
         assignee_user_id,
         CASE WHEN removed THEN 'REMOVED' ELSE status END AS observed_status
-    FROM topo.task_history
+    FROM {catalog}topo.task_history
 ),
 compared AS (
     SELECT
