@@ -37,7 +37,6 @@ import duckdb
 
 import topo_pipeline.dagster_warnings  # noqa: F401 - filters the beta warnings we expect
 from topo_pipeline.api.errors import TopoError
-from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, MISSING_CHECK
 from topo_pipeline.defs.jobs import REFRESH_SELECTION, partition_range_tags
 from topo_pipeline.defs.location import build_defs
@@ -103,15 +102,11 @@ def main() -> int:
         print(f"the demo run failed: {_why(result)}", file=sys.stderr)  # noqa: T201
         return 1
     print(f"Loading the assignee directory {settings.assignees_path}")  # noqa: T201
-    loaded = _load_directory(settings, first.isoformat(), last.isoformat())
+    loaded = _load_directory(settings)
     if not loaded.success:
         print(f"loading the assignee directory failed: {_why(loaded)}", file=sys.stderr)  # noqa: T201
         return 1
     _print_directory_check(loaded)
-    published = _publish(settings)
-    if not published.success:
-        print(f"publishing the analyst copy failed: {_why(published)}", file=sys.stderr)  # noqa: T201
-        return 1
     _print_summary(settings, first, last)
     return 0
 
@@ -158,14 +153,14 @@ def _materialize(settings: Settings, first: str, last: str) -> dg.ExecuteInProce
     return _run(settings, REFRESH_SELECTION, partition_range_tags(first, last))
 
 
-def _load_directory(settings: Settings, first: str, last: str) -> dg.ExecuteInProcessResult:
-    """Load the assignee directory, then rebuild the tables that name assignees, first..last.
+def _load_directory(settings: Settings) -> dg.ExecuteInProcessResult:
+    """Load the assignee directory, then rebuild what names assignees and publish.
 
     After the tasks, so its ``assignees_in_directory`` check sees who they are assigned to;
-    the by-assignee and by-team tables built before it are rebuilt in the same run.
+    the by-assignee and by-team tables built before it are rebuilt, and the analyst copy
+    published, in the same run (both are downstream of it).
     """
-    selection = dg.AssetSelection.assets(ASSIGNEES_KEY).downstream()
-    return _run(settings, selection, partition_range_tags(first, last))
+    return _run(settings, dg.AssetSelection.assets(ASSIGNEES_KEY).downstream(), {})
 
 
 def _print_directory_check(result: dg.ExecuteInProcessResult) -> None:
@@ -176,13 +171,6 @@ def _print_directory_check(result: dg.ExecuteInProcessResult) -> None:
             count = missing.value if missing is not None else "?"
             verdict = "passed" if evaluation.passed else "warns"
             print(f"Check {MISSING_CHECK} {verdict}: {count} assignee(s) not in the directory")  # noqa: T201
-
-
-def _publish(settings: Settings) -> dg.ExecuteInProcessResult:
-    """Publish the analyst copy now. ``dg.materialize`` runs with Dagster's own in-process
-    executor, not the code location's, so the run does not publish when it ends as
-    launched runs and the CLI do."""
-    return _run(settings, dg.AssetSelection.assets(ANALYST_COPY_KEY), {})
 
 
 def _run(
