@@ -12,7 +12,8 @@ rate limiter's 429, then a 5xx. A malformed body only replaces a successful (200
 Besides faults a well-meaning API has (latency, 5xx, drops, 429s), the plan holds the
 misbehaviour of a hostile or broken one, for tests of the client's defences: bytes
 dripped slowly, a huge ``total_count``, timestamps without an offset, tasks outside the
-requested bounds, and a 401 whose message echoes the key it was sent.
+requested bounds, a 401 whose message echoes the key it was sent, and a 400 for a
+parameter the client always sends.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class FaultPlan:
             ``created_at_after`` too, counted in ``total_count`` (a broken filter).
         echo_key_in_401: answer every request 401 with a message that quotes the key
             the request carried.
+        reject_parameter: answer every authorized request with Topo's 400
+            ``ValidationIssue`` naming this query parameter (as when Topo stops accepting
+            a value the client sends).
         seed: seed of the fault RNG.
     """
 
@@ -101,6 +105,7 @@ class FaultPlan:
     naive_timestamps: bool = False
     leak_outside_bounds_seconds: float = 0.0
     echo_key_in_401: bool = False
+    reject_parameter: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
