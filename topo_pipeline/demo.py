@@ -58,6 +58,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_ASSIGNEES = EXAMPLES / "assignees.csv"
 EXAMPLE_BUSINESS_HOURS = "Mon-Fri 09:00-18:00"
 EXAMPLE_HOLIDAYS = EXAMPLES / "holidays.csv"
+_DEMO_JOB = "make_demo"
 
 
 def main() -> int:
@@ -153,9 +154,9 @@ def _materialize(settings: Settings, first: str, last: str) -> dg.ExecuteInProce
 
 
 def _publish(settings: Settings) -> dg.ExecuteInProcessResult:
-    """Publish the analyst copy now. ``dg.materialize`` runs with Dagster's own in-process
-    executor, not the code location's, so the run does not publish when it ends as
-    launched runs and the CLI do."""
+    """Publish the analyst copy now. ``execute_in_process`` runs with Dagster's own
+    in-process executor, not the code location's, so the run does not publish when it
+    ends as launched runs and the CLI do."""
     return _run(settings, dg.AssetSelection.assets(ANALYST_COPY_KEY), {})
 
 
@@ -163,12 +164,17 @@ def _run(
     settings: Settings, selection: dg.AssetSelection, tags: Mapping[str, str]
 ) -> dg.ExecuteInProcessResult:
     defs = build_defs(settings)
+    # A job of the selection, with the code location's loggers: its console logger prints
+    # an error a user causes as one paragraph (defs/console.py).
+    demo = dg.Definitions(
+        assets=defs.assets,
+        resources=defs.resources,
+        loggers=defs.loggers,
+        jobs=[dg.define_asset_job(_DEMO_JOB, selection=selection)],
+    )
     # Recorded in $DAGSTER_HOME, so `make dev` shows these runs afterwards.
     with dg.DagsterInstance.get() as instance:
-        return dg.materialize(
-            defs.assets,
-            selection=selection,
-            resources=defs.resources,
+        return demo.resolve_job_def(_DEMO_JOB).execute_in_process(
             instance=instance,
             tags={**tags, "topo_pipeline/launched_by": "make demo"},
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
