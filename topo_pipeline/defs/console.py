@@ -37,6 +37,8 @@ _FAILURE_EVENTS = frozenset(
         dg.DagsterEventType.RUN_FAILURE,
     }
 )
+_FAILURE_CLASS = "Failure"
+"""The class name Dagster records (``cls_name``) for an error that is a ``dg.Failure``."""
 _HINT = (
     f"(The traceback is in the run's event log in the Dagster UI; {TRACEBACK_ENV}=1 prints "
     "it here.)"
@@ -94,7 +96,7 @@ def _failure_description(event: dg.DagsterEvent) -> str | None:
     for _ in range(10):
         if error is None:
             return None
-        if error.cls_name == dg.Failure.__name__:
+        if error.cls_name == _FAILURE_CLASS:
             # Dagster's text of the error is "<module>.Failure: <description>".
             description = error.message.strip().split(": ", 1)[-1].strip()
             return description if description not in ("", "None") else None
