@@ -60,6 +60,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_ASSIGNEES = EXAMPLES / "assignees.csv"
 EXAMPLE_BUSINESS_HOURS = "Mon-Fri 09:00-18:00"
 EXAMPLE_HOLIDAYS = EXAMPLES / "holidays.csv"
+_DEMO_JOB = "make_demo"
 
 
 def main() -> int:
@@ -177,12 +178,17 @@ def _run(
     settings: Settings, selection: dg.AssetSelection, tags: Mapping[str, str]
 ) -> dg.ExecuteInProcessResult:
     defs = build_defs(settings)
+    # A job of the selection, with the code location's loggers: its console logger prints
+    # an error a user causes as one paragraph (defs/console.py).
+    demo = dg.Definitions(
+        assets=defs.assets,
+        resources=defs.resources,
+        loggers=defs.loggers,
+        jobs=[dg.define_asset_job(_DEMO_JOB, selection=selection)],
+    )
     # Recorded in $DAGSTER_HOME, so `make dev` shows these runs afterwards.
     with dg.DagsterInstance.get() as instance:
-        return dg.materialize(
-            defs.assets,
-            selection=selection,
-            resources=defs.resources,
+        return demo.resolve_job_def(_DEMO_JOB).execute_in_process(
             instance=instance,
             tags={**tags, "topo_pipeline/launched_by": "make demo"},
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},

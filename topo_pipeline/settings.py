@@ -2,8 +2,8 @@
 
 :func:`Settings.from_env` validates everything up front so a bad value fails when the code
 location loads, naming the variable, instead of deep inside a run. The API key is not part
-of :class:`Settings`: Dagster resolves ``TOPO_API_KEY`` at run time (``dg.EnvVar``) so the
-key never appears in definitions, config or the UI.
+of :class:`Settings`: the API resource reads ``TOPO_API_KEY`` when a step builds its client,
+so the key never appears in definitions, config or the UI.
 """
 
 from __future__ import annotations

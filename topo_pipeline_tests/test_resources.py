@@ -1,17 +1,63 @@
-"""The warehouse resource: a dagster_duckdb.DuckDBResource with the pipeline's connection."""
+"""The resources: the API key read when a step builds its client, and the warehouse, a
+dagster_duckdb.DuckDBResource with the pipeline's connection."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from topo_pipeline.defs.resources import WarehouseResource
+from topo_pipeline.api.client import Window
+from topo_pipeline.api.errors import TopoConfigError
+from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
+from topo_pipeline.settings import API_KEY_ENV
+from topo_pipeline.simulator import make_task
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError
 from topo_pipeline.warehouse.tasks import ensure_tasks_table
+from topo_pipeline_tests.api_harness import SECRET_KEY, Serve
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
+
+DAY = datetime(2025, 2, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "TOPO_API_KEY is not set: the pipeline needs a Topo API key"),
+        ("", "TOPO_API_KEY is set but empty"),
+        ("   ", "TOPO_API_KEY is set but empty"),
+    ],
+)
+def test_a_missing_or_empty_key_fails_when_a_step_builds_its_client(
+    value: str | None, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if value is None:
+        monkeypatch.delenv(API_KEY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(API_KEY_ENV, value)
+    # Building the resource (what loading the code location does) needs no key.
+    resource = TopoApiResource(base_url="http://127.0.0.1:9/v1")
+
+    with pytest.raises(TopoConfigError, match=message), resource.client():
+        pass
+
+
+def test_the_key_is_read_from_the_named_variable_and_shown_nowhere(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = serve([make_task(created_at=DAY)], api_keys={SECRET_KEY: frozenset({"tasks:read"})})
+    monkeypatch.setenv("MY_TOPO_KEY", SECRET_KEY)
+    resource = TopoApiResource(api_key_env="MY_TOPO_KEY", base_url=api.base_url)
+
+    with resource.client() as client:
+        tasks, _ = client.fetch_window(Window(DAY, DAY + timedelta(days=1)))
+
+    assert len(tasks) == 1  # the simulator accepted the key from MY_TOPO_KEY
+    assert SECRET_KEY not in repr(resource)
+    assert resource.api_key_env == "MY_TOPO_KEY"  # what the UI shows: the name only
 
 
 def test_it_is_a_duckdb_resource_attaching_any_file_name_under_the_catalog_alias(

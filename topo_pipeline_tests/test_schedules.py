@@ -182,9 +182,13 @@ def test_the_schedule_runs_the_refresh_job_and_is_on_by_default(tmp_path: Path) 
 def test_the_dst_ticks_above_are_the_ones_dagster_fires(
     cron: str, start: datetime, expected: list[str]
 ) -> None:
-    # Dagster's own cron iteration (internal API: it has no public one), which the daemon
-    # uses to fire schedule ticks.
-    from dagster._utils.schedules import cron_string_iterator
-
-    ticks = cron_string_iterator(start.timestamp(), cron, "America/New_York")
-    assert [next(ticks).isoformat() for _ in expected] == expected
+    # Dagster has no public API that lists a schedule's ticks, but time-window partitions
+    # over the same cron string start at the same ticks: both walk the cron in the zone
+    # with Dagster's own iteration (a missing time fires at the next existing minute, a
+    # repeated one once).
+    partitions = dg.TimeWindowPartitionsDefinition(
+        cron_schedule=cron, start=start, timezone="America/New_York", fmt="%Y-%m-%dT%H:%M"
+    )
+    keys = partitions.get_partition_keys(current_time=start + timedelta(days=len(expected) + 1))
+    ticks = [partitions.time_window_for_partition_key(key).start for key in keys]
+    assert [tick.isoformat() for tick in ticks[: len(expected)]] == expected

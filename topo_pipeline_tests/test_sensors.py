@@ -14,7 +14,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.test_utils import create_run_for_test
 
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.analyst_copy_sensor import (
@@ -432,6 +431,22 @@ def test_analyst_copy_publish_waits_for_queued_and_running_runs(
         assert all(run in plan.reason for run in sorted(coming | unfinished))
 
 
+def add_run(
+    instance: dg.DagsterInstance,
+    *,
+    job_name: str,
+    status: dg.DagsterRunStatus,
+    asset_selection: frozenset[dg.AssetKey],
+    tags: dict[str, str] | None = None,
+) -> dg.DagsterRun:
+    """A run record in ``instance`` as a launcher leaves it, without executing anything."""
+    return instance.add_run(
+        dg.DagsterRun(
+            job_name=job_name, status=status, asset_selection=asset_selection, tags=tags or {}
+        )
+    )
+
+
 def test_the_analyst_copy_sensor_reacts_to_materializations_in_the_instance(
     tmp_path: Path,
 ) -> None:
@@ -462,7 +477,7 @@ def test_the_analyst_copy_sensor_reacts_to_materializations_in_the_instance(
 
         instance.report_runless_asset_event(dg.AssetMaterialization(TASKS_KEY, partition="y"))
         # A running refresh (it has not written yet) will change tables soon: wait for it.
-        running = create_run_for_test(
+        running = add_run(
             instance,
             job_name=REFRESH_JOB_NAME,
             status=dg.DagsterRunStatus.STARTED,
@@ -473,7 +488,7 @@ def test_the_analyst_copy_sensor_reacts_to_materializations_in_the_instance(
         assert running.run_id in (held.skip_message or "")
         # Once it ended, a running run of an unrelated job does not hold the copy back.
         instance.report_run_canceled(running)
-        create_run_for_test(
+        add_run(
             instance,
             job_name="other_job",
             status=dg.DagsterRunStatus.STARTED,
@@ -481,7 +496,7 @@ def test_the_analyst_copy_sensor_reacts_to_materializations_in_the_instance(
         )
         # A refresh whose process was killed never finishes by itself: it does not count.
         dead = killed_process_owner()
-        create_run_for_test(
+        add_run(
             instance,
             job_name=REFRESH_JOB_NAME,
             status=dg.DagsterRunStatus.STARTED,

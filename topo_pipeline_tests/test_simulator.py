@@ -766,6 +766,21 @@ def test_a_401_can_echo_the_key_it_was_sent(serve: Serve) -> None:
     assert DEMO_API_KEY in body["message"]
 
 
+def test_a_parameter_can_be_refused_with_a_400_naming_it(serve: Serve) -> None:
+    plan = FaultPlan(reject_parameter="created_at_after")
+    _, client = serve(TaskStore([make_task()]), faults=plan)
+    after = T0.isoformat()
+    body = assert_error(
+        client.get("/tasks", params={"created_at_after": after}), 400, "ValidationIssue"
+    )
+    assert body["data"]["field"] == "created_at_after"
+    assert body["data"]["value"] == after
+    # Authentication comes first, as for every other 400.
+    assert_error(
+        client.get("/tasks", headers={"Authorization": "Bearer nope"}), 401, "UnauthorizedIssue"
+    )
+
+
 def test_server_errors_have_the_error_body(serve: Serve) -> None:
     _, client = serve(TaskStore([make_task()]), faults=FaultPlan(error_5xx_rate=1.0, seed=3))
     statuses = set()

@@ -218,8 +218,7 @@ def _timestamp_field(task_id: str, name: str, value: Any) -> datetime | None:
         raise TopoDataError(
             f"task {task_id}: {name} {value[:40]!r} has no UTC offset ('Z' or +hh:mm). Topo "
             "documents timestamps with one; the pipeline does not guess the zone, which "
-            "could put tasks in the wrong day. Nothing was landed; report it to Topo with "
-            "the task id."
+            "could put tasks in the wrong day."
         )
     return parsed.astimezone(UTC)
 

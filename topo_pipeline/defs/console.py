@@ -1,23 +1,20 @@
-"""Console output of runs: a user-caused failure as its paragraph, not a traceback wall.
+"""The code location's ``console`` logger: a ``dg.Failure`` prints as its paragraph.
 
-When a step fails with a ``dg.Failure`` (the pipeline raises those for errors a user
-causes, each with a paragraph naming the cause and the fix: :mod:`topo_pipeline.defs.failures`),
-Dagster's console logger still prints Dagster's own stack frames under it, and prints
-the error again under the run's failure. With the formatter installed here, the step's
-failure prints as its paragraph and the run's failure as its one-line summary. The
-traceback is not lost: the run's event log (the UI's run page) keeps it, and with
-``TOPO_TRACEBACK=1`` in the environment the console prints it too. Every other line, and
-every other error, prints exactly as before.
+:data:`console_logger` is Dagster's colored console logger (same format, colours,
+``log_level`` and ``name`` config) with one change: a step that fails with a
+``dg.Failure`` (what :mod:`topo_pipeline.defs.failures` raises for errors a user causes or
+a server sends) prints as the Failure's description, without the stack frames of the
+Failure and its cause, and the run's failure that follows prints as its one line. Every
+other line, and every other error (a bug), prints as Dagster prints it. The traceback
+stays in the run's event log; ``TOPO_TRACEBACK=1`` prints it on the console too.
 
-Dagster builds its default console logger for each run unless the run config names
-one, so the code location's executor installs the formatter on the run's console
-loggers when it starts (:func:`show_failures_as_paragraphs`): that covers ``dagster
-asset materialize``, ``dg launch`` and runs from the UI. :data:`console_logger` is the
-same console logger as a definition, used when run config configures ``console`` (as
-``make demo`` does).
+Dagster uses a job's ``console`` logger only for runs whose config names it, e.g.
+``--config-json '{"loggers": {"console": {}}}'`` on ``dagster asset materialize`` or
+``dg launch``; other runs get Dagster's default console logger (README, "What the console
+prints on errors").
 
-A setting that cannot work stops the code location from loading; on the command line
-:func:`brief_load_error` has that error print as one paragraph too.
+:func:`brief_load_error` prints a setting that stops the code location from loading as
+one paragraph on the command line.
 """
 
 from __future__ import annotations
@@ -25,89 +22,100 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from types import TracebackType
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
-from dagster._loggers import JsonLogFormatter
 
 TRACEBACK_ENV = "TOPO_TRACEBACK"
 """Set to ``1`` to have the console print the traceback of user-caused failures too."""
 
-_FAILURES = (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE)
+_FAILURE_EVENTS = frozenset(
+    {
+        dg.DagsterEventType.STEP_FAILURE,
+        dg.DagsterEventType.STEP_UP_FOR_RETRY,
+        dg.DagsterEventType.RUN_FAILURE,
+    }
+)
+_FAILURE_CLASS = "Failure"
+"""The class name Dagster records (``cls_name``) for an error that is a ``dg.Failure``."""
+_HINT = (
+    f"(The traceback is in the run's event log in the Dagster UI; {TRACEBACK_ENV}=1 prints "
+    "it here.)"
+)
 
 
-class _ParagraphFormatter(logging.Formatter):
-    """Formats like ``inner``, but a ``dg.Failure`` as its description, without frames."""
+class ParagraphFormatter(logging.Formatter):
+    """Formats like ``inner``, but a failure caused by a ``dg.Failure`` without frames."""
 
     def __init__(self, inner: logging.Formatter) -> None:
         super().__init__()
-        self._inner = inner
+        self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        text = _without_traceback(record)
+        text = failure_paragraph(record)
         if text is None:
-            return self._inner.format(record)
+            return self.inner.format(record)
         shortened = logging.makeLogRecord({**record.__dict__, "msg": text, "args": ()})
-        return self._inner.format(shortened)
+        return self.inner.format(shortened)
 
 
-def _without_traceback(record: logging.LogRecord) -> str | None:
-    """The record's message without its error's frames, or ``None`` to leave it as it is."""
+def failure_paragraph(record: logging.LogRecord) -> str | None:
+    """The text to print for ``record`` instead of its message, or ``None`` to keep it.
+
+    Dagster puts a record's event under ``record.dagster_meta["dagster_event"]`` (its
+    guide "Customizing Dagster's built-in loggers"). A step failure, a step's retry or a
+    run failure whose error is a ``dg.Failure`` becomes the message's first line and the
+    Failure's description; a run failure that only repeats its first step's Failure
+    becomes its first line.
+    """
     if _traceback_wanted():
         return None
-    meta = getattr(record, LOG_RECORD_METADATA_ATTR, None)
-    event = meta.get("dagster_event") if isinstance(meta, dict) else None
-    if event is None or event.event_type not in _FAILURES:
+    meta = getattr(record, "dagster_meta", None)
+    event = meta.get("dagster_event") if isinstance(meta, Mapping) else None
+    if not isinstance(event, dg.DagsterEvent) or event.event_type not in _FAILURE_EVENTS:
         return None
-    data = event.event_specific_data
-    error = getattr(data, "error", None)
-    if error is None or error.cls_name != "Failure":
+    description = _failure_description(event)
+    if description is None:
         return None
     head = str(record.msg).split("\n\n", 1)[0]
-    if event.event_type == DagsterEventType.RUN_FAILURE:
-        return head  # the step's failure above already said why
-    user = getattr(data, "user_failure_data", None)
-    description = (user.description if user is not None else None) or error.message.strip()
-    return (
-        f"{head}\n\n{description}\n\n(The traceback is in the run's event log in the Dagster "
-        f"UI; {TRACEBACK_ENV}=1 prints it here.)"
-    )
+    if event.event_type == dg.DagsterEventType.RUN_FAILURE:
+        step_failure = event.job_failure_data.first_step_failure_event
+        if step_failure is not None and _failure_description(step_failure) == description:
+            return head  # the step's failure above said why
+    return f"{head}\n\n{description}\n\n{_HINT}"
 
 
-def paragraph_failures(logger: logging.Logger) -> None:
-    """Make ``logger``'s handlers print user-caused failures as paragraphs. Idempotent."""
-    for handler in logger.handlers:
-        formatter = handler.formatter
-        if isinstance(formatter, _ParagraphFormatter | JsonLogFormatter):
-            continue  # installed already; JSON output stays whole for machines
-        handler.setFormatter(_ParagraphFormatter(formatter or logging.Formatter()))
+def _failure_description(event: dg.DagsterEvent) -> str | None:
+    """The description of the ``dg.Failure`` behind ``event``'s error, else ``None``.
 
-
-def show_failures_as_paragraphs(log_manager: object) -> None:
-    """Install the formatter on the console loggers of a run's ``DagsterLogManager``.
-
-    Those are the loggers its Dagster handler hands every record to (the run's
-    ``@logger`` instances); Dagster has no public accessor for them.
+    The Failure is the error itself, or its cause when Dagster wrapped it (a step that
+    used up its retry policy fails with "Exceeded max_retries", caused by the Failure).
     """
-    handler = getattr(log_manager, "_dagster_handler", None)
-    for logger in getattr(handler, "_loggers", ()):
-        if isinstance(logger, logging.Logger):
-            paragraph_failures(logger)
+    error = getattr(event.event_specific_data, "error", None)
+    for _ in range(10):
+        if error is None:
+            return None
+        if error.cls_name == _FAILURE_CLASS:
+            # Dagster's text of the error is "<module>.Failure: <description>".
+            description = error.message.strip().split(": ", 1)[-1].strip()
+            return description if description not in ("", "None") else None
+        error = error.cause
+    return None
 
 
 @dg.logger(
     config_schema=dg.colored_console_logger.config_schema,
     description=(
-        "Dagster's colored console logger; a step failing with a dg.Failure is printed as "
-        "its description, without the traceback (TOPO_TRACEBACK=1 prints it)."
+        "Dagster's colored console logger; a step failing with a dg.Failure prints as its "
+        f"description, without the traceback ({TRACEBACK_ENV}=1 prints it)."
     ),
 )
 def console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     """The ``console`` logger of every job in the code location."""
     logger = dg.colored_console_logger.logger_fn(init_context)
-    paragraph_failures(logger)
+    for handler in logger.handlers:
+        handler.setFormatter(ParagraphFormatter(handler.formatter or logging.Formatter()))
     return logger
 
 
@@ -132,6 +140,14 @@ def brief_load_error(error: BaseException) -> None:
         previous(kind, value, tb)
 
     sys.excepthook = hook
+
+
+def show_failures_as_paragraphs(log_manager: object) -> None:
+    """Does nothing; :data:`console_logger` formats failures itself.
+
+    Kept only so ``defs/executor.py`` imports until its call is removed there.
+    """
+    del log_manager
 
 
 def _caused_by(value: BaseException | None, error: BaseException) -> bool:

@@ -1,15 +1,19 @@
-"""Errors a user causes become one clear paragraph, with the traceback kept behind it.
+"""Errors a user causes or a server sends become one paragraph, the traceback behind it.
 
-A wrong or under-scoped API key, a setting that cannot work, a window Topo's
-``total_count`` does not confirm, a DuckDB file another process keeps locked: none of
-these is a bug, and a traceback in front of the message only hides it. Wrapping an
-asset's compute function in :func:`explain_user_errors` turns those errors
-(:data:`USER_ERRORS`) into a ``dg.Failure`` whose description is the paragraph: what
-failed, the cause and the fix (the error's own message, which names both), and what
-happened to the data. The original error stays chained to it, so the run's event log in
-the UI keeps the full traceback; the console logger (:mod:`topo_pipeline.defs.console`)
-prints the paragraph alone. Retrying a Failure is pointless except for a lock, which
-may be released, so only that one keeps the asset's retry policy.
+A wrong or under-scoped API key, a setting that cannot work, an answer from Topo that
+breaks its contract, a window Topo's ``total_count`` does not confirm, a DuckDB file
+another process keeps locked: none of these is a bug. In an asset's body,
+:func:`user_errors` turns those errors (:data:`USER_ERRORS`) into a ``dg.Failure`` whose
+description is the paragraph: what failed, the cause and the fix (the error's own
+message names both), and what happened to the data::
+
+    with user_errors("topo/tasks"):
+        ...
+
+The original error is chained to the Failure, so the run's event log keeps the full
+traceback; the console logger (:mod:`topo_pipeline.defs.console`) prints the paragraph.
+Retrying a Failure is pointless except for a lock, which may be released, so only that
+one keeps the asset's retry policy.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -24,29 +29,30 @@ import dagster as dg
 from topo_pipeline.api.errors import (
     TopoApiError,
     TopoConfigError,
+    TopoDataError,
     TopoReconciliationError,
-    TopoRequestError,
     TopoTransportError,
 )
-from topo_pipeline.defs.console import show_failures_as_paragraphs
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError
 from topo_pipeline.warehouse.history import HistoryOrderError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     TopoConfigError,
-    TopoRequestError,
     TopoApiError,
     TopoTransportError,
+    TopoDataError,
     TopoReconciliationError,
     WarehouseLockedError,
     HistoryOrderError,
 )
 """Errors that a setting, the key, Topo or another process cause, not the code.
 
-:class:`~topo_pipeline.api.errors.TopoApiError` covers 401, 403 and the other 4xx, and
-also 429 / 5xx that outlasted every retry (Topo is down or throttling), as
+:class:`~topo_pipeline.api.errors.TopoApiError` covers 400, 401, 403 and the other 4xx,
+and also 429 / 5xx that outlasted every retry or asked for a longer wait than allowed;
 :class:`~topo_pipeline.api.errors.TopoTransportError` covers timeouts and dropped
-connections that did.
+connections that did; :class:`~topo_pipeline.api.errors.TopoDataError` a page or task
+that breaks Topo's documented contract (a ``total_count`` out of bounds, a timestamp
+without an offset).
 """
 
 _NOTHING_CHANGED = "Nothing was written: the tables hold what they held before this run."
@@ -58,15 +64,21 @@ def explain(error: Exception, step: str) -> str:
     """The paragraph for ``error`` raised in ``step``: cause, fix, what happened to the data."""
     message = str(error).strip().rstrip(".")
     if isinstance(error, WarehouseLockedError):
-        after = "The step is retried by its retry policy; nothing was written meanwhile."
+        after = (
+            "Nothing was written meanwhile; run it again once that session is closed (a step "
+            "with a retry policy tries again by itself)."
+        )
     elif isinstance(error, TopoReconciliationError):
         after = "Run it again; if the counts keep disagreeing, report the window to Topo."
+    elif isinstance(error, TopoDataError):
+        after = f"{_NOTHING_CHANGED} If it recurs, report it to Topo with this message."
     else:
         after = f"{_NOTHING_CHANGED} Fix the cause, then run it again."
     return f"{step} failed: {message[:1].upper()}{message[1:]}. {after}"
 
 
-def _failure(error: Exception, step: str) -> dg.Failure:
+def failure_for(error: Exception, step: str) -> dg.Failure:
+    """The ``dg.Failure`` that reports ``error`` of ``step`` (raise it ``from error``)."""
     metadata: dict[str, str] = {"cause": type(error).__name__}
     if isinstance(error, TopoApiError):
         metadata["http_status"] = str(error.status_code)
@@ -78,19 +90,28 @@ def _failure(error: Exception, step: str) -> dg.Failure:
     )
 
 
-def _quiet_console(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Have the step's console loggers print a Failure as its paragraph (defs/console.py)."""
-    context = kwargs.get("context", args[0] if args else None)
-    show_failures_as_paragraphs(getattr(context, "log", None))
+@contextmanager
+def user_errors(step: str) -> Iterator[None]:
+    """Fail the step as one paragraph when the block raises one of :data:`USER_ERRORS`.
+
+    Use it inside an asset's compute function (``step`` names the asset in the
+    paragraph, e.g. ``"topo/tasks"``); any other error passes through unchanged.
+
+    Raises:
+        dg.Failure: for an error of :data:`USER_ERRORS`, chained to it.
+    """
+    try:
+        yield
+    except USER_ERRORS as error:
+        raise failure_for(error, step) from error
 
 
 def explain_user_errors(step: str) -> Callable[[F], F]:
-    """Decorate an asset's compute function so :data:`USER_ERRORS` fail it as a paragraph.
+    """Deprecated: wrap the compute function's body in :func:`user_errors` instead.
 
-    Put it below ``@dg.asset`` / ``@dg.multi_asset``; the signature Dagster inspects is
-    the function's own, whose first parameter is the context. Works for functions that
-    return and for generators. It also installs the console formatter of
-    :mod:`topo_pipeline.defs.console` on the step's loggers, which print the failure.
+    A decorator makes the UI's source-code link of the asset point here; it goes once
+    the assets use :func:`user_errors`. Works for functions that return and for
+    generators.
     """
 
     def decorate(fn: F) -> F:
@@ -98,21 +119,15 @@ def explain_user_errors(step: str) -> Callable[[F], F]:
 
             @functools.wraps(fn)
             def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
-                _quiet_console(args, kwargs)
-                try:
+                with user_errors(step):
                     yield from fn(*args, **kwargs)
-                except USER_ERRORS as error:
-                    raise _failure(error, step) from error
 
             return generator  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def function(*args: Any, **kwargs: Any) -> Any:
-            _quiet_console(args, kwargs)
-            try:
+            with user_errors(step):
                 return fn(*args, **kwargs)
-            except USER_ERRORS as error:
-                raise _failure(error, step) from error
 
         return function  # type: ignore[return-value]
 

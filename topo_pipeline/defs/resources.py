@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,18 +12,33 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, TopoClient
+from topo_pipeline.api.errors import TopoConfigError
 from topo_pipeline.defs.progress import DEFAULT_INTERVAL_SECONDS
+from topo_pipeline.settings import API_KEY_ENV
 from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS, connect
 
 _CLIENT_DEFAULTS = ClientConfig()
 
 
 class TopoApiResource(dg.ConfigurableResource):
-    """Access to Topo's API. Bind ``api_key`` to ``dg.EnvVar("TOPO_API_KEY")`` so the key is
-    resolved at run time and the UI shows only the variable's name."""
+    """Access to Topo's API.
 
-    api_key: str = Field(
-        repr=False, description="Bearer key with tasks:read; bind to EnvVar('TOPO_API_KEY')."
+    The key is read from the environment variable ``api_key_env`` (``TOPO_API_KEY``) when
+    a step builds its client, so it never enters definitions, run config or the UI, and
+    a missing or empty key fails that step with a :class:`TopoConfigError` naming the
+    variable (Dagster's ``dg.EnvVar`` would instead fail the whole run's config with its
+    own error). ``api_key`` gives the key directly instead (tests, embedding).
+    """
+
+    api_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="The bearer key itself; unset (the usual way) to read it from api_key_env.",
+    )
+    api_key_env: str = Field(
+        default=API_KEY_ENV,
+        description="Environment variable holding the bearer key (scope tasks:read), read "
+        "when a step starts.",
     )
     base_url: str = DEFAULT_BASE_URL
     requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
@@ -50,8 +66,32 @@ class TopoApiResource(dg.ConfigurableResource):
             request_deadline=self.request_deadline_seconds,
             max_tasks_per_window=self.max_tasks_per_window,
         )
-        with TopoClient(self.api_key, config) as client:
+        key = self.api_key if self.api_key is not None else read_api_key(self.api_key_env)
+        with TopoClient(key, config) as client:
             yield client
+
+
+def read_api_key(variable: str) -> str:
+    """The API key in environment variable ``variable``.
+
+    Raises:
+        TopoConfigError: naming the variable (never a value) when it is unset or empty.
+    """
+    key = os.environ.get(variable)
+    if key is None:
+        raise TopoConfigError(
+            f"{variable} is not set: the pipeline needs a Topo API key with the tasks:read "
+            f"scope. Set {variable} in the environment of the process that runs Dagster (the "
+            "shell of `dagster asset materialize` or `dg launch`, or the one that starts "
+            "`make dev` for the UI and daemon); Topo issues keys under Settings → Developers "
+            "→ API Keys"
+        )
+    if not key.strip():
+        raise TopoConfigError(
+            f"{variable} is set but empty: set it to a Topo API key with the tasks:read scope "
+            "(Topo: Settings → Developers → API Keys)"
+        )
+    return key
 
 
 class WarehouseResource(DuckDBResource):

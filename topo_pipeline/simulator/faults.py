@@ -13,8 +13,8 @@ Besides faults a well-meaning API has (latency, 5xx, drops, 429s), the plan hold
 misbehaviour of a hostile or broken one, for tests of the client's defences: bytes
 dripped slowly, a huge ``total_count``, timestamps without an offset, tasks outside the
 requested bounds, a task served twice (identical, conflicting, or an older version after
-its newer one: :func:`repeat_first_task`), and a 401 whose message echoes the key it was
-sent.
+its newer one: :func:`repeat_first_task`), a 401 whose message echoes the key it was
+sent, and a 400 for a parameter the client always sends.
 """
 
 from __future__ import annotations
@@ -94,6 +94,9 @@ class FaultPlan:
             states for one instant); ``stale``, the stored object after a newer one (the
             first task is served everywhere else with another priority and an
             ``updated_at`` a minute later). Counts and pages are unchanged.
+        reject_parameter: answer every authorized request with Topo's 400
+            ``ValidationIssue`` naming this query parameter (as when Topo stops accepting
+            a value the client sends).
         seed: seed of the fault RNG.
     """
 
@@ -117,6 +120,7 @@ class FaultPlan:
     leak_outside_bounds_seconds: float = 0.0
     echo_key_in_401: bool = False
     repeat_first_task: RepeatKind | None = None
+    reject_parameter: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -387,6 +387,9 @@ class SimulatedTopoApi:
         if auth_error is not None:
             raise auth_error
         query, page, size = parse_list_tasks_params(params)
+        if plan.reject_parameter is not None:
+            name = plan.reject_parameter
+            raise _invalid(name, ",".join(params.get(name, [])), "is not accepted")
         if plan.leak_outside_bounds_seconds and query.created_after is not None:
             leak = round(plan.leak_outside_bounds_seconds * 1_000_000)
             query = dataclasses.replace(query, created_after=query.created_after - leak)
