@@ -75,6 +75,13 @@ def test_every_asset_has_owners_code_references_and_a_description_stating_its_gr
         references = node.metadata["dagster/code_references"].code_references
         assert references, key
         assert all(Path(ref.file_path).is_file() for ref in references), key
+        # The UI's "Source code" link opens the module defining the asset, at its function.
+        (reference,) = references
+        source = Path(reference.file_path)
+        assert source.parent.name == "assets", (key, source)
+        lines = source.read_text().splitlines()
+        definition = lines[reference.line_number - 1].lstrip()
+        assert definition.startswith(("def ", "@dg.asset", "@dg.multi_asset")), (key, reference)
         description = (node.description or "").lower()
         if key == ANALYST_COPY_KEY:
             assert "every topo, reference and analytics table" in description

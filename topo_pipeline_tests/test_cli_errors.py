@@ -192,14 +192,6 @@ def test_an_error_prints_as_one_paragraph_naming_the_cause_and_the_fix(
     assert "Nothing was written" in paragraph
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defs/location.py still binds the resource's api_key to dg.EnvVar(TOPO_API_KEY): "
-        "unset, it fails the run's config with Dagster's own error before any step runs. "
-        "Without that argument TopoApiResource reads the variable itself."
-    ),
-)
 def test_a_missing_key_prints_as_one_paragraph(cli: Cli) -> None:
     paragraph = the_paragraph(materialize(cli, TOPO_API_KEY=None))
 

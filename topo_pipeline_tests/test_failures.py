@@ -28,7 +28,7 @@ from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analytics import ANALYTICS_KEYS
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.console import TRACEBACK_ENV, console_logger
-from topo_pipeline.defs.failures import USER_ERRORS, explain_user_errors, user_errors
+from topo_pipeline.defs.failures import USER_ERRORS, user_errors
 from topo_pipeline.defs.jobs import partition_range_tags
 from topo_pipeline.settings import API_KEY_ENV
 from topo_pipeline.simulator import DatasetSpec
@@ -287,15 +287,3 @@ def test_a_locked_warehouse_fails_the_step_with_a_paragraph_saying_so(
     step = step_failure_output(capsys.readouterr().err)
     assert "stayed locked by another process" in step
     assert "Stack Trace" not in step
-
-
-def test_the_decorator_kept_for_the_assets_not_yet_switched_fails_the_same_way() -> None:
-    @explain_user_errors("demo/decorated")
-    def compute() -> None:
-        raise AUTH_ERROR
-
-    with pytest.raises(dg.Failure) as caught:
-        compute()
-    assert caught.value.description is not None
-    assert caught.value.description.startswith("demo/decorated failed: The Topo API key")
-    assert chained_to(caught.value, AUTH_ERROR)

@@ -23,6 +23,8 @@ OWN_PRIVATE_ATTRIBUTES = {
     # The simulator's request handler calls into the simulated API object it serves.
     ("topo_pipeline/simulator/server.py", "api"),
     ("topo_pipeline/simulator/server.py", "self.server.api"),
+    # The test of the stage's memory settings reads its connection.
+    ("topo_pipeline_tests/test_warehouse_staging.py", "stage"),
 }
 """(file, receiver) pairs whose ``_name`` attributes are the project's own objects."""
 

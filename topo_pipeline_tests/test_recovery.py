@@ -15,8 +15,8 @@ import dagster as dg
 import pytest
 from dagster._core.events import EngineEventData
 from dagster._core.launcher import WorkerStatus
-
 from topo_pipeline.defs.executor import describe_pool_wait
+
 from topo_pipeline.liveness import Owner, current_owner, is_alive
 from topo_pipeline.recovery import HOST_TAG, PROCESS_TAG, recover, this_host
 from topo_pipeline_tests.processes import killed_process_owner

@@ -13,14 +13,14 @@ class WebhookReceiver:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                with receiver._lock:
+                with receiver.lock:
                     receiver.bodies.append(body)
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
@@ -38,7 +38,7 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
 
     def received(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             return list(self.bodies)
 
     def __enter__(self) -> WebhookReceiver:

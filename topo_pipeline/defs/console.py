@@ -142,14 +142,6 @@ def brief_load_error(error: BaseException) -> None:
     sys.excepthook = hook
 
 
-def show_failures_as_paragraphs(log_manager: object) -> None:
-    """Does nothing; :data:`console_logger` formats failures itself.
-
-    Kept only so ``defs/executor.py`` imports until its call is removed there.
-    """
-    del log_manager
-
-
 def _caused_by(value: BaseException | None, error: BaseException) -> bool:
     seen = 0
     while value is not None and seen < 20:

@@ -18,8 +18,6 @@ one keeps the asset's retry policy.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -104,31 +102,3 @@ def user_errors(step: str) -> Iterator[None]:
         yield
     except USER_ERRORS as error:
         raise failure_for(error, step) from error
-
-
-def explain_user_errors(step: str) -> Callable[[F], F]:
-    """Deprecated: wrap the compute function's body in :func:`user_errors` instead.
-
-    A decorator makes the UI's source-code link of the asset point here; it goes once
-    the assets use :func:`user_errors`. Works for functions that return and for
-    generators.
-    """
-
-    def decorate(fn: F) -> F:
-        if inspect.isgeneratorfunction(fn):
-
-            @functools.wraps(fn)
-            def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
-                with user_errors(step):
-                    yield from fn(*args, **kwargs)
-
-            return generator  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def function(*args: Any, **kwargs: Any) -> Any:
-            with user_errors(step):
-                return fn(*args, **kwargs)
-
-        return function  # type: ignore[return-value]
-
-    return decorate

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from topo_pipeline.defs.clock import Clock, utc_now
+from topo_pipeline.defs.jobs import CONSOLE_PARAGRAPHS
 
 LANDED_BY_DEADLINE = "landed_by_deadline"
 LANDED_BY_DEADLINE_OP = "landed_by_deadline_checks"
@@ -220,6 +221,7 @@ def build_freshness_job(checks: Sequence[dg.AssetChecksDefinition]):
     return dg.define_asset_job(
         FRESHNESS_JOB_NAME,
         selection=dg.AssetSelection.checks(*checks),
+        config=CONSOLE_PARAGRAPHS,
         description=(
             "Run the freshness checks: yesterday landed by the deadline, analyst copy current."
         ),

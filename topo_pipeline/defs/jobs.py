@@ -25,9 +25,15 @@ PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
+CONSOLE_PARAGRAPHS = {"loggers": {"console": {}}}
+"""Run config of the project's jobs: the code location's console logger, which prints an
+error a user causes as its paragraph (``defs/console.py``; Dagster uses a logger of the
+code location only where run config names it)."""
+
 REFRESH_JOB = dg.define_asset_job(
     REFRESH_JOB_NAME,
     selection=REFRESH_SELECTION,
+    config=CONSOLE_PARAGRAPHS,
     description=(
         "Fetch topo/tasks for a partition (or a range of partitions, in one run), rebuild "
         "every table downstream of it and publish the analyst copy. Launched by the daily "

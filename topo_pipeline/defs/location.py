@@ -33,7 +33,7 @@ from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.defs.schedules import build_daily_refresh_schedule
-from topo_pipeline.settings import API_KEY_ENV, Settings
+from topo_pipeline.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
@@ -94,7 +94,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
         ],
         resources={
             "topo_api": TopoApiResource(
-                api_key=dg.EnvVar(API_KEY_ENV),
                 base_url=settings.api_base_url,
                 requests_per_minute=settings.requests_per_minute,
                 concurrency=settings.concurrency,

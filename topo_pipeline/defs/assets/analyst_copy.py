@@ -15,7 +15,8 @@ import dagster as dg
 
 from topo_pipeline import __version__
 from topo_pipeline.defs.assets.ingestion import POOL
-from topo_pipeline.defs.failures import explain_user_errors
+from topo_pipeline.defs.failures import user_errors
+from topo_pipeline.defs.jobs import CONSOLE_PARAGRAPHS
 from topo_pipeline.defs.metadata import table_value
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.settings import Settings
@@ -118,16 +119,19 @@ def build_analyst_copy_asset(
             "by hand to publish now."
         ),
     )
-    @explain_user_errors("publish/analyst_copy")
     def analyst_copy(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        covers_through = latest_change_event(context.instance, watched)
-        result = publish_analyst_copy(
-            warehouse.database, analyst_path, lock_timeout=warehouse.lock_timeout_seconds, info=info
-        )
-        context.log.info("published %d tables to %s", len(result.tables), result.path)
-        return dg.MaterializeResult(metadata=dict(publish_metadata(result, covers_through)))
+        with user_errors("publish/analyst_copy"):
+            covers_through = latest_change_event(context.instance, watched)
+            result = publish_analyst_copy(
+                warehouse.database,
+                analyst_path,
+                lock_timeout=warehouse.lock_timeout_seconds,
+                info=info,
+            )
+            context.log.info("published %d tables to %s", len(result.tables), result.path)
+            return dg.MaterializeResult(metadata=dict(publish_metadata(result, covers_through)))
 
     return analyst_copy
 
@@ -135,6 +139,7 @@ def build_analyst_copy_asset(
 PUBLISH_JOB = dg.define_asset_job(
     PUBLISH_JOB_NAME,
     selection=dg.AssetSelection.assets(ANALYST_COPY_KEY),
+    config=CONSOLE_PARAGRAPHS,
     description="Publish the analyst copy (TOPO_ANALYST_DUCKDB_PATH) from the pipeline's file.",
 )
 """The :data:`PUBLISH_JOB_NAME` job."""

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from topo_pipeline.defs.assets.ingestion import POOL, TASKS_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
-from topo_pipeline.defs.failures import explain_user_errors
+from topo_pipeline.defs.failures import user_errors
 from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.warehouse.analytics import (
@@ -152,53 +152,53 @@ def build_analytics_assets(
             "one transaction per table."
         ),
     )
-    @explain_user_errors("the analytics tables")
     def analytics_tables(
         context: dg.AssetExecutionContext,
         config: AnalyticsConfig,
         warehouse: WarehouseResource,
     ) -> Iterator[dg.MaterializeResult]:
-        as_of = config.resolve_as_of(datetime.now(UTC))
-        selected = [
-            table
-            for table in ANALYTICS_TABLES
-            if ANALYTICS_KEYS[table] in context.selected_asset_keys
-        ]
-        context.log.info(
-            "building %s%s",
-            ", ".join(selected),
-            f", SLA as of {as_of.isoformat()}" if "task_sla" in selected else "",
-        )
-        with warehouse.get_connection() as con:
-            ensure_analytics_tables(con)
-            columns = analytics_columns(con)
-            # Each table is reported as soon as it is committed: a later one that fails
-            # leaves the ones before it materialized.
-            for table in selected:
-                days = rebuild_days(con, table)
-                if table == "task_sla":
-                    rows = replace_task_sla(
-                        con,
+        with user_errors("the analytics tables"):
+            as_of = config.resolve_as_of(datetime.now(UTC))
+            selected = [
+                table
+                for table in ANALYTICS_TABLES
+                if ANALYTICS_KEYS[table] in context.selected_asset_keys
+            ]
+            context.log.info(
+                "building %s%s",
+                ", ".join(selected),
+                f", SLA as of {as_of.isoformat()}" if "task_sla" in selected else "",
+            )
+            with warehouse.get_connection() as con:
+                ensure_analytics_tables(con)
+                columns = analytics_columns(con)
+                # Each table is reported as soon as it is committed: a later one that fails
+                # leaves the ones before it materialized.
+                for table in selected:
+                    days = rebuild_days(con, table)
+                    if table == "task_sla":
+                        rows = replace_task_sla(
+                            con,
+                            days,
+                            as_of=as_of,
+                            sla_targets=targets,
+                            calendar=calendar,
+                            calendar_timezone=timezone,
+                        )
+                    else:
+                        rows = replace_rollup(con, table, days)
+                    shown = days[-PER_DAY_ROWS:]
+                    yield _materialize_result(
+                        table,
                         days,
-                        as_of=as_of,
-                        sla_targets=targets,
-                        calendar=calendar,
-                        calendar_timezone=timezone,
+                        rows=rows,
+                        counts=partition_rows(con, shown, [table]),
+                        columns=columns.get(table, []),
+                        # One grouped query per table, whatever the number of days.
+                        headlines=headline_metrics_by_day(con, table, shown),
+                        as_of=as_of if "task_sla" in selected else None,
+                        targets=targets if "task_sla" in selected else None,
                     )
-                else:
-                    rows = replace_rollup(con, table, days)
-                shown = days[-PER_DAY_ROWS:]
-                yield _materialize_result(
-                    table,
-                    days,
-                    rows=rows,
-                    counts=partition_rows(con, shown, [table]),
-                    columns=columns.get(table, []),
-                    # One grouped query per table, whatever the number of days.
-                    headlines=headline_metrics_by_day(con, table, shown),
-                    as_of=as_of if "task_sla" in selected else None,
-                    targets=targets if "task_sla" in selected else None,
-                )
 
     return analytics_tables
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from topo_pipeline.api.client import WindowResult
-from topo_pipeline.defs.failures import explain_user_errors
+from topo_pipeline.defs.failures import user_errors
 from topo_pipeline.defs.metadata import (
     PER_DAY_ROWS,
     add_partition_metadata,
@@ -74,114 +74,117 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
             "in one transaction. A range run fetches its days concurrently."
         ),
     )
-    @explain_user_errors("topo/tasks")
     def topo_tasks(
         context: dg.AssetExecutionContext,
         topo_api: TopoApiResource,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
-        windows = partition_windows(partitions_def, context.partition_keys)
-        # Pages go to a run-local stage file as they arrive (memory stays flat however
-        # many days the run covers), and the warehouse is only opened, and locked, once
-        # every window reconciled with Topo's total_count. The stage sits beside the
-        # warehouse file: that disk has room for the data, a tmpfs /tmp may not.
-        stage_dir = Path(warehouse.database).parent
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        with task_stage(windows, directory=stage_dir) as stage:
-            fetch_started = time.monotonic()
-            with topo_api.client() as client:
-                progress = FetchProgress(
-                    stage,
-                    total_days=len(windows),
-                    counters=client.stats.as_dict,
-                    log=context.log.info,
-                    rate_in_force=lambda: client.rate.requests_per_minute,
-                    interval=topo_api.progress_interval_seconds,
-                )
-                with progress:
-                    results = client.fetch_windows(windows, progress)
-                stats = client.stats.as_dict()
-            fetch_seconds = time.monotonic() - fetch_started
-            context.log.info(
-                "fetched %d partition(s) in %.1fs: %d requests, %d retries, %d rate-limited",
-                len(windows),
-                fetch_seconds,
-                stats["requests"],
-                stats["retries"],
-                stats["rate_limited"],
-            )
-
-            repeats = stage.duplicates()
-            loaded_at = datetime.now(UTC)
-            api_totals = {
-                # Topo's own count for each day, so tasks it sent outside the bounds (not
-                # landed) show up as a mismatch instead of vanishing.
-                w.partition_date: r.expected_in_window
-                for w, r in zip(windows, results, strict=True)
-            }
-            with warehouse.get_connection() as con:
-                land_started = time.monotonic()
-                ensure_tasks_table(con)
-                landed = replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
-                land_seconds = time.monotonic() - land_started
-                history = recorded_changes(con, list(landed), loaded_at)
+        with user_errors("topo/tasks"):
+            windows = partition_windows(partitions_def, context.partition_keys)
+            # Pages go to a run-local stage file as they arrive (memory stays flat however
+            # many days the run covers), and the warehouse is only opened, and locked, once
+            # every window reconciled with Topo's total_count. The stage sits beside the
+            # warehouse file: that disk has room for the data, a tmpfs /tmp may not.
+            stage_dir = Path(warehouse.database).parent
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            with task_stage(windows, directory=stage_dir) as stage:
+                fetch_started = time.monotonic()
+                with topo_api.client() as client:
+                    progress = FetchProgress(
+                        stage,
+                        total_days=len(windows),
+                        counters=client.stats.as_dict,
+                        log=context.log.info,
+                        rate_in_force=lambda: client.rate.requests_per_minute,
+                        interval=topo_api.progress_interval_seconds,
+                    )
+                    with progress:
+                        results = client.fetch_windows(windows, progress)
+                    stats = client.stats.as_dict()
+                fetch_seconds = time.monotonic() - fetch_started
                 context.log.info(
-                    "landed %d tasks in %d partition(s) of topo.tasks in %.1fs",
-                    sum(landed.values()),
-                    len(landed),
-                    land_seconds,
-                )
-                outcomes = task_checks.evaluate_task_checks(con, windows, api_totals)
-                preview = con.execute(
-                    load_sql("preview_topo_tasks"),
-                    {"partition_dates": [w.partition_date for w in windows], "limit": PREVIEW_ROWS},
-                )
-                preview_table = table_value(
-                    [column[0] for column in preview.description], preview.fetchall()
+                    "fetched %d partition(s) in %.1fs: %d requests, %d retries, %d rate-limited",
+                    len(windows),
+                    fetch_seconds,
+                    stats["requests"],
+                    stats["retries"],
+                    stats["rate_limited"],
                 )
 
-        by_partition = {
-            window.partition_date.isoformat(): _partition_metadata(
-                window, result, landed[window.partition_date]
-            )
-            for window, result in zip(windows, results, strict=True)
-        }
-        # Metadata without a partition is copied onto every partition of the run, so the
-        # run's tables (which grow with the range) go on its last day only.
-        by_partition[windows[-1].partition_date.isoformat()].update(
-            {
-                "per_day": dg.MetadataValue.md(_per_day_table(windows, results, landed)),
-                "preview": preview_table,
+                repeats = stage.duplicates()
+                loaded_at = datetime.now(UTC)
+                api_totals = {
+                    # Topo's own count for each day, so tasks it sent outside the bounds (not
+                    # landed) show up as a mismatch instead of vanishing.
+                    w.partition_date: r.expected_in_window
+                    for w, r in zip(windows, results, strict=True)
+                }
+                with warehouse.get_connection() as con:
+                    land_started = time.monotonic()
+                    ensure_tasks_table(con)
+                    landed = replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
+                    land_seconds = time.monotonic() - land_started
+                    history = recorded_changes(con, list(landed), loaded_at)
+                    context.log.info(
+                        "landed %d tasks in %d partition(s) of topo.tasks in %.1fs",
+                        sum(landed.values()),
+                        len(landed),
+                        land_seconds,
+                    )
+                    outcomes = task_checks.evaluate_task_checks(con, windows, api_totals)
+                    preview = con.execute(
+                        load_sql("preview_topo_tasks"),
+                        {
+                            "partition_dates": [w.partition_date for w in windows],
+                            "limit": PREVIEW_ROWS,
+                        },
+                    )
+                    preview_table = table_value(
+                        [column[0] for column in preview.description], preview.fetchall()
+                    )
+
+            by_partition = {
+                window.partition_date.isoformat(): _partition_metadata(
+                    window, result, landed[window.partition_date]
+                )
+                for window, result in zip(windows, results, strict=True)
             }
-        )
-        add_partition_metadata(context, TASKS_KEY, by_partition)
-        return dg.MaterializeResult(
-            metadata={
-                "rows_landed_in_run": sum(landed.values()),
-                "history_versions_recorded": history.versions,
-                "history_tasks_removed": history.removed,
-                "partitions_in_run": len(windows),
-                "api_requests": int(stats["requests"]),
-                "api_pages": int(stats["pages"]),
-                "api_retries": int(stats["retries"]),
-                "api_rate_limited_429": int(stats["rate_limited"]),
-                "api_server_errors": int(stats["server_errors"]),
-                "api_transport_errors": int(stats["transport_errors"]),
-                "api_malformed_bodies": int(stats["malformed_bodies"]),
-                "window_rereads": int(stats["rereads"]),
-                "tie_rereads": int(stats["tie_rereads"]),
-                "api_seconds": round(stats["api_seconds"], 3),
-                "wait_seconds": round(stats["wait_seconds"], 3),
-                "fetch_wall_seconds": round(fetch_seconds, 3),
-                "land_wall_seconds": round(land_seconds, 3),
-                **repeats.metadata(),
-                "dagster/table_name": "topo.tasks",
-            },
-            check_results=[
-                _check_result(outcome)
-                for outcome in [*outcomes, duplicates.check_duplicates(repeats)]
-            ],
-        )
+            # Metadata without a partition is copied onto every partition of the run, so the
+            # run's tables (which grow with the range) go on its last day only.
+            by_partition[windows[-1].partition_date.isoformat()].update(
+                {
+                    "per_day": dg.MetadataValue.md(_per_day_table(windows, results, landed)),
+                    "preview": preview_table,
+                }
+            )
+            add_partition_metadata(context, TASKS_KEY, by_partition)
+            return dg.MaterializeResult(
+                metadata={
+                    "rows_landed_in_run": sum(landed.values()),
+                    "history_versions_recorded": history.versions,
+                    "history_tasks_removed": history.removed,
+                    "partitions_in_run": len(windows),
+                    "api_requests": int(stats["requests"]),
+                    "api_pages": int(stats["pages"]),
+                    "api_retries": int(stats["retries"]),
+                    "api_rate_limited_429": int(stats["rate_limited"]),
+                    "api_server_errors": int(stats["server_errors"]),
+                    "api_transport_errors": int(stats["transport_errors"]),
+                    "api_malformed_bodies": int(stats["malformed_bodies"]),
+                    "window_rereads": int(stats["rereads"]),
+                    "tie_rereads": int(stats["tie_rereads"]),
+                    "api_seconds": round(stats["api_seconds"], 3),
+                    "wait_seconds": round(stats["wait_seconds"], 3),
+                    "fetch_wall_seconds": round(fetch_seconds, 3),
+                    "land_wall_seconds": round(land_seconds, 3),
+                    **repeats.metadata(),
+                    "dagster/table_name": "topo.tasks",
+                },
+                check_results=[
+                    _check_result(outcome)
+                    for outcome in [*outcomes, duplicates.check_duplicates(repeats)]
+                ],
+            )
 
     return topo_tasks
 

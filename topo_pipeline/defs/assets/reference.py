@@ -26,7 +26,7 @@ import dagster as dg
 from pydantic import Field
 
 from topo_pipeline.defs.assets.ingestion import POOL
-from topo_pipeline.defs.failures import explain_user_errors
+from topo_pipeline.defs.failures import user_errors
 from topo_pipeline.defs.metadata import markdown_table
 from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.warehouse.assignees import (
@@ -101,54 +101,56 @@ def build_assignees_asset(path: Path | None) -> dg.AssetsDefinition:
             "or empty keeps the rows loaded earlier; run config clear: true empties it."
         ),
     )
-    @explain_user_errors("the assignee directory")
     def assignees(
         context: dg.AssetExecutionContext, config: AssigneesConfig, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        source = read_assignee_source(path)
-        with warehouse.get_connection() as con:
-            plan = plan_reference_load(
-                source.state,
-                loaded_assignees(con),
-                clear=config.clear,
-                table=TABLE_NAME,
-                setting=setting,
-            )
-            (context.log.warning if plan.warn else context.log.info)(plan.message)
-            source_check = _source_check(plan, source.state.value, source_label)
-            if plan.action is LoadAction.FAIL:
-                yield source_check
-                raise dg.Failure(
-                    description=f"The assignee directory failed: {source.problem}. {plan.message}.",
-                    metadata={"rows_kept": plan.rows_kept},
+        with user_errors("the assignee directory"):
+            source = read_assignee_source(path)
+            with warehouse.get_connection() as con:
+                plan = plan_reference_load(
+                    source.state,
+                    loaded_assignees(con),
+                    clear=config.clear,
+                    table=TABLE_NAME,
+                    setting=setting,
                 )
-            people = source.assignees if plan.action is LoadAction.REPLACE else []
-            if plan.action is not LoadAction.KEEP:
-                replace_assignees(con, people, loaded_at=datetime.now(UTC))
-            held = loaded_assignees(con)
-            missing = assignees_missing_from_directory(con)
-        missing_check = _missing_check(missing, held)
-        if plan.action is LoadAction.KEEP:
-            yield source_check
-            yield missing_check
-            return
-        teams = sorted({p.team for p in people if p.team is not None})
-        context.log.info(
-            "%s holds %d assignee(s) in %d team(s); %d assignee(s) of topo.tasks are not in it",
-            TABLE_NAME,
-            held,
-            len(teams),
-            len(missing),
-        )
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": held,
-                "teams": ", ".join(teams) or "-",
-                "source": source_label,
-                "action": plan.action.value,
-            },
-            check_results=[source_check, missing_check],
-        )
+                (context.log.warning if plan.warn else context.log.info)(plan.message)
+                source_check = _source_check(plan, source.state.value, source_label)
+                if plan.action is LoadAction.FAIL:
+                    yield source_check
+                    raise dg.Failure(
+                        description=(
+                            f"The assignee directory failed: {source.problem}. {plan.message}."
+                        ),
+                        metadata={"rows_kept": plan.rows_kept},
+                    )
+                people = source.assignees if plan.action is LoadAction.REPLACE else []
+                if plan.action is not LoadAction.KEEP:
+                    replace_assignees(con, people, loaded_at=datetime.now(UTC))
+                held = loaded_assignees(con)
+                missing = assignees_missing_from_directory(con)
+            missing_check = _missing_check(missing, held)
+            if plan.action is LoadAction.KEEP:
+                yield source_check
+                yield missing_check
+                return
+            teams = sorted({p.team for p in people if p.team is not None})
+            context.log.info(
+                "%s holds %d assignee(s) in %d team(s); %d assignee(s) of topo.tasks are not in it",
+                TABLE_NAME,
+                held,
+                len(teams),
+                len(missing),
+            )
+            yield dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": held,
+                    "teams": ", ".join(teams) or "-",
+                    "source": source_label,
+                    "action": plan.action.value,
+                },
+                check_results=[source_check, missing_check],
+            )
 
     return assignees
 
