@@ -10,11 +10,12 @@ what the check found, then tasks per day and status, SLA attainment and completi
 priority, by team and by assignee (with names), and what ``topo.task_history`` recorded as
 changed, read from the analyst copy.
 
-Names and teams come from the assignee directory: ``TOPO_ASSIGNEES_PATH`` if set, else
-``examples/assignees.csv``, which names the simulated data set's assignees (all but one, so
-the ``assignees_in_directory`` check has something to report). SLAs are also counted in
-business hours: ``TOPO_BUSINESS_HOURS`` if set, else ``Mon-Fri 09:00-18:00`` with the
-holidays of ``examples/holidays.csv``.
+Settings come from the environment and the ``.env`` of the current directory, as for
+Dagster's commands and ``make dev`` (:mod:`topo_pipeline.env_file`); where there is no
+``.env`` the demo writes one: the assignee directory ``examples/assignees.csv`` (the
+simulated data set's assignees but one, so the ``assignees_in_directory`` check has
+something to report) and business hours ``Mon-Fri 09:00-18:00`` with the holidays of
+``examples/holidays.csv``. So ``make dev`` afterwards shows what built the tables.
 
 The run is recorded in ``$DAGSTER_HOME`` (the Makefile points it at ``.dagster_home/``), so
 ``make dev`` shows it in the UI afterwards. The tables land in ``TOPO_DUCKDB_PATH`` and
@@ -29,7 +30,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -40,6 +40,7 @@ from topo_pipeline.api.errors import TopoError
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, MISSING_CHECK
 from topo_pipeline.defs.jobs import REFRESH_SELECTION, partition_range_tags
 from topo_pipeline.defs.location import build_defs
+from topo_pipeline.env_file import load_env_file, write_demo_env_file
 from topo_pipeline.instance import prepare_dagster_home
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
@@ -56,15 +57,15 @@ from topo_pipeline.warehouse.tables import quoted
 DEMO_DAYS = 7
 REFRESHED_DAYS = 3  # fetched again after a simulated working day, as the daily refresh does
 SIMULATED_DAYS = 10  # the week, plus a few days the schedule and sensor can refresh later
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-EXAMPLE_ASSIGNEES = EXAMPLES / "assignees.csv"
-EXAMPLE_BUSINESS_HOURS = "Mon-Fri 09:00-18:00"
-EXAMPLE_HOLIDAYS = EXAMPLES / "holidays.csv"
 _DEMO_JOB = "make_demo"
 
 
 def main() -> int:
     """Run the demo; return the process exit status."""
+    written = write_demo_env_file()
+    if written is not None:
+        print(f"Wrote {written}: the demo's settings, which make dev and the CLI read too")  # noqa: T201
+    load_env_file()
     try:
         settings = Settings.from_env()
     except TopoError as error:
@@ -81,15 +82,7 @@ def main() -> int:
         as_of=now,
     )
     dataset = generate_dataset(spec)
-    settings = replace(
-        settings,
-        start_date=min(settings.start_date, first),
-        assignees_path=settings.assignees_path or EXAMPLE_ASSIGNEES,
-    )
-    if settings.business_hours is None:
-        settings = replace(
-            settings, business_hours=EXAMPLE_BUSINESS_HOURS, holidays_path=EXAMPLE_HOLIDAYS
-        )
+    settings = replace(settings, start_date=min(settings.start_date, first))
 
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         print(f"Simulated Topo API at {api.base_url} ({len(dataset.tasks)} tasks)")  # noqa: T201
@@ -102,7 +95,8 @@ def main() -> int:
     if not result.success:
         print(f"the demo run failed: {_why(result)}", file=sys.stderr)  # noqa: T201
         return 1
-    print(f"Loading the assignee directory {settings.assignees_path}")  # noqa: T201
+    directory = settings.assignees_path or "(TOPO_ASSIGNEES_PATH unset)"
+    print(f"Loading the assignee directory {directory}")  # noqa: T201
     loaded = _load_directory(settings)
     if not loaded.success:
         print(f"loading the assignee directory failed: {_why(loaded)}", file=sys.stderr)  # noqa: T201

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from topo_pipeline.api.errors import TopoError
+from topo_pipeline.env_file import load_env_file
 from topo_pipeline.instance import REPO_ROOT, prepare_dagster_home
 from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
@@ -119,6 +120,10 @@ def _hand_terminal_to(terminal: int, group: int) -> None:
 def _serve(host: str, port: int, sim_days: int) -> int:
     home = prepare_dagster_home()
     _say(home.describe())
+    # As dg dev does for its processes: the same settings as make demo and the CLI.
+    loaded = load_env_file(REPO_ROOT)
+    if loaded:
+        _say(f"Settings from .env: {', '.join(sorted(loaded))}")
     try:
         settings = Settings.from_env()
     except TopoError as error:

@@ -95,3 +95,28 @@ def test_the_demo_lands_a_week_publishes_and_prints_what_the_copy_holds(tmp_path
     # The runs are recorded where `make dev` will look for them.
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()
     assert any((tmp_path / "dagster_home").rglob("runs*"))
+    # Its settings are in the .env it wrote, which make dev and Dagster's commands load:
+    # the UI describes the business hours that built the tables.
+    assert "TOPO_BUSINESS_HOURS" in (tmp_path / ".env").read_text()
+    with_env = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", LOAD_LIKE_DAGSTER],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert with_env.returncode == 0, with_env.stderr[-2000:]
+    assert "business hours: Mon,Tue,Wed,Thu,Fri 09:00-18:00" in with_env.stdout
+
+
+# What Dagster's commands do in a directory: load its .env over the environment, then the
+# code location.
+LOAD_LIKE_DAGSTER = """
+from topo_pipeline.env_file import load_env_file
+load_env_file()
+from topo_pipeline.definitions import defs
+from topo_pipeline.defs.assets.analytics import TASK_SLA_KEY
+print(defs.get_assets_def(TASK_SLA_KEY).specs_by_key[TASK_SLA_KEY].description)
+"""
