@@ -8,10 +8,11 @@ rows computed independently in plain Python (``analytics_oracle``) from the task
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -645,3 +646,50 @@ def test_a_range_run_writes_about_two_events_per_day(make_pipeline: PipelineFact
     assert long - short <= 2 * 20
     # Not only fewer: exactly one materialization a day of topo/tasks more.
     assert long - short == 20
+
+
+# -- which settings built the tables --------------------------------------------------------
+
+
+def test_each_build_records_its_settings_and_a_change_is_logged(landed: Pipeline) -> None:
+    landed.materialize(DAYS[0], tasks=False, as_of=AS_OF)
+    changed = replace(landed.settings, sla_target_minutes={"HOT": 30, "TODAY": 1440, "EXTRA": 4320})
+    result = landed.materialize(DAYS[0], tasks=False, as_of=AS_OF, settings=changed)
+
+    with connect(landed.settings.duckdb_path, read_only=True) as con:
+        builds = con.execute(
+            "SELECT partition_timezone, sla_target_minutes['HOT'], business_hours, tables "
+            "FROM warehouse.analytics.builds ORDER BY built_at"
+        ).fetchall()
+        targets = {
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT sla_target_minutes FROM warehouse.analytics.task_sla "
+                "WHERE priority = 'HOT'"
+            ).fetchall()
+        }
+    # The module's range run, then the two builds here: the latest row is what the tables hold.
+    assert [(zone, hot) for zone, hot, _, _ in builds[-2:]] == [(ZONE, 60), (ZONE, 30)]
+    assert builds[-1][2] is None  # no business hours configured
+    assert builds[-1][3] == list(ANALYTICS_TABLES)
+    assert targets == {30}
+    logged = [
+        entry.user_message
+        for entry in landed.instance.all_logs(result.run_id)
+        if entry.dagster_event is None and entry.level >= logging.WARNING
+    ]
+    assert any("SLA targets HOT 60, TODAY 1440, EXTRA 4320 -> HOT 30" in m for m in logged), logged
+
+
+def test_a_new_time_zone_is_logged_with_how_to_land_the_days_again(landed: Pipeline) -> None:
+    landed.materialize(DAYS[0], tasks=False, as_of=AS_OF)
+    berlin = replace(landed.settings, timezone="Europe/Berlin")
+    result = landed.materialize(DAYS[0], tasks=False, as_of=AS_OF, settings=berlin)
+    logged = [
+        entry.user_message
+        for entry in landed.instance.all_logs(result.run_id)
+        if entry.dagster_event is None and entry.level >= logging.WARNING
+    ]
+    (message,) = [m for m in logged if "TOPO_TIMEZONE" in m]
+    assert f"TOPO_TIMEZONE {ZONE} -> Europe/Berlin" in message
+    assert "--partition-range" in message

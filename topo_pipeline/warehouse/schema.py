@@ -38,6 +38,7 @@ import duckdb
 
 from topo_pipeline.api.models import TASK_SCHEMA, TaskField
 from topo_pipeline.warehouse.analyst_views import ANALYST_VIEWS
+from topo_pipeline.warehouse.builds import BUILDS
 from topo_pipeline.warehouse.duckdb import CATALOG, transaction
 from topo_pipeline.warehouse.pipeline_info import PIPELINE_INFO
 from topo_pipeline.warehouse.queries import load_sql, render_sql
@@ -179,6 +180,7 @@ TABLES: tuple[Table, ...] = (
     TASK_HISTORY,
     ASSIGNEES,
     *ANALYTICS_TABLE_DECLARATIONS,
+    BUILDS,
     PIPELINE_INFO,
 )
 """Every table of the warehouse, in creation order."""

@@ -31,6 +31,7 @@ from topo_pipeline.warehouse.analytics import (
     replace_rollup,
     replace_task_sla,
 )
+from topo_pipeline.warehouse.builds import BuildSettings, record_build
 from topo_pipeline.warehouse.business_hours import WorkingCalendar
 from topo_pipeline.warehouse.registry import (
     ROLLUPS_BY_TABLE,
@@ -42,6 +43,12 @@ OP_NAME = "analytics_tables"
 """The step building the analytics tables; run config goes under ``ops.analytics_tables``."""
 
 GROUP = "analytics"
+
+_RELAND = (
+    "; topo.tasks still holds the days landed under the former zone: land them again with "
+    "dg launch --assets 'topo/tasks*' --partition-range <TOPO_START_DATE>...<yesterday> "
+    "(README, 'Changing settings')"
+)
 
 ANALYTICS_KEYS: Mapping[str, dg.AssetKey] = {
     table: dg.AssetKey(["analytics", table]) for table in ANALYTICS_TABLES
@@ -123,6 +130,11 @@ def build_analytics_assets(
     hours_text = (
         f"{calendar.describe()} ({timezone})" if calendar else "not configured (columns NULL)"
     )
+    build_settings = BuildSettings(
+        timezone=timezone,
+        sla_target_minutes=targets,
+        business_hours=calendar.describe() if calendar else None,
+    )
     specs = [
         dg.AssetSpec(
             key=ANALYTICS_KEYS[table],
@@ -199,6 +211,20 @@ def build_analytics_assets(
                         as_of=as_of if "task_sla" in selected else None,
                         targets=targets if "task_sla" in selected else None,
                     )
+                changes = record_build(
+                    con,
+                    build_settings,
+                    built_at=datetime.now(UTC),
+                    as_of=as_of if "task_sla" in selected else None,
+                    tables=selected,
+                )
+            for change in changes:
+                context.log.warning(
+                    "%s since the last build: every analytics table holds the new settings' "
+                    "results now (analytics.builds records each build's)%s",
+                    change,
+                    _RELAND if change.startswith("TOPO_TIMEZONE") else "",
+                )
 
     return analytics_tables
 
