@@ -9,7 +9,8 @@ de-duplicated or placed in a day, so a task missing them raises :class:`TopoData
 Every timestamp of a task must carry its UTC offset (``Z`` or ``+hh:mm``): a value without
 one is refused rather than guessed, since a guess would place tasks in the wrong day.
 Other fields are lenient: a missing required field becomes ``None`` and the
-``required_fields_present`` asset check names it.
+``required_fields_present`` asset check names it (its rules are the SQL of
+``warehouse/sql/check_tasks_*.sql``).
 """
 
 from __future__ import annotations
@@ -188,19 +189,6 @@ class Task:
         if values["created_at"] is None:
             raise TopoDataError(f"task {task_id} has no 'created_at'")
         return cls(**values, raw=obj)
-
-    def missing_required_fields(self) -> list[str]:
-        """Names of required fields that the API sent as null or left out."""
-        return [name for name in REQUIRED_FIELDS if getattr(self, name) is None]
-
-    def unknown_enum_values(self) -> dict[str, str]:
-        """Enum fields whose value Topo did not document when this code was written."""
-        unknown = {}
-        for name, known in KNOWN_ENUM_VALUES.items():
-            value = getattr(self, name)
-            if value is not None and value not in known:
-                unknown[name] = value
-        return unknown
 
 
 def _timestamp_field(task_id: str, name: str, value: Any) -> datetime | None:
