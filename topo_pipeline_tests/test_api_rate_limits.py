@@ -139,12 +139,12 @@ def test_rate_limit_headers_are_paced_on_before_any_429(
 def test_a_cap_applies_on_top_of_an_api_without_limit(serve: Serve) -> None:
     api = serve([make_task(created_at=DAY)], FaultPlan())
     with default_client(api, requests_per_minute=None) as client:
-        assert client.rate.requests_per_minute is None
+        assert client.rate.rate_in_force is None
     config = ClientConfig(base_url=api.base_url, requests_per_minute=600)
     with TopoClient(DEMO_API_KEY, config) as client:
         for _ in range(4):
             client.fetch_window(Window(DAY, DAY.replace(hour=1)))
-        assert client.rate.requests_per_minute == pytest.approx(600)
+        assert client.rate.rate_in_force == pytest.approx(600)
     arrivals = [r.received_at for r in api.requests]
     assert len(arrivals) == 4
     # Spaced 0.1 s apart when sent; allow a little jitter between sending and arriving.

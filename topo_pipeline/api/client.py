@@ -366,7 +366,7 @@ class TopoClient:
         self.rate = RateController(
             self.config.concurrency, cap_per_minute=self.config.requests_per_minute
         )
-        """The client's rate controller (``rate.requests_per_minute`` is the rate in force)."""
+        """The client's rate controller (``rate.rate_in_force`` is the rate in force)."""
         limits = httpx.Limits(
             max_connections=self.config.concurrency,
             max_keepalive_connections=self.config.concurrency,

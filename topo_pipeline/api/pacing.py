@@ -36,8 +36,8 @@ each request may start, from four limits, the strictest of which applies:
 
 The decision logic takes the time as an argument (:meth:`RateController.try_start`,
 :meth:`RateController.finish`), so it is tested on a fake clock; :meth:`acquire` is the
-blocking form the client's threads use. :attr:`RateController.requests_per_minute` is the
-rate in force, for progress reports. Rate changes are logged here (WARNING when a 429
+blocking form the client's threads use. :attr:`RateController.rate_in_force` is the rate
+in force, for progress reports. Rate changes are logged here (WARNING when a 429
 lowers the rate, INFO when it rises or the limit is lifted).
 """
 
@@ -160,8 +160,9 @@ class RateController:
     # -- what others read -----------------------------------------------------------------
 
     @property
-    def requests_per_minute(self) -> float | None:
-        """The request rate in force (the adaptive rate or the cap); ``None``: unlimited."""
+    def rate_in_force(self) -> float | None:
+        """The request rate in force, in requests per minute (the adaptive rate or the
+        cap, whichever is lower); ``None``: unlimited."""
         with self._cond:
             rates = [r for r in (self._rate, self._cap_rate) if r is not None]
             return min(rates) * 60.0 if rates else None
@@ -171,12 +172,6 @@ class RateController:
         """The rate learnt from 429s (``None`` until the first one, or once lifted again)."""
         with self._cond:
             return None if self._rate is None else self._rate * 60.0
-
-    @property
-    def paused_until(self) -> float:
-        """Monotonic time until which no request starts (a ``Retry-After``)."""
-        with self._cond:
-            return self._paused_until
 
     @property
     def _cap_rate(self) -> float | None:
