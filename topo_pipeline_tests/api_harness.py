@@ -17,5 +17,7 @@ Serve = Callable[..., SimulatedTopoApi]
 
 def default_client(api: SimulatedTopoApi, key: str = DEMO_API_KEY, **overrides: Any) -> TopoClient:
     """A client at the production defaults (adaptive rate, no cap), with test-sized backoff."""
-    config = ClientConfig(base_url=api.base_url, backoff_base=0.005, backoff_cap=0.02, **overrides)
+    config = ClientConfig(
+        base_url=api.base_url, backoff_base_seconds=0.005, backoff_cap_seconds=0.02, **overrides
+    )
     return TopoClient(key, config)

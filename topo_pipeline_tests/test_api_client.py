@@ -65,10 +65,10 @@ def fast_config(api: SimulatedTopoApi, **overrides: Any) -> ClientConfig:
     settings: dict[str, Any] = {
         "base_url": api.base_url,
         "requests_per_minute": None,
-        "backoff_base": 0.005,
-        "backoff_cap": 0.02,
-        "connect_timeout": 5.0,
-        "read_timeout": 5.0,
+        "backoff_base_seconds": 0.005,
+        "backoff_cap_seconds": 0.02,
+        "connect_timeout_seconds": 5.0,
+        "request_timeout_seconds": 5.0,
     }
     settings.update(overrides)
     return ClientConfig(**settings)
@@ -545,14 +545,14 @@ def test_dropped_connections_through_every_attempt_fail_as_transport_errors(
     assert client.stats.transport_errors == 3
 
 
-def test_a_slow_answer_past_the_read_timeout_is_retried_then_reported(serve: Serve) -> None:
+def test_a_slow_answer_past_the_request_timeout_is_retried_then_reported(serve: Serve) -> None:
     api = serve([at(DAY)], FaultPlan(latency_seconds=0.5))
-    with client_for(api, read_timeout=0.1, max_attempts=2) as client:
+    with client_for(api, request_timeout_seconds=0.1, max_attempts=2) as client:
         with pytest.raises(TopoTransportError, match="ReadTimeout"):
             client.fetch_window(day_window(DAY))
         assert client.stats.transport_errors == 2
     api.faults = FaultPlan(latency_seconds=0.05)  # slower than usual, within the timeout
-    with client_for(api, read_timeout=2.0) as client:
+    with client_for(api, request_timeout_seconds=2.0) as client:
         tasks, _ = client.fetch_window(day_window(DAY))
     assert len(tasks) == 1
 
@@ -570,7 +570,7 @@ def test_a_429_storm_is_survived_and_retry_after_is_honoured(serve: Serve) -> No
     api = serve(stored, FaultPlan(force_429_count=6, retry_after_seconds=1))
 
     collector = WindowCollector()
-    with client_for(api, concurrency=4, backoff_cap=0.01) as client:
+    with client_for(api, concurrency=4, backoff_cap_seconds=0.01) as client:
         client.fetch_windows(windows, collector)
         stats = client.stats
 
@@ -898,7 +898,7 @@ def test_a_key_that_cannot_be_a_header_value_is_refused_without_showing_it(
         {"max_rereads": -1},
         {"max_tie_rereads": -1},
         {"requests_per_minute": -5.0},
-        {"read_timeout": 0.0},
+        {"request_timeout_seconds": 0.0},
     ],
 )
 def test_impossible_settings_are_refused(settings: dict[str, Any]) -> None:

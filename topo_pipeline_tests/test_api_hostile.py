@@ -32,7 +32,9 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_request_deadline(serve
     # overall deadline a page would take ~20 s (and hours against a slower drip).
     api = serve([make_task(created_at=DAY)], FaultPlan(drip_seconds_per_byte=0.02))
     with (
-        default_client(api, request_deadline=0.3, max_attempts=2, read_timeout=5.0) as client,
+        default_client(
+            api, request_deadline_seconds=0.3, max_attempts=2, request_timeout_seconds=5.0
+        ) as client,
         pytest.raises(TopoTransportError) as caught,
     ):
         client.fetch_window(WINDOW)
@@ -44,7 +46,7 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_request_deadline(serve
 
 def test_an_answer_within_the_deadline_is_not_affected(serve: Serve) -> None:
     api = serve([make_task(created_at=DAY)], FaultPlan(drip_seconds_per_byte=0.0002))
-    with default_client(api, request_deadline=10.0) as client:
+    with default_client(api, request_deadline_seconds=10.0) as client:
         tasks, result = client.fetch_window(WINDOW)
     assert len(tasks) == 1
     assert result.in_window == 1

@@ -190,8 +190,11 @@ def test_a_retry_after_beyond_the_maximum_fails_at_once_naming_the_wait(
 def test_the_maximum_retry_after_is_configurable(serve: Serve) -> None:
     plan = FaultPlan(force_429_count=1, retry_after_seconds=2)
     api = serve([make_task(created_at=DAY)], plan)
-    with default_client(api, max_retry_after=1.0) as client, pytest.raises(TopoUnavailableError):
+    with (
+        default_client(api, max_retry_after_seconds=1.0) as client,
+        pytest.raises(TopoUnavailableError),
+    ):
         client.fetch_window(Window(DAY, DAY.replace(hour=1)))
     api.faults = plan
-    ids, _ = fetch_all(api, Window(DAY, DAY.replace(hour=1)), max_retry_after=2.0)
+    ids, _ = fetch_all(api, Window(DAY, DAY.replace(hour=1)), max_retry_after_seconds=2.0)
     assert len(ids) == 1

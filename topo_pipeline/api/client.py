@@ -28,12 +28,12 @@ exactly once, or to say loudly that it could not:
   them, and never faster than ``requests_per_minute`` when that cap is set.
 - **Retries.** 429, 5xx, timeouts, dropped connections and malformed bodies are retried
   with capped, jittered exponential backoff, waiting at least ``Retry-After`` (seconds or
-  an HTTP date); a ``Retry-After`` beyond ``max_retry_after`` fails at once instead.
+  an HTTP date); a ``Retry-After`` beyond ``max_retry_after_seconds`` fails at once instead.
   400 / 401 / 403 / 404 / 422 fail at once with an actionable message and Topo's
   ``request_id``.
 
 - **A hostile or broken server** cannot hang, exhaust or mislead a run: every request has
-  an overall deadline (``request_deadline``, not only a timeout between bytes), a
+  an overall deadline (``request_deadline_seconds``, not only a timeout between bytes), a
   ``total_count`` beyond ``max_tasks_per_window`` fails the window at once, timestamps
   without a UTC offset are refused (see :mod:`topo_pipeline.api.models`), and tasks
   outside the requested bounds are counted (:attr:`WindowResult.out_of_bounds`), logged
@@ -95,21 +95,25 @@ log = logging.getLogger(__name__)
 class ClientConfig:
     """Tuning of a :class:`TopoClient`. Every field has a production-safe default.
 
+    Field names are the settings' names (:class:`topo_pipeline.settings.Settings`), so one
+    knob has one name from the environment variable to the client.
+
     Attributes:
         base_url: API root as Topo documents it (``/tasks`` is appended). ``https`` only,
             except for a loopback host.
         requests_per_minute: a hard cap on the request rate, on top of the adaptive rate
             control; ``None`` or ``0``: no cap (the default).
         concurrency: most requests in flight at once (pages and windows together).
-        connect_timeout: seconds to establish a connection.
-        read_timeout: seconds to wait for a response.
+        connect_timeout_seconds: to establish a connection.
+        request_timeout_seconds: the longest wait for the next bytes of an answer (a read
+            timeout: it restarts with every byte).
         max_attempts: tries per request, the first included.
-        backoff_base: first backoff step in seconds (doubles each retry).
-        backoff_cap: longest single backoff in seconds (``Retry-After`` may exceed it).
-        max_retry_after: the longest ``Retry-After`` (seconds) the client waits; a longer
-            one fails the fetch at once with an error naming the wait.
-        request_deadline: seconds one request may take in all, connecting and reading
-            included (``read_timeout`` only bounds the wait between two bytes).
+        backoff_base_seconds: first backoff step (doubles each retry).
+        backoff_cap_seconds: longest single backoff (``Retry-After`` may exceed it).
+        max_retry_after_seconds: the longest ``Retry-After`` the client waits; a longer one
+            fails the fetch at once with an error naming the wait.
+        request_deadline_seconds: the longest one request may take in all, connecting and
+            reading included.
         max_tasks_per_window: the largest ``total_count`` believed for one window; a
             larger one fails the fetch naming it instead of requesting its pages.
         max_rereads: extra reads of a window whose ids do not reconcile with ``total_count``.
@@ -120,13 +124,13 @@ class ClientConfig:
     base_url: str = DEFAULT_BASE_URL
     requests_per_minute: float | None = None
     concurrency: int = 8
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    connect_timeout_seconds: float = 10.0
+    request_timeout_seconds: float = 60.0
     max_attempts: int = 8
-    backoff_base: float = 0.5
-    backoff_cap: float = 60.0
-    max_retry_after: float = 300.0
-    request_deadline: float = 120.0
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 60.0
+    max_retry_after_seconds: float = 300.0
+    request_deadline_seconds: float = 120.0
     max_tasks_per_window: int = 1_000_000
     max_rereads: int = 3
     max_tie_rereads: int = 20
@@ -135,15 +139,22 @@ class ClientConfig:
         validate_base_url(self.base_url)
         if self.requests_per_minute is not None and self.requests_per_minute < 0:
             raise TopoConfigError("requests_per_minute must not be negative (0: no cap)")
-        if self.max_retry_after < 0:
-            raise TopoConfigError("max_retry_after must not be negative")
+        if self.max_retry_after_seconds < 0:
+            raise TopoConfigError("max_retry_after_seconds must not be negative")
         if self.concurrency < 1:
             raise TopoConfigError("concurrency must be at least 1")
         if self.max_attempts < 1:
             raise TopoConfigError("max_attempts must be at least 1")
         if self.max_rereads < 0 or self.max_tie_rereads < 0:
             raise TopoConfigError("max_rereads and max_tie_rereads must not be negative")
-        if min(self.connect_timeout, self.read_timeout, self.request_deadline) <= 0:
+        if (
+            min(
+                self.connect_timeout_seconds,
+                self.request_timeout_seconds,
+                self.request_deadline_seconds,
+            )
+            <= 0
+        ):
             raise TopoConfigError("timeouts and the request deadline must be positive")
         if self.max_tasks_per_window < 1:
             raise TopoConfigError("max_tasks_per_window must be at least 1")
@@ -373,7 +384,9 @@ class TopoClient:
         )
         self._http = httpx.Client(
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            timeout=httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout),
+            timeout=httpx.Timeout(
+                self.config.request_timeout_seconds, connect=self.config.connect_timeout_seconds
+            ),
             limits=limits,
             transport=transport or _deadline_transport(limits),
             follow_redirects=False,
@@ -535,7 +548,7 @@ class TopoClient:
             ticket, waited = self.rate.acquire()
             self.stats.add(wait_seconds=waited)
             sent = time.monotonic()
-            _DEADLINE.at = sent + self.config.request_deadline
+            _DEADLINE.at = sent + self.config.request_deadline_seconds
             try:
                 response = self._http.get(url, params=params)
             except (httpx.TimeoutException, httpx.TransportError) as error:
@@ -543,7 +556,7 @@ class TopoClient:
                 self.stats.add(requests=1, transport_errors=1, api_seconds=time.monotonic() - sent)
                 if time.monotonic() >= _DEADLINE.at:
                     detail = (
-                        f"no complete answer within {self.config.request_deadline:g} s "
+                        f"no complete answer within {self.config.request_deadline_seconds:g} s "
                         "(TOPO_API_REQUEST_DEADLINE_SECONDS)"
                     )
                 else:
@@ -585,8 +598,10 @@ class TopoClient:
                     self.stats.add(rate_limited=1)
                 else:
                     self.stats.add(server_errors=1)
-                if retry_after is not None and retry_after > self.config.max_retry_after:
-                    raise _too_long_a_wait(failure, retry_after, self.config.max_retry_after)
+                if retry_after is not None and retry_after > self.config.max_retry_after_seconds:
+                    raise _too_long_a_wait(
+                        failure, retry_after, self.config.max_retry_after_seconds
+                    )
                 last_failure = failure
                 self._backoff(
                     attempt, retry_after=retry_after, reason=f"HTTP {response.status_code}"
@@ -600,7 +615,9 @@ class TopoClient:
     def _backoff(self, attempt: int, *, retry_after: float | None, reason: str) -> None:
         if attempt >= self.config.max_attempts:
             return
-        ceiling = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempt - 1))
+        ceiling = min(
+            self.config.backoff_cap_seconds, self.config.backoff_base_seconds * 2 ** (attempt - 1)
+        )
         delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
         if retry_after is not None:
             delay = max(delay, retry_after + random.uniform(0, 0.1))  # noqa: S311
