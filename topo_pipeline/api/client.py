@@ -56,8 +56,9 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -388,7 +389,7 @@ class TopoClient:
                 self.config.request_timeout_seconds, connect=self.config.connect_timeout_seconds
             ),
             limits=limits,
-            transport=transport or _deadline_transport(limits),
+            transport=transport or DeadlineTransport(self.config.request_deadline_seconds, limits),
             follow_redirects=False,
         )
 
@@ -548,13 +549,13 @@ class TopoClient:
             ticket, waited = self.rate.acquire()
             self.stats.add(wait_seconds=waited)
             sent = time.monotonic()
-            _DEADLINE.at = sent + self.config.request_deadline_seconds
             try:
                 response = self._http.get(url, params=params)
-            except (httpx.TimeoutException, httpx.TransportError) as error:
+            except httpx.TransportError as error:  # timeouts included
                 self.rate.finish(ticket, time.monotonic(), Outcome.LOST)
-                self.stats.add(requests=1, transport_errors=1, api_seconds=time.monotonic() - sent)
-                if time.monotonic() >= _DEADLINE.at:
+                elapsed = time.monotonic() - sent
+                self.stats.add(requests=1, transport_errors=1, api_seconds=elapsed)
+                if elapsed >= self.config.request_deadline_seconds:
                     detail = (
                         f"no complete answer within {self.config.request_deadline_seconds:g} s "
                         "(TOPO_API_REQUEST_DEADLINE_SECONDS)"
@@ -566,8 +567,6 @@ class TopoClient:
                 )
                 self._backoff(attempt, retry_after=None, reason=type(error).__name__)
                 continue
-            finally:
-                _DEADLINE.at = None
             answered = time.monotonic()
             self.stats.add(requests=1, api_seconds=answered - sent)
             retry_after = _retry_after_seconds(response)
@@ -997,6 +996,124 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
 # -- an overall deadline per request ---------------------------------------------------------
 
 
+class DeadlineTransport(httpx.BaseTransport):
+    """httpx's default HTTP/1.1 transport, each request ending by ``deadline_seconds``.
+
+    It owns an ``httpcore.ConnectionPool`` whose connections read and write no later than
+    the deadline of the request using them, and maps ``httpx.Request`` to the pool and its
+    answer back, as ``httpx.HTTPTransport`` does (httpcore's errors become httpx's). A
+    request past its deadline fails with ``httpx.ConnectTimeout``, ``httpx.WriteTimeout``
+    or ``httpx.ReadTimeout``.
+
+    Args:
+        deadline_seconds: the longest one request may take, its answer's body included.
+        limits: connection pool limits.
+    """
+
+    def __init__(self, deadline_seconds: float, limits: httpx.Limits) -> None:
+        self._deadline_seconds = deadline_seconds
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=shared_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on the pool; its answer's body is read under the same deadline."""
+        deadline = time.monotonic() + self._deadline_seconds
+        if not isinstance(request.stream, httpx.SyncByteStream):
+            raise TypeError("DeadlineTransport serves synchronous requests only")
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _until(deadline), _httpx_errors():
+            answer = self._pool.handle_request(core_request)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_BodyStream(answer, deadline),
+            extensions=answer.extensions,
+        )
+
+    def close(self) -> None:
+        """Close every connection of the pool."""
+        self._pool.close()
+
+
+@cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``).
+
+    Built once per process and shared by every client (tests' own ``httpx`` clients too):
+    loading the CA bundle takes about 20 ms.
+    """
+    return httpx.create_ssl_context()
+
+
+class _BodyStream(httpx.SyncByteStream):
+    """An answer's body, each chunk read under the request's deadline and error mapping."""
+
+    def __init__(self, answer: httpcore.Response, deadline: float) -> None:
+        self._answer = answer
+        self._deadline = deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks = self._answer.iter_stream()
+        while True:
+            with _until(self._deadline), _httpx_errors():
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        with _httpx_errors():
+            self._answer.close()
+
+
+# httpcore's errors and httpx's public equivalents, the most specific first (the mapping
+# of httpx's own HTTPTransport).
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """Raise httpcore's errors as the httpx errors callers of an httpx client expect."""
+    try:
+        yield
+    except Exception as error:
+        for core_error, httpx_error in _ERRORS:
+            if isinstance(error, core_error):
+                raise httpx_error(str(error)) from error
+        raise
+
+
 class _Deadline(threading.local):
     """The monotonic time by which this thread's current request must be complete."""
 
@@ -1004,6 +1121,16 @@ class _Deadline(threading.local):
 
 
 _DEADLINE = _Deadline()
+
+
+@contextmanager
+def _until(deadline: float) -> Iterator[None]:
+    """Make ``deadline`` the one this thread's connections honour, within the block."""
+    previous, _DEADLINE.at = _DEADLINE.at, deadline
+    try:
+        yield
+    finally:
+        _DEADLINE.at = previous
 
 
 def _time_left(timeout: float | None, expired: type[Exception]) -> float | None:
@@ -1018,11 +1145,7 @@ def _time_left(timeout: float | None, expired: type[Exception]) -> float | None:
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write ends by the calling thread's deadline.
-
-    httpx's read timeout restarts with every byte, so a server that drips its answer could
-    hold a request for hours; this bounds the whole request.
-    """
+    """A connection whose every read and write ends by the calling thread's deadline."""
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
@@ -1075,31 +1198,3 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
-
-
-@cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """httpx's default TLS context (certifi's CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``).
-
-    Built once per process and shared by every client (tests' own ``httpx`` clients too):
-    loading the CA bundle takes about 20 ms, and building a client's transport took two of
-    them.
-    """
-    return httpx.create_ssl_context()
-
-
-def _deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """httpx's default transport, on connections that honour the per-request deadline.
-
-    httpx builds its connection pool without a way to pass a network backend, so the pool
-    is rebuilt with the same settings and :class:`_DeadlineBackend`.
-    """
-    transport = httpx.HTTPTransport(verify=shared_ssl_context(), limits=limits)
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=shared_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=_DeadlineBackend(),
-    )
-    return transport
