@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from topo_pipeline.api.client import DeadlineTransport, shared_ssl_context
+from topo_pipeline.api.deadline import DeadlineTransport, shared_ssl_context
 from topo_pipeline.simulator import DEMO_API_KEY, FaultPlan, make_task
 from topo_pipeline_tests.api_harness import Serve
 
