@@ -45,10 +45,10 @@ class Settings:
     timezone: str = "UTC"
     requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
     concurrency: int = _CLIENT_DEFAULTS.concurrency
-    request_timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
+    request_timeout_seconds: float = _CLIENT_DEFAULTS.request_timeout_seconds
     max_attempts: int = _CLIENT_DEFAULTS.max_attempts
-    max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after
-    request_deadline_seconds: float = _CLIENT_DEFAULTS.request_deadline
+    max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after_seconds
+    request_deadline_seconds: float = _CLIENT_DEFAULTS.request_deadline_seconds
     max_tasks_per_window: int = _CLIENT_DEFAULTS.max_tasks_per_window
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
     sla_target_minutes: Mapping[str, int] = field(

@@ -18,21 +18,15 @@ import re
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from topo_pipeline.api.client import (
-    PAGES_AHEAD_PER_WORKER,
-    ClientConfig,
-    FetchStats,
-    TopoClient,
-    Window,
-    WindowCollector,
-    validate_base_url,
-)
+from topo_pipeline.api.client import TopoClient
+from topo_pipeline.api.config import ClientConfig, validate_base_url
 from topo_pipeline.api.errors import (
     TopoAuthError,
     TopoConfigError,
@@ -43,6 +37,10 @@ from topo_pipeline.api.errors import (
     TopoUnavailableError,
 )
 from topo_pipeline.api.models import Task, TaskPage, parse_timestamp
+from topo_pipeline.api.stats import FetchStats
+from topo_pipeline.api.tasks import PAGES_AHEAD_PER_WORKER
+from topo_pipeline.api.transport import TopoSession
+from topo_pipeline.api.windows import Window
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
     NO_SCOPE_API_KEY,
@@ -53,7 +51,14 @@ from topo_pipeline.simulator import (
     generate_dataset,
     make_task,
 )
-from topo_pipeline_tests.api_harness import SECRET_KEY, Serve
+from topo_pipeline_tests.api_harness import (
+    SECRET_KEY,
+    OnEachPage,
+    Serve,
+    WindowCollector,
+    fetch_window,
+    make_window,
+)
 
 REQUEST_ID = re.compile(r"req_[0-9a-hjkmnp-tv-z]{26}")
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
@@ -65,10 +70,10 @@ def fast_config(api: SimulatedTopoApi, **overrides: Any) -> ClientConfig:
     settings: dict[str, Any] = {
         "base_url": api.base_url,
         "requests_per_minute": None,
-        "backoff_base": 0.005,
-        "backoff_cap": 0.02,
-        "connect_timeout": 5.0,
-        "read_timeout": 5.0,
+        "backoff_base_seconds": 0.005,
+        "backoff_cap_seconds": 0.02,
+        "connect_timeout_seconds": 5.0,
+        "request_timeout_seconds": 5.0,
     }
     settings.update(overrides)
     return ClientConfig(**settings)
@@ -79,7 +84,7 @@ def client_for(api: SimulatedTopoApi, key: str = DEMO_API_KEY, **overrides: Any)
 
 
 def day_window(day: datetime) -> Window:
-    return Window(day, day + timedelta(days=1))
+    return make_window(day, day + timedelta(days=1))
 
 
 def ids_in(tasks: list[dict[str, Any]], window: Window) -> set[str]:
@@ -125,8 +130,8 @@ def assert_no_retry_before_retry_after(records: list[RequestRecord], retry_after
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
 def test_a_task_at_exactly_midnight_lands_in_the_new_day_only(serve: Serve, zone: str) -> None:
     tz = ZoneInfo(zone)
-    old_day = Window(datetime(2024, 3, 1, tzinfo=tz), datetime(2024, 3, 2, tzinfo=tz))
-    new_day = Window(datetime(2024, 3, 2, tzinfo=tz), datetime(2024, 3, 3, tzinfo=tz))
+    old_day = make_window(datetime(2024, 3, 1, tzinfo=tz), datetime(2024, 3, 2, tzinfo=tz))
+    new_day = make_window(datetime(2024, 3, 2, tzinfo=tz), datetime(2024, 3, 3, tzinfo=tz))
     midnight = at(new_day.start)
     last_microsecond = at(new_day.start - MICROSECOND)
     half_second_before = at(new_day.start - timedelta(seconds=0.5))
@@ -148,6 +153,8 @@ def test_a_task_at_exactly_midnight_lands_in_the_new_day_only(serve: Serve, zone
     assert results[1].api_total == 4
     assert results[1].in_window == 2
     assert [r.in_window for r in results] == [2, 2]
+    assert set(collector.done) == set(results)  # each window reported done, once
+    assert len(collector.done) == 2
 
 
 def test_a_task_at_exactly_end_is_left_out_and_outside_tasks_are_dropped(serve: Serve) -> None:
@@ -168,7 +175,7 @@ def test_a_task_at_exactly_end_is_left_out_and_outside_tasks_are_dropped(serve: 
     api = serve(inside + outside)
 
     with client_for(api) as client:
-        tasks, result = client.fetch_window(window)
+        tasks, result = fetch_window(client, window)
 
     assert [t.id for t in tasks] == [t["id"] for t in inside]  # ordered by created_at
     assert all(window.contains(t.created_at) for t in tasks)
@@ -186,7 +193,7 @@ def test_a_task_at_exactly_end_is_left_out_and_outside_tasks_are_dropped(serve: 
 def test_an_empty_window_is_one_request_and_no_tasks(serve: Serve) -> None:
     api = serve([at(DAY - timedelta(days=3))])
     with client_for(api) as client:
-        tasks, result = client.fetch_window(day_window(DAY))
+        tasks, result = fetch_window(client, day_window(DAY))
     assert tasks == []
     assert (result.api_total, result.in_window, result.reads, result.pages) == (0, 0, 1, 1)
     assert len(api.requests) == 1
@@ -204,7 +211,7 @@ def test_tasks_come_back_exactly_as_stored(serve: Serve) -> None:
     stored.append(make_task(created_at=DAY, assignee_user_id=None, brand_new_field={"x": 1}))
     api = serve(stored)
     with client_for(api) as client:
-        tasks, _ = client.fetch_window(day_window(DAY))
+        tasks, _ = fetch_window(client, day_window(DAY))
     by_id = {t.id: t for t in tasks}
     assert set(by_id) == {t["id"] for t in stored}
     for task in stored:
@@ -221,7 +228,7 @@ def tie_data(seed: int = 3, tasks: int = 1000) -> tuple[list[dict[str, Any]], Wi
     data = generate_dataset(spec)
     ties = collections.Counter(t["created_at"] for t in data.tasks)
     assert ties.most_common(1)[0][1] == 300
-    return data.tasks, Window(*spec.day_bounds(DAY.date()))
+    return data.tasks, make_window(*spec.day_bounds(DAY.date()))
 
 
 def test_a_300_task_tie_across_page_boundaries_lands_exactly_once_each(serve: Serve) -> None:
@@ -229,7 +236,7 @@ def test_a_300_task_tie_across_page_boundaries_lands_exactly_once_each(serve: Se
     api = serve(stored)
 
     with client_for(api, concurrency=4) as client:
-        tasks, result = client.fetch_window(window)
+        tasks, result = fetch_window(client, window)
 
     ids = [t.id for t in tasks]
     assert len(ids) == len(set(ids))
@@ -273,7 +280,7 @@ def test_a_task_served_twice_is_collected_once_in_its_latest_state(
     api = serve(tasks, FaultPlan(repeat_first_task=kind))  # type: ignore[arg-type]
 
     with client_for(api) as client:
-        collected, result = client.fetch_window(window)
+        collected, result = fetch_window(client, window)
 
     assert len(collected) == result.in_window == 150
     assert collected[0].id == tasks[0]["id"]
@@ -297,7 +304,7 @@ def test_unstable_tie_order_is_reconciled_or_reported_never_silently_short(
     error: TopoReconciliationError | None = None
     with client_for(api, max_rereads=max_rereads, max_tie_rereads=0) as client:
         try:
-            (result,) = client.fetch_windows([window], on_page)
+            (result,) = client.fetch_windows([window], OnEachPage(on_page))
         except TopoReconciliationError as raised:
             error = raised
         stats = client.stats
@@ -337,7 +344,7 @@ def test_unstable_tie_order_is_healed_by_re_reading_only_the_pages_around_the_ti
     tie_pages = set(range(tie_position // 100 + 1, (tie_position + 300 - 1) // 100 + 2))
 
     with client_for(api) as client:  # default limits
-        tasks, result = client.fetch_window(window)
+        tasks, result = fetch_window(client, window)
         stats = client.stats
 
     assert {t.id for t in tasks} == ids_in(stored, window)
@@ -354,11 +361,11 @@ def test_unstable_tie_order_is_healed_by_re_reading_only_the_pages_around_the_ti
 def test_a_5000_task_day_is_complete(serve: Serve) -> None:
     spec = DatasetSpec(seed=11, start_date=DAY.date(), days=1, tasks_per_day=[5000])
     stored = generate_dataset(spec).tasks
-    window = Window(*spec.day_bounds(DAY.date()))
+    window = make_window(*spec.day_bounds(DAY.date()))
     api = serve(stored)
 
     with client_for(api, concurrency=4) as client:
-        tasks, result = client.fetch_window(window)
+        tasks, result = fetch_window(client, window)
         stats = client.stats
 
     assert len(tasks) == 5000
@@ -374,7 +381,7 @@ def test_behind_a_slow_page_handler_only_a_few_pages_are_fetched_ahead(serve: Se
     # (the stage's DuckDB writes) must hold the fetch back instead of letting them pile up.
     spec = DatasetSpec(seed=11, start_date=DAY.date(), days=20, tasks_per_day=[500] * 20)
     api = serve(generate_dataset(spec).tasks)
-    windows = [Window(*spec.day_bounds(day)) for day in spec.dates]
+    windows = [make_window(*spec.day_bounds(day)) for day in spec.dates]
     ahead: list[int] = []
 
     def slow_handler(window: Window, tasks: list[Task]) -> None:
@@ -383,7 +390,7 @@ def test_behind_a_slow_page_handler_only_a_few_pages_are_fetched_ahead(serve: Se
 
     concurrency = 4
     with client_for(api, concurrency=concurrency) as client:
-        results = client.fetch_windows(windows, slow_handler)
+        results = client.fetch_windows(windows, OnEachPage(slow_handler))
 
     assert sum(r.in_window for r in results) == 20 * 500
     assert len(ahead) == 20 * 5  # every page handed over, once
@@ -410,7 +417,7 @@ def test_a_task_created_during_the_fetch_makes_the_window_read_again(serve: Serv
         collector(page_window, tasks)
 
     with client_for(api) as client:
-        (result,) = client.fetch_windows([window], handler)
+        (result,) = client.fetch_windows([window], OnEachPage(handler))
 
     assert {t.id for t in collector.tasks(window)} == {t["id"] for t in [*stored, newcomer]}
     assert result.reads == 2
@@ -494,7 +501,7 @@ def test_a_set_change_after_the_first_read_is_not_counted_in_place_of_a_missed_t
 def test_server_errors_drops_and_malformed_bodies_still_give_the_exact_set(serve: Serve) -> None:
     spec = DatasetSpec(seed=5, start_date=DAY.date(), days=2, tasks_per_day=[1200, 800])
     stored = generate_dataset(spec).tasks
-    windows = [Window(*spec.day_bounds(d)) for d in spec.dates]
+    windows = [make_window(*spec.day_bounds(d)) for d in spec.dates]
     faults = FaultPlan(error_5xx_rate=0.2, drop_rate=0.1, malformed_rate=0.1, seed=4)
     api = serve(stored, faults)
 
@@ -523,7 +530,7 @@ def test_server_errors_drops_and_malformed_bodies_still_give_the_exact_set(serve
 def test_server_errors_through_every_attempt_fail_with_the_request_id(serve: Serve) -> None:
     api = serve([at(DAY)], FaultPlan(error_5xx_rate=1.0))
     with client_for(api, max_attempts=3) as client, pytest.raises(TopoUnavailableError) as caught:
-        client.fetch_window(day_window(DAY))
+        fetch_window(client, day_window(DAY))
     assert len(api.requests) == 3
     assert caught.value.status_code in (500, 502, 503)
     assert caught.value.request_id is not None
@@ -539,21 +546,21 @@ def test_dropped_connections_through_every_attempt_fail_as_transport_errors(
 ) -> None:
     api = serve([at(DAY)], FaultPlan(drop_rate=1.0))
     with client_for(api, max_attempts=3) as client, pytest.raises(TopoTransportError) as caught:
-        client.fetch_window(day_window(DAY))
+        fetch_window(client, day_window(DAY))
     assert len(api.requests) == 3
     assert "could not reach Topo" in str(caught.value)
     assert client.stats.transport_errors == 3
 
 
-def test_a_slow_answer_past_the_read_timeout_is_retried_then_reported(serve: Serve) -> None:
+def test_a_slow_answer_past_the_request_timeout_is_retried_then_reported(serve: Serve) -> None:
     api = serve([at(DAY)], FaultPlan(latency_seconds=0.5))
-    with client_for(api, read_timeout=0.1, max_attempts=2) as client:
+    with client_for(api, request_timeout_seconds=0.1, max_attempts=2) as client:
         with pytest.raises(TopoTransportError, match="ReadTimeout"):
-            client.fetch_window(day_window(DAY))
+            fetch_window(client, day_window(DAY))
         assert client.stats.transport_errors == 2
     api.faults = FaultPlan(latency_seconds=0.05)  # slower than usual, within the timeout
-    with client_for(api, read_timeout=2.0) as client:
-        tasks, _ = client.fetch_window(day_window(DAY))
+    with client_for(api, request_timeout_seconds=2.0) as client:
+        tasks, _ = fetch_window(client, day_window(DAY))
     assert len(tasks) == 1
 
 
@@ -564,13 +571,13 @@ def test_a_slow_answer_past_the_read_timeout_is_retried_then_reported(serve: Ser
 def test_a_429_storm_is_survived_and_retry_after_is_honoured(serve: Serve) -> None:
     spec = DatasetSpec(seed=2, start_date=DAY.date(), days=4, tasks_per_day=[100] * 4)
     stored = generate_dataset(spec).tasks
-    windows = [Window(*spec.day_bounds(d)) for d in spec.dates]
+    windows = [make_window(*spec.day_bounds(d)) for d in spec.dates]
     # Four one-page windows start together (concurrency 4): the storm hits all four pages,
     # then two retries, each time answering Retry-After: 1 (which holds every thread).
     api = serve(stored, FaultPlan(force_429_count=6, retry_after_seconds=1))
 
     collector = WindowCollector()
-    with client_for(api, concurrency=4, backoff_cap=0.01) as client:
+    with client_for(api, concurrency=4, backoff_cap_seconds=0.01) as client:
         client.fetch_windows(windows, collector)
         stats = client.stats
 
@@ -590,12 +597,12 @@ def test_a_429_storm_is_survived_and_retry_after_is_honoured(serve: Serve) -> No
 def test_a_server_rate_limit_below_the_clients_pacing_is_survived(serve: Serve) -> None:
     spec = DatasetSpec(seed=8, start_date=DAY.date(), days=1, tasks_per_day=[1000])
     stored = generate_dataset(spec).tasks
-    window = Window(*spec.day_bounds(DAY.date()))
+    window = make_window(*spec.day_bounds(DAY.date()))
     # The API allows 10 requests/s after a burst of 4; the client is paced at 50/s.
     api = serve(stored, FaultPlan(rate_limit_per_minute=600, rate_limit_burst=4))
 
     with client_for(api, requests_per_minute=3000, concurrency=4) as client:
-        tasks, result = client.fetch_window(window)
+        tasks, result = fetch_window(client, window)
         stats = client.stats
 
     assert {t.id for t in tasks} == ids_in(stored, window)
@@ -616,7 +623,7 @@ def test_a_server_rate_limit_below_the_clients_pacing_is_survived(serve: Serve) 
 def test_429s_through_every_attempt_fail_with_advice(serve: Serve) -> None:
     api = serve([at(DAY)], FaultPlan(force_429_count=2, retry_after_seconds=0))
     with client_for(api, max_attempts=2) as client, pytest.raises(TopoUnavailableError) as caught:
-        client.fetch_window(day_window(DAY))
+        fetch_window(client, day_window(DAY))
     assert len(api.requests) == 2
     assert caught.value.status_code == 429
     assert "TOPO_API_REQUESTS_PER_MINUTE" in str(caught.value)
@@ -653,7 +660,7 @@ def test_401_and_403_fail_at_once_with_advice_and_never_show_the_key(
 
     client = client_for(api, key=key, max_attempts=5)
     with client, pytest.raises(error_type) as caught:
-        client.fetch_window(day_window(DAY))
+        fetch_window(client, day_window(DAY))
 
     error = caught.value
     assert len(api.requests) == 1  # not retried
@@ -698,7 +705,7 @@ def test_a_fetch_through_every_kind_of_fault_logs_nothing_of_the_key(
     api = serve(stored, faults, api_keys={SECRET_KEY: frozenset({"tasks:read"})})
 
     with client_for(api, key=SECRET_KEY, max_attempts=30) as client:
-        tasks, _ = client.fetch_window(day_window(DAY))
+        tasks, _ = fetch_window(client, day_window(DAY))
         stats = client.stats.as_dict()
 
     assert len(tasks) == 1000
@@ -720,7 +727,7 @@ def test_an_api_that_is_down_fails_as_a_transport_error_naming_the_url(serve: Se
     config = fast_config(api, max_attempts=3)
     api.stop()  # nothing listens on the port any more
     with TopoClient(DEMO_API_KEY, config) as client, pytest.raises(TopoTransportError) as caught:
-        client.fetch_window(day_window(DAY))
+        fetch_window(client, day_window(DAY))
     assert config.base_url in str(caught.value)
     assert "ConnectError" in str(caught.value)
     assert client.stats.transport_errors == 3
@@ -741,8 +748,10 @@ def test_400_on_a_bad_parameter_fails_at_once_naming_it(
     serve: Serve, params: dict[str, Any], field: str
 ) -> None:
     api = serve([at(DAY)])
-    with client_for(api, max_attempts=5) as client, pytest.raises(TopoRequestError) as caught:
-        client.get(f"{api.base_url}/tasks", params, TaskPage.from_api)
+    stats = FetchStats()
+    session = TopoSession(DEMO_API_KEY, fast_config(api, max_attempts=5), stats)
+    with closing(session), pytest.raises(TopoRequestError) as caught:
+        session.get(f"{api.base_url}/tasks", params, TaskPage.from_api)
     assert len(api.requests) == 1
     error = caught.value
     assert error.status_code == 400
@@ -750,7 +759,7 @@ def test_400_on_a_bad_parameter_fails_at_once_naming_it(
     assert f"field: {field}" in str(error)
     assert error.request_id is not None
     assert error.request_id in str(error)
-    assert client.stats.retries == 0
+    assert stats.retries == 0
 
 
 def test_404_fails_at_once_and_points_at_the_base_url(serve: Serve) -> None:
@@ -758,7 +767,7 @@ def test_404_fails_at_once_and_points_at_the_base_url(serve: Serve) -> None:
     wrong_root = api.base_url.removesuffix("/v1")  # forgot the /v1
     client = client_for(api, base_url=wrong_root, max_attempts=5)
     with client, pytest.raises(TopoRequestError) as caught:
-        client.fetch_window(day_window(DAY))
+        fetch_window(client, day_window(DAY))
     assert len(api.requests) == 1
     error = caught.value
     assert error.status_code == 404
@@ -771,7 +780,9 @@ def test_404_fails_at_once_and_points_at_the_base_url(serve: Serve) -> None:
 def test_a_failure_in_one_window_stops_the_whole_fetch(serve: Serve) -> None:
     api = serve([at(DAY + timedelta(days=i)) for i in range(3)])
     with client_for(api, key=SECRET_KEY) as client, pytest.raises(TopoAuthError):
-        client.fetch_windows([day_window(DAY + timedelta(days=i)) for i in range(3)], ignore)
+        client.fetch_windows(
+            [day_window(DAY + timedelta(days=i)) for i in range(3)], OnEachPage(ignore)
+        )
     assert 1 <= len(api.requests) <= 3  # the first pages already in flight, nothing after
 
 
@@ -781,14 +792,16 @@ def test_a_failure_in_one_window_stops_the_whole_fetch(serve: Serve) -> None:
 def test_fetch_windows_returns_results_in_order_within_the_request_rate(serve: Serve) -> None:
     spec = DatasetSpec(seed=9, start_date=DAY.date(), days=3, tasks_per_day=[150, 320, 90])
     stored = generate_dataset(spec).tasks
-    days = [Window(*spec.day_bounds(d)) for d in spec.dates]
+    days = [make_window(*spec.day_bounds(d)) for d in spec.dates]
     windows = [days[2], days[0], days[1]]  # not chronological: order is the caller's
     api = serve(stored)
     handed: list[tuple[Window, list[Task]]] = []
 
     rpm = 600.0  # one request every 0.1 s
     with client_for(api, requests_per_minute=rpm, concurrency=4) as client:
-        results = client.fetch_windows(windows, lambda w, tasks: handed.append((w, tasks)))
+        results = client.fetch_windows(
+            windows, OnEachPage(lambda w, tasks: handed.append((w, tasks)))
+        )
 
     assert [r.window for r in results] == windows
     assert [r.in_window for r in results] == [90, 150, 320]
@@ -814,14 +827,14 @@ def test_fetch_windows_returns_results_in_order_within_the_request_rate(serve: S
 def test_fetch_windows_with_no_windows_sends_nothing(serve: Serve) -> None:
     api = serve([at(DAY)])
     with client_for(api) as client:
-        assert client.fetch_windows([], ignore) == []
+        assert client.fetch_windows([], OnEachPage(ignore)) == []
     assert api.requests == []
 
 
 def test_the_same_window_twice_is_refused(serve: Serve) -> None:
     api = serve([at(DAY)])
     with client_for(api) as client, pytest.raises(ValueError, match="only once"):
-        client.fetch_windows([day_window(DAY), day_window(DAY)], ignore)
+        client.fetch_windows([day_window(DAY), day_window(DAY)], OnEachPage(ignore))
     assert api.requests == []
 
 
@@ -898,7 +911,7 @@ def test_a_key_that_cannot_be_a_header_value_is_refused_without_showing_it(
         {"max_rereads": -1},
         {"max_tie_rereads": -1},
         {"requests_per_minute": -5.0},
-        {"read_timeout": 0.0},
+        {"request_timeout_seconds": 0.0},
     ],
 )
 def test_impossible_settings_are_refused(settings: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from topo_pipeline.api.client import ClientConfig, Window, validate_base_url
+from topo_pipeline.api.config import ClientConfig, validate_base_url
 from topo_pipeline.api.errors import (
     TopoAuthError,
     TopoConfigError,
@@ -21,10 +21,16 @@ from topo_pipeline.api.errors import (
 )
 from topo_pipeline.settings import Settings
 from topo_pipeline.simulator import FaultPlan, make_task
-from topo_pipeline_tests.api_harness import SECRET_KEY, Serve, default_client
+from topo_pipeline_tests.api_harness import (
+    SECRET_KEY,
+    Serve,
+    default_client,
+    fetch_window,
+    make_window,
+)
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
-WINDOW = Window(DAY, DAY + timedelta(days=1))
+WINDOW = make_window(DAY, DAY + timedelta(days=1))
 
 
 def test_a_server_that_drips_its_answer_is_cut_off_at_the_request_deadline(serve: Serve) -> None:
@@ -32,10 +38,12 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_request_deadline(serve
     # overall deadline a page would take ~20 s (and hours against a slower drip).
     api = serve([make_task(created_at=DAY)], FaultPlan(drip_seconds_per_byte=0.02))
     with (
-        default_client(api, request_deadline=0.3, max_attempts=2, read_timeout=5.0) as client,
+        default_client(
+            api, request_deadline_seconds=0.3, max_attempts=2, request_timeout_seconds=5.0
+        ) as client,
         pytest.raises(TopoTransportError) as caught,
     ):
-        client.fetch_window(WINDOW)
+        fetch_window(client, WINDOW)
     assert "TOPO_API_REQUEST_DEADLINE_SECONDS" in str(caught.value)
     assert "0.3 s" in str(caught.value)
     assert client.stats.transport_errors == 2
@@ -44,8 +52,8 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_request_deadline(serve
 
 def test_an_answer_within_the_deadline_is_not_affected(serve: Serve) -> None:
     api = serve([make_task(created_at=DAY)], FaultPlan(drip_seconds_per_byte=0.0002))
-    with default_client(api, request_deadline=10.0) as client:
-        tasks, result = client.fetch_window(WINDOW)
+    with default_client(api, request_deadline_seconds=10.0) as client:
+        tasks, result = fetch_window(client, WINDOW)
     assert len(tasks) == 1
     assert result.in_window == 1
 
@@ -55,7 +63,7 @@ def test_an_implausible_total_count_fails_at_once_without_requesting_its_pages(
 ) -> None:
     api = serve([make_task(created_at=DAY)], FaultPlan(total_count_override=10**12))
     with default_client(api) as client, pytest.raises(TopoDataError) as caught:
-        client.fetch_window(WINDOW)
+        fetch_window(client, WINDOW)
     message = str(caught.value)
     assert "1,000,000,000,000" in message
     assert "TOPO_API_MAX_TASKS_PER_WINDOW" in message
@@ -66,16 +74,16 @@ def test_the_total_count_bound_is_configurable(serve: Serve) -> None:
     tasks = [make_task(created_at=DAY + timedelta(minutes=i)) for i in range(150)]
     api = serve(tasks, FaultPlan())
     with default_client(api, max_tasks_per_window=100) as client, pytest.raises(TopoDataError):
-        client.fetch_window(WINDOW)
+        fetch_window(client, WINDOW)
     with default_client(api, max_tasks_per_window=150) as client:
-        assert len(client.fetch_window(WINDOW)[0]) == 150
+        assert len(fetch_window(client, WINDOW)[0]) == 150
 
 
 def test_timestamps_without_an_offset_are_refused_naming_the_task(serve: Serve) -> None:
     task = make_task(created_at=DAY + timedelta(hours=3))
     api = serve([task], FaultPlan(naive_timestamps=True))
     with default_client(api) as client, pytest.raises(TopoDataError) as caught:
-        client.fetch_window(WINDOW)
+        fetch_window(client, WINDOW)
     message = str(caught.value)
     assert "no UTC offset" in message
     assert task["id"] in message
@@ -91,7 +99,7 @@ def test_tasks_outside_the_requested_bounds_are_counted_warned_and_not_landed(
     api = serve([*inside, last_second, *leaked], FaultPlan(leak_outside_bounds_seconds=3600))
 
     with caplog.at_level(logging.WARNING), default_client(api) as client:
-        tasks, result = client.fetch_window(WINDOW)
+        tasks, result = fetch_window(client, WINDOW)
 
     assert {t.id for t in tasks} == {t["id"] for t in inside}
     assert result.api_total == 7  # what Topo counted, the leaked tasks included
@@ -116,7 +124,7 @@ def test_a_server_that_echoes_the_key_has_it_scrubbed_from_every_error(
         default_client(api, key=SECRET_KEY) as client,
         pytest.raises(TopoAuthError) as caught,
     ):
-        client.fetch_window(WINDOW)
+        fetch_window(client, WINDOW)
     error = caught.value
     assert "[API key removed]" in str(error)  # the server did echo it
     for text in (str(error), repr(error), error.api_message or "", caplog.text):

@@ -276,14 +276,14 @@ def test_the_cap_is_never_exceeded(server: FakeServer) -> None:
 
 def test_the_rate_in_force_is_the_lower_of_cap_and_adaptive_rate() -> None:
     controller = RateController(8, cap_per_minute=120)
-    assert controller.requests_per_minute == pytest.approx(120)
+    assert controller.rate_in_force == pytest.approx(120)
     assert controller.adaptive_requests_per_minute is None
     simulate(controller, FakeServer(strict(30)), 40)
     adaptive = controller.adaptive_requests_per_minute
     assert adaptive is not None
     assert adaptive < 120
-    assert controller.requests_per_minute == pytest.approx(adaptive)
-    assert RateController(8).requests_per_minute is None
+    assert controller.rate_in_force == pytest.approx(adaptive)
+    assert RateController(8).rate_in_force is None
 
 
 # -- rate-limit headers ------------------------------------------------------------------

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from topo_pipeline.api.client import ClientConfig, TopoClient, Window
+from topo_pipeline.api.client import TopoClient
+from topo_pipeline.api.config import ClientConfig
 from topo_pipeline.api.errors import TopoUnavailableError
 from topo_pipeline.api.models import parse_timestamp
+from topo_pipeline.api.windows import Window
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
     DatasetSpec,
@@ -27,7 +29,7 @@ from topo_pipeline.simulator import (
     generate_dataset,
     make_task,
 )
-from topo_pipeline_tests.api_harness import Serve, default_client
+from topo_pipeline_tests.api_harness import Serve, default_client, fetch_window, make_window
 
 pytestmark = pytest.mark.waits
 
@@ -38,7 +40,7 @@ DAY = datetime(2024, 3, 1, tzinfo=UTC)
 def day_of_tasks() -> tuple[list[dict[str, Any]], Window]:
     """3,000 tasks on one day: 30 pages."""
     spec = DatasetSpec(seed=11, start_date=DAY.date(), days=1, tasks_per_day=[3000])
-    return generate_dataset(spec).tasks, Window(*spec.day_bounds(DAY.date()))
+    return generate_dataset(spec).tasks, make_window(*spec.day_bounds(DAY.date()))
 
 
 def early_retries(records: list[RequestRecord]) -> tuple[int, int]:
@@ -59,7 +61,7 @@ def early_retries(records: list[RequestRecord]) -> tuple[int, int]:
 
 def fetch_all(api: SimulatedTopoApi, window: Window, **overrides: Any) -> tuple[set[str], Any]:
     with default_client(api, **overrides) as client:
-        tasks, result = client.fetch_window(window)
+        tasks, result = fetch_window(client, window)
         rate = client.rate.adaptive_requests_per_minute
         stats = client.stats
     ids = [t.id for t in tasks]
@@ -139,12 +141,12 @@ def test_rate_limit_headers_are_paced_on_before_any_429(
 def test_a_cap_applies_on_top_of_an_api_without_limit(serve: Serve) -> None:
     api = serve([make_task(created_at=DAY)], FaultPlan())
     with default_client(api, requests_per_minute=None) as client:
-        assert client.rate.requests_per_minute is None
+        assert client.rate.rate_in_force is None
     config = ClientConfig(base_url=api.base_url, requests_per_minute=600)
     with TopoClient(DEMO_API_KEY, config) as client:
         for _ in range(4):
-            client.fetch_window(Window(DAY, DAY.replace(hour=1)))
-        assert client.rate.requests_per_minute == pytest.approx(600)
+            fetch_window(client, make_window(DAY, DAY.replace(hour=1)))
+        assert client.rate.rate_in_force == pytest.approx(600)
     arrivals = [r.received_at for r in api.requests]
     assert len(arrivals) == 4
     # Spaced 0.1 s apart when sent; allow a little jitter between sending and arriving.
@@ -160,7 +162,7 @@ def test_retry_after_is_honoured_in_seconds_and_as_an_http_date(
         force_429_count=2, retry_after_seconds=1, retry_after_format=retry_after_format
     )
     api = serve([make_task(created_at=DAY)], plan)
-    ids, (stats, _) = fetch_all(api, Window(DAY, DAY.replace(hour=1)))
+    ids, (stats, _) = fetch_all(api, make_window(DAY, DAY.replace(hour=1)))
     assert len(ids) == 1
     assert [r.status for r in api.requests] == [429, 429, 200]
     assert early_retries(api.requests) == (2, 0)
@@ -179,7 +181,7 @@ def test_a_retry_after_beyond_the_maximum_fails_at_once_naming_the_wait(
     )
     api = serve([make_task(created_at=DAY)], plan)
     with default_client(api) as client, pytest.raises(TopoUnavailableError) as caught:
-        client.fetch_window(Window(DAY, DAY.replace(hour=1)))
+        fetch_window(client, make_window(DAY, DAY.replace(hour=1)))
     assert len(api.requests) == 1  # no sleeping, no retry
     message = str(caught.value)
     assert named in message
@@ -190,8 +192,11 @@ def test_a_retry_after_beyond_the_maximum_fails_at_once_naming_the_wait(
 def test_the_maximum_retry_after_is_configurable(serve: Serve) -> None:
     plan = FaultPlan(force_429_count=1, retry_after_seconds=2)
     api = serve([make_task(created_at=DAY)], plan)
-    with default_client(api, max_retry_after=1.0) as client, pytest.raises(TopoUnavailableError):
-        client.fetch_window(Window(DAY, DAY.replace(hour=1)))
+    with (
+        default_client(api, max_retry_after_seconds=1.0) as client,
+        pytest.raises(TopoUnavailableError),
+    ):
+        fetch_window(client, make_window(DAY, DAY.replace(hour=1)))
     api.faults = plan
-    ids, _ = fetch_all(api, Window(DAY, DAY.replace(hour=1)), max_retry_after=2.0)
+    ids, _ = fetch_all(api, make_window(DAY, DAY.replace(hour=1)), max_retry_after_seconds=2.0)
     assert len(ids) == 1

@@ -13,7 +13,6 @@ from typing import Any
 import duckdb
 import pytest
 
-from topo_pipeline.api.client import Window
 from topo_pipeline.api.models import Task
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline.warehouse.duplicates import (
@@ -148,7 +147,7 @@ def test_a_discarded_window_takes_its_copies_out_of_the_report(tmp_path: Path) -
         stage.add([task("t-1", priority="EXTRA")])
         assert stage.duplicates().conflicting_ids == 1
         # The window's set changed while it was read: the client reads it afresh.
-        stage.discard(Window(window.start, window.end))
+        stage.discard(window)
         stage.add([task("t-1", priority="EXTRA"), task("t-2")])
         assert stage.duplicates() == DuplicateReport()
 

@@ -155,10 +155,10 @@ def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -
     )
     assert (api.timeout_seconds, api.max_attempts, api.max_retry_after_seconds) == (7.0, 2, 45.0)
     with api.client() as client:
-        assert client.config.max_retry_after == 45.0
-        assert client.config.request_deadline == 33.0
+        assert client.config.max_retry_after_seconds == 45.0
+        assert client.config.request_deadline_seconds == 33.0
         assert client.config.max_tasks_per_window == 5000
-        assert client.rate.requests_per_minute == 90.0
+        assert client.rate.rate_in_force == 90.0
     assert warehouse.database == str(tmp_path / "p.duckdb")
     assert warehouse.lock_timeout_seconds == 11.0
 

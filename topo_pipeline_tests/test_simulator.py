@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from topo_pipeline.api.client import shared_ssl_context
+from topo_pipeline.api.deadline import shared_ssl_context
 from topo_pipeline.api.models import (
     DISPOSITIONS,
     PRIORITIES,

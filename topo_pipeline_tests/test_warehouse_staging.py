@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from topo_pipeline.api.client import Window
 from topo_pipeline.api.models import TASK_FIELDS, TIMESTAMP_FIELDS, Task, parse_timestamp
 from topo_pipeline.warehouse import staging
 from topo_pipeline.warehouse.duckdb import ALLOCATOR_FLUSH_THRESHOLD, connect
@@ -264,8 +263,8 @@ def test_discard_drops_a_windows_tasks_written_or_buffered(
     with task_stage([utc_window(D1), utc_window(D2)], directory=tmp_path, batch_size=2) as stage:
         stage.add([gone, day2])  # written (a full batch)
         stage.add([kept])  # still buffered
-        stage.discard(Window(utc_window(D1).start, utc_window(D1).end))
-        stage(Window(utc_window(D1).start, utc_window(D1).end), [kept])  # the fresh read
+        stage.discard(utc_window(D1))
+        stage(utc_window(D1), [kept])  # the fresh read
         landed = replace_task_partitions_from_stage(db, stage, loaded_at=LOADED_AT)
 
     assert landed == {D1: 1, D2: 1}

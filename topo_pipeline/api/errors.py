@@ -1,19 +1,15 @@
-"""Errors raised by the Topo client.
+"""Errors raised by the Topo client: cause, fix and Topo's ``request_id``; never the key.
 
-Every message is written for the person running the pipeline: what went wrong, what to
-do, and Topo's ``request_id`` to quote to support. No message, repr or attribute ever
-holds the API key.
-
-    TopoError
-    ├── TopoConfigError          settings that cannot work (bad URL, missing key, bad number)
-    ├── TopoApiError             Topo answered with an error status
-    │   ├── TopoAuthError            401: the key is missing, malformed or rejected
-    │   ├── TopoPermissionError      403: the key lacks the tasks:read scope
-    │   ├── TopoRequestError         400 / 404 / 409 / 422 and other 4xx: not worth retrying
-    │   └── TopoUnavailableError     429 / 5xx that outlasted every retry
-    ├── TopoTransportError       timeouts and dropped connections that outlasted every retry
-    ├── TopoDataError            a body or task that breaks the documented contract
-    └── TopoReconciliationError  the tasks fetched for a window disagree with total_count
+TopoError
+├── TopoConfigError          settings that cannot work (bad URL, missing key, bad number)
+├── TopoApiError             Topo answered with an error status (api.answers builds it)
+│   ├── TopoAuthError            401: the key is missing, malformed or rejected
+│   ├── TopoPermissionError      403: the key lacks the tasks:read scope
+│   ├── TopoRequestError         400 / 404 / 409 / 422 and other 4xx: not worth retrying
+│   └── TopoUnavailableError     429 / 5xx that outlasted every retry
+├── TopoTransportError       timeouts and dropped connections that outlasted every retry
+├── TopoDataError            a body or task that breaks the documented contract
+└── TopoReconciliationError  the tasks fetched for a window disagree with total_count
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
-"""Typed records for Topo's task object and list-tasks page envelope.
+"""Typed records of Topo's task object (:class:`Task`, declared field by field in
+:data:`TASK_SCHEMA`) and of the list-tasks page envelope (:class:`TaskPage`).
 
-Enum-typed fields are kept as plain strings: Topo adds enum values within /v1 (see
-topo-api.md section 1), so a value we have not seen must land and be reported by an asset
-check, not rejected here. The known values live in the ``*_VALUES`` sets below.
-
-Structural fields (``id`` and ``created_at``) are strict: without them a task cannot be
-de-duplicated or placed in a day, so a task missing them raises :class:`TopoDataError`.
-Every timestamp of a task must carry its UTC offset (``Z`` or ``+hh:mm``): a value without
-one is refused rather than guessed, since a guess would place tasks in the wrong day.
-Other fields are lenient: a missing required field becomes ``None`` and the
-``required_fields_present`` asset check names it.
+Enum fields stay plain strings, so a value Topo adds later lands and an asset check
+reports it; ``id`` and ``created_at`` are strict, and a timestamp without a UTC offset is
+refused rather than guessed (``api/README.md`` says why).
 """
 
 from __future__ import annotations
@@ -188,19 +182,6 @@ class Task:
         if values["created_at"] is None:
             raise TopoDataError(f"task {task_id} has no 'created_at'")
         return cls(**values, raw=obj)
-
-    def missing_required_fields(self) -> list[str]:
-        """Names of required fields that the API sent as null or left out."""
-        return [name for name in REQUIRED_FIELDS if getattr(self, name) is None]
-
-    def unknown_enum_values(self) -> dict[str, str]:
-        """Enum fields whose value Topo did not document when this code was written."""
-        unknown = {}
-        for name, known in KNOWN_ENUM_VALUES.items():
-            value = getattr(self, name)
-            if value is not None and value not in known:
-                unknown[name] = value
-        return unknown
 
 
 def _timestamp_field(task_id: str, name: str, value: Any) -> datetime | None:

@@ -1,44 +1,10 @@
-"""Adaptive rate control: every thread of one client asks here before it sends a request.
+"""Adaptive rate control: :class:`RateController`, asked by every thread of one client
+before it sends a request.
 
-Topo publishes no rate limit, so the client finds it. :class:`RateController` decides when
-each request may start, from four limits, the strictest of which applies:
-
-1. **Slow start.** A run starts with one request in flight and adds one per answered
-   request, so it reaches full page concurrency within a few round trips. Against a
-   strict limiter this costs one or two 429s where a burst of ``concurrency`` would cost
-   ``concurrency - 1``.
-2. **The adaptive rate.** Unlimited until the first 429. A 429 pauses every thread for its
-   ``Retry-After`` and sets a request rate from an estimate of the server's token rate:
-   the requests the server accepted since the previous 429, divided by the time between
-   the two. A limiter is empty at both 429s, so what it let through in between is what it
-   refilled. The rate is set 2% below that estimate, and always at least 5% below the
-   rate that drew the 429 (every 429 slows the client down). Two 429s more than 10 s
-   apart only show that the last probe went a step too far: the rate goes back to the
-   one that held before the probe (or to the rate of the long period, if higher). The
-   very first 429 has no predecessor: the estimate is the requests accepted so far over
-   the time since the first one plus the ``Retry-After``. 429s from requests sent before
-   the rate was lowered are the same signal and do not lower it again. After a 429 the
-   rate is held for 10 s (doubling to 60 s while successive 429s agree), then probed
-   upward in steps, only while it is what holds requests back: 5% a second up to 20%
-   above the rate that held; a step that holds 5 s becomes the rate that held and the
-   next step is twice as big. A probe that draws a 429 thus costs one 429 and falls back
-   at most one step, however many tokens a bucket had banked; the next probe's first
-   step is half as big. Once the rate has held nothing back for 30 s of probing, or
-   exceeds 200 requests a second, it is dropped: unlimited again.
-3. **Rate-limit headers.** When answers carry ``RateLimit-Limit`` / ``-Remaining`` /
-   ``-Reset`` (or ``X-RateLimit-*``), no request is sent once the advertised remaining
-   budget is spent, counting against it every request in flight when it was read and
-   every request sent since. Until the reset a reading can only lower the budget
-   (answers arrive out of order); at the reset the full limit is back. This avoids 429s
-   altogether, at the price of not using a bucket's partial refills before its reset.
-4. **The hard cap.** A configured requests-per-minute spaces requests at least
-   ``60 / cap`` seconds apart, whatever the rest allows.
-
-The decision logic takes the time as an argument (:meth:`RateController.try_start`,
-:meth:`RateController.finish`), so it is tested on a fake clock; :meth:`acquire` is the
-blocking form the client's threads use. :attr:`RateController.requests_per_minute` is the
-rate in force, for progress reports. Rate changes are logged here (WARNING when a 429
-lowers the rate, INFO when it rises or the limit is lifted).
+Topo publishes no limit, so the controller finds it: slow start, a rate learnt from 429s
+and probed back up, the budget of rate-limit headers, and an optional hard cap, the
+strictest of which applies. The rules and their reasons are in ``api/README.md``. The
+decisions take the time as an argument, so they are tested on a fake clock.
 """
 
 from __future__ import annotations
@@ -160,8 +126,9 @@ class RateController:
     # -- what others read -----------------------------------------------------------------
 
     @property
-    def requests_per_minute(self) -> float | None:
-        """The request rate in force (the adaptive rate or the cap); ``None``: unlimited."""
+    def rate_in_force(self) -> float | None:
+        """The request rate in force, in requests per minute (the adaptive rate or the
+        cap, whichever is lower); ``None``: unlimited."""
         with self._cond:
             rates = [r for r in (self._rate, self._cap_rate) if r is not None]
             return min(rates) * 60.0 if rates else None
@@ -171,12 +138,6 @@ class RateController:
         """The rate learnt from 429s (``None`` until the first one, or once lifted again)."""
         with self._cond:
             return None if self._rate is None else self._rate * 60.0
-
-    @property
-    def paused_until(self) -> float:
-        """Monotonic time until which no request starts (a ``Retry-After``)."""
-        with self._cond:
-            return self._paused_until
 
     @property
     def _cap_rate(self) -> float | None:

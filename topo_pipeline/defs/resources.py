@@ -43,10 +43,10 @@ class TopoApiResource(dg.ConfigurableResource):
     base_url: str = DEFAULT_BASE_URL
     requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
     concurrency: int = _CLIENT_DEFAULTS.concurrency
-    timeout_seconds: float = _CLIENT_DEFAULTS.read_timeout
+    timeout_seconds: float = _CLIENT_DEFAULTS.request_timeout_seconds
     max_attempts: int = _CLIENT_DEFAULTS.max_attempts
-    max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after
-    request_deadline_seconds: float = _CLIENT_DEFAULTS.request_deadline
+    max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after_seconds
+    request_deadline_seconds: float = _CLIENT_DEFAULTS.request_deadline_seconds
     max_tasks_per_window: int = _CLIENT_DEFAULTS.max_tasks_per_window
     progress_interval_seconds: float = Field(
         default=DEFAULT_INTERVAL_SECONDS,
@@ -60,10 +60,10 @@ class TopoApiResource(dg.ConfigurableResource):
             base_url=self.base_url,
             requests_per_minute=self.requests_per_minute,
             concurrency=self.concurrency,
-            read_timeout=self.timeout_seconds,
+            request_timeout_seconds=self.timeout_seconds,
             max_attempts=self.max_attempts,
-            max_retry_after=self.max_retry_after_seconds,
-            request_deadline=self.request_deadline_seconds,
+            max_retry_after_seconds=self.max_retry_after_seconds,
+            request_deadline_seconds=self.request_deadline_seconds,
             max_tasks_per_window=self.max_tasks_per_window,
         )
         key = self.api_key if self.api_key is not None else read_api_key(self.api_key_env)

@@ -95,7 +95,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                         total_days=len(windows),
                         counters=client.stats.as_dict,
                         log=context.log.info,
-                        rate_in_force=lambda: client.rate.requests_per_minute,
+                        rate_in_force=lambda: client.rate.rate_in_force,
                         interval=topo_api.progress_interval_seconds,
                     )
                     with progress:
