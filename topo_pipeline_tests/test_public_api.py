@@ -28,6 +28,9 @@ OWN_PRIVATE_ATTRIBUTES = {
 }
 """(file, receiver) pairs whose ``_name`` attributes are the project's own objects."""
 
+DOCUMENTED = {("os", "_exit")}
+"""Names that start with ``_`` and are public all the same."""
+
 
 def _private_imports(tree: ast.AST) -> list[str]:
     found = []
@@ -52,6 +55,8 @@ def _private_attributes(tree: ast.AST, relative: str) -> list[str]:
             continue
         receiver = ast.unparse(node.value)
         if receiver in ("self", "cls") or (relative, receiver) in OWN_PRIVATE_ATTRIBUTES:
+            continue
+        if (receiver, node.attr) in DOCUMENTED:
             continue
         found.append(f"{relative}:{node.lineno}: {receiver}.{node.attr}")
     return found
