@@ -128,6 +128,10 @@ def run(spec: RunSpec) -> RunResult:
         )
         prefill_seconds = time.monotonic() - started
     measured = run_child(__file__, "_run", spec, log_path)
+    if os.environ.get("TOPO_BENCH_TIMELINE"):
+        for line in log_path.read_text().splitlines():
+            if line.startswith("  +"):
+                print(line)
     return RunResult(**{**measured, "prefill_seconds": prefill_seconds})
 
 
@@ -319,6 +323,19 @@ def _run(raw_spec: str) -> int:
         for entry in logs
         if entry.dagster_event is None and entry.user_message.startswith("fetched ")
     )
+    if os.environ.get("TOPO_BENCH_TIMELINE"):
+        # Where the time after the fetch goes: entries after a gap of 0.1 s or more.
+        previous = fetched_at
+        for entry in logs:
+            if entry.timestamp >= fetched_at and entry.timestamp - previous >= 0.1:
+                what = entry.dagster_event.event_type_value if entry.dagster_event else ""
+                gap = entry.timestamp - previous
+                print(
+                    f"  +{entry.timestamp - fetched_at:6.2f}s (gap {gap:5.2f}s) "
+                    f"{entry.step_key or '-'} {what} {entry.user_message[:70]!r}",
+                    file=sys.stderr,
+                )
+            previous = max(previous, entry.timestamp)
     with connect(workdir / "pipeline.duckdb", read_only=True) as con:
         rows, distinct_ids = con.execute(
             "SELECT count(*), count(DISTINCT id) FROM warehouse.topo.tasks"
