@@ -35,10 +35,10 @@ if TYPE_CHECKING:
 
 _COMMITTED = yaml.safe_load(INSTANCE_YAML.read_text())
 INSTANCE_SETTINGS: dict[str, Any] = {
-    key: _COMMITTED[key] for key in ("event_log_storage", "python_logs")
+    key: _COMMITTED[key] for key in ("event_log_storage", "python_logs") if key in _COMMITTED
 }
-"""The repository's event log storage and ``python_logs`` settings, for ``instance_for_test``:
-test runs store their events and log as deployed runs do."""
+"""The repository's event log storage (when it names one) and ``python_logs`` settings, for
+``instance_for_test``: test runs store their events and log as deployed runs do."""
 
 _blank_instance: Path | None = None
 
