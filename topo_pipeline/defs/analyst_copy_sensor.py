@@ -14,7 +14,7 @@ queued or in progress, so analysts never get a copy with new tasks but stale ana
 the same run, and a burst of runs leads to one publish; but once the oldest unpublished
 change is an hour old it publishes anyway, so a stuck run or an endless queue cannot hold
 the copy back. A run whose process died (:mod:`topo_pipeline.recovery`) counts as
-finished, even before run monitoring marks it failed. The cursor is the event-log storage
+finished, even before it is marked failed. The cursor is the event-log storage
 id published through; the run key carries it, so a publish is requested once per change.
 On by default.
 
