@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,10 @@ PROCESS_TAG = "topo_pipeline/process"
 
 HOST_TAG = "topo_pipeline/host"
 """Run tag: the host that process runs on."""
+
+FREE_SLOTS_AFTER_END_SECONDS = 10.0
+"""Slots of a run that has ended are freed this long after its end (at once when its
+process is known to be gone), as run monitoring's ``free_slots_after_run_end_seconds``."""
 
 _JUDGED = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 """Statuses of runs that should have a live process."""
@@ -64,6 +69,11 @@ def dead_run_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | N
     """
     if run.status not in _JUDGED:
         return None
+    return process_gone_reason(instance, run)
+
+
+def process_gone_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """:func:`dead_run_reason` whatever the run's status."""
     host = run.tags.get(HOST_TAG)
     if host is not None and host != this_host():
         return None
@@ -134,7 +144,8 @@ def recover(
 
     Safe while other runs are going: a run whose process is alive (or not known to be
     dead) is not touched, and only slots of runs that have ended (or no longer exist)
-    are freed.
+    are freed: at once when the run's process is gone, else
+    :data:`FREE_SLOTS_AFTER_END_SECONDS` after its end.
 
     Args:
         instance: the Dagster instance.
@@ -163,12 +174,27 @@ def recover(
                 current, f"Marked failed by topo_pipeline.recovery: {reason} (killed or crashed)."
             )
         report.failed_runs.append((run.run_id, reason))
+    records = {
+        record.dagster_run.run_id: record
+        for record in (
+            instance.get_run_records(dg.RunsFilter(run_ids=sorted(holders))) if holders else []
+        )
+    }
+    now = time.time()
     for run_id in sorted(holders):
-        run = instance.get_run_by_id(run_id)
-        if run is None or run.is_finished or run_id in failing:
-            report.freed_runs.append(run_id)
-            if not dry_run:
-                instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        record = records.get(run_id)
+        if record is not None and run_id not in failing:
+            run = record.dagster_run
+            if not run.is_finished:
+                continue
+            # A run that has just ended may still be leaving its step (a canceled run).
+            ended = record.end_time or record.update_timestamp.timestamp()
+            recent = now - ended < FREE_SLOTS_AFTER_END_SECONDS
+            if recent and process_gone_reason(instance, run) is None:
+                continue
+        report.freed_runs.append(run_id)
+        if not dry_run:
+            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
     return report
 
 

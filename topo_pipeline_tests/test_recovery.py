@@ -23,6 +23,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from topo_pipeline import recovery
 from topo_pipeline.defs import run_guard
 from topo_pipeline.defs.recovery_sensor import build_dead_run_sensor
 from topo_pipeline.defs.resources import WarehouseResource
@@ -121,9 +122,10 @@ def test_recover_fails_a_dead_run_and_frees_its_slot_for_the_run_waiting(
 
 
 def test_recover_frees_slots_left_by_a_run_that_was_already_marked_failed(
-    instance: dg.DagsterInstance,
+    instance: dg.DagsterInstance, dead_owner: Owner
 ) -> None:
-    run = started_run(instance, current_owner())
+    # What a code server does when a UI run's process dies: the run fails, the slot stays.
+    run = started_run(instance, dead_owner)
     hold_slot(instance, run)
     instance.report_run_failed(run, "Run execution process unexpectedly exited")
 
@@ -131,6 +133,21 @@ def test_recover_frees_slots_left_by_a_run_that_was_already_marked_failed(
 
     assert report.failed_runs == []
     assert report.freed_runs == [run.run_id]
+    assert claimed(instance) == []
+
+
+def test_a_run_that_just_ended_keeps_its_slot_while_its_process_may_leave_its_step(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = started_run(instance, current_owner())  # its process is alive
+    hold_slot(instance, run)
+    instance.report_run_canceled(run, "Canceled by a user")
+
+    assert recover(instance).freed_runs == []
+    assert claimed(instance) == [(run.run_id, STEP)]
+
+    monkeypatch.setattr(recovery, "FREE_SLOTS_AFTER_END_SECONDS", 0.0)
+    assert recover(instance).freed_runs == [run.run_id]
     assert claimed(instance) == []
 
 
