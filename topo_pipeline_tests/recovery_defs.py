@@ -8,8 +8,6 @@ Loaded with ``-f`` by the CLI, the webserver and the daemon; the warehouse file 
 ``$TOPO_DUCKDB_PATH``.
 """
 
-from __future__ import annotations
-
 import os
 import time
 from pathlib import Path
@@ -23,13 +21,19 @@ HOLD_ENV = "RECOVERY_TEST_HOLD"
 JOB_NAME = "held_job"
 
 
+HOLDING = "holding the duckdb slot"
+"""Logged by a run of ``held`` that keeps its slot (after its row is written)."""
+
+
 @dg.asset(pool="duckdb")
-def held(warehouse: WarehouseResource) -> None:
+def held(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
     """Writes a row, then holds the pool slot while the hold file exists."""
     with warehouse.get_connection() as con:
         con.execute("CREATE TABLE IF NOT EXISTS held_runs (started_at TIMESTAMPTZ)")
         con.execute("INSERT INTO held_runs VALUES (now())")
     hold = os.environ.get(HOLD_ENV)
+    if hold and Path(hold).exists():
+        context.log.info(HOLDING)
     while hold and Path(hold).exists():
         time.sleep(0.2)
 

@@ -93,12 +93,15 @@ def slot_holders(instance: dg.DagsterInstance) -> list[str]:
 
 
 def holding_run(instance: dg.DagsterInstance, process: subprocess.Popen[bytes]) -> str:
-    """The run of ``process`` once it holds the duckdb slot."""
-    holders = wait_for(
-        "the run to take the duckdb slot", lambda: slot_holders(instance) or None, process
-    )
-    (run_id,) = holders
-    return run_id
+    """The run of ``process`` once its step holds the duckdb slot (its row written)."""
+
+    def holding() -> str | None:
+        holders = slot_holders(instance)
+        if holders and recovery_defs.HOLDING in run_log(instance, holders[0]):
+            return holders[0]
+        return None
+
+    return wait_for("the run's step to hold the duckdb slot", holding, process)
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:

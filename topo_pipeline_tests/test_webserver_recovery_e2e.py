@@ -112,12 +112,19 @@ class Daemon:
         assert run is not None
         return run
 
-    def holding(self, run_id: str) -> None:
-        self.wait_for(
-            f"run {run_id} to hold the duckdb slot",
-            lambda: True if self.slot_holders() == [run_id] else None,
-            RUN_TIMEOUT,
-        )
+    def holding(self) -> str:
+        """The run whose step holds the duckdb slot, once it does."""
+
+        def holder() -> str | None:
+            holders = self.slot_holders()
+            if holders and any(
+                entry.message == recovery_defs.HOLDING
+                for entry in self.instance.all_logs(holders[0])
+            ):
+                return holders[0]
+            return None
+
+        return self.wait_for("a run's step to hold the duckdb slot", holder, RUN_TIMEOUT)
 
     def recovered(self, run_id: str) -> str:
         """Wait until the daemon failed ``run_id`` and freed its slot; the failure message."""
@@ -210,7 +217,7 @@ def test_the_daemon_recovers_runs_killed_inside_the_pool_step(
 
     # 1. A run launched from the UI (started by the daemon, through a code server).
     ui_run = daemon.launch()
-    daemon.holding(ui_run)
+    assert daemon.holding() == ui_run
     owner = parse_owner(daemon.run(ui_run).tags.get(PROCESS_TAG, ""))
     assert owner is not None, f"run {ui_run} has no {PROCESS_TAG} tag"
     os.kill(owner.pid, signal.SIGKILL)
@@ -234,13 +241,7 @@ def test_the_daemon_recovers_runs_killed_inside_the_pool_step(
             start_new_session=True,
         )
     try:
-
-        def cli_holds() -> str | None:
-            assert cli.poll() is None, log.read_text(errors="replace")
-            holders = daemon.slot_holders()
-            return holders[0] if holders else None
-
-        cli_run = daemon.wait_for("the CLI run to hold the duckdb slot", cli_holds, RUN_TIMEOUT)
+        cli_run = daemon.holding()
     finally:
         os.killpg(cli.pid, signal.SIGKILL)
         cli.wait()
