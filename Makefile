@@ -56,7 +56,8 @@ dev: setup
 	$(UV) run --no-sync python -m topo_pipeline.dev
 
 # Runs whose process died (kill -9, out of memory) marked failed, their pool slots and
-# files freed; the daemon does this by itself, this is for CLI-only setups.
+# files freed. Runs and the daemon do this by themselves; this is a tool for a clean-up by
+# hand (python -m topo_pipeline.recovery --dry-run only reports).
 recover: setup
 	$(UV) run --no-sync python -m topo_pipeline.recovery
 

@@ -1,27 +1,25 @@
-"""Recovering from runs whose process died: failed runs, freed pool slots, no leftovers.
+"""Runs whose process died: recognised, marked failed, their pool slots freed.
 
 A run killed with ``kill -9`` (an out-of-memory kill, a node restart) cannot report its
-own end: Dagster keeps it ``STARTED`` and, worse, keeps the slot of pool ``duckdb`` its
-step held, so every later run waits for that slot forever. Three pieces fix that:
+own end: Dagster keeps it ``STARTED`` and keeps the slot of pool ``duckdb`` its step
+held, so every later run would wait for that slot forever. This module judges runs and
+recovers from dead ones, with Dagster's public instance methods only:
 
-* Every run records which process executes its steps: the code location's executor
-  (:mod:`topo_pipeline.defs.executor`) tags the run with its host and
-  :class:`~topo_pipeline.liveness.Owner` when it starts (:data:`PROCESS_TAG`,
-  :data:`HOST_TAG`). :func:`dead_run_reason` reads them back and says whether that
-  process is gone.
-* Under the daemon, Dagster's run monitoring (``run_monitoring`` in ``dagster.yaml``)
-  asks the run launcher about every ``STARTED`` run; :class:`MonitoredRunLauncher` is
-  Dagster's default launcher answering with :func:`dead_run_reason`, so a dead run is
-  marked failed at the next monitoring pass, and monitoring frees the pool slots of
-  finished runs (``free_slots_after_run_end_seconds``). Nothing to do by hand.
-* Without a daemon (CLI runs, cron), one command does the same at once::
+* Every run tags itself with its host and process (:func:`run_tags`: :data:`HOST_TAG`,
+  :data:`PROCESS_TAG`) when it initialises the warehouse
+  (:mod:`topo_pipeline.defs.run_guard`). :func:`dead_run_reason` reads them back and
+  says whether that process is gone; a run tagged with another host is never judged.
+* :func:`recover` marks dead runs failed (``DagsterInstance.report_run_failed``) and
+  frees the pool slots of runs that have ended
+  (``event_log_storage.free_concurrency_slots_for_run``). Every run does this for the
+  runs holding pool slots before it claims one and while it waits
+  (:mod:`topo_pipeline.defs.run_guard`); under the daemon a sensor does it for every run
+  (:mod:`topo_pipeline.defs.recovery_sensor`). No manual step is needed.
+* By hand, as a tool (``make recover``)::
 
-      make recover        # or: python -m topo_pipeline.recovery [--dry-run]
+      python -m topo_pipeline.recovery [--dry-run]
 
-  It marks every dead run failed, frees the slots held by runs that have finished, and
-  removes stage folders and analyst-copy temporary files whose process is gone.
-
-Only runs of this machine are judged: a run tagged with another host is left alone.
+  also removes stage folders and analyst-copy temporary files whose process is gone.
 """
 
 from __future__ import annotations
@@ -29,20 +27,23 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 
-from topo_pipeline.liveness import is_alive, parse_owner, pid_alive_since
+from topo_pipeline.liveness import current_owner, is_alive, parse_owner, pid_alive_since
 
 PROCESS_TAG = "topo_pipeline/process"
 """Run tag: the :class:`~topo_pipeline.liveness.Owner` token of the process executing the run."""
 
 HOST_TAG = "topo_pipeline/host"
 """Run tag: the host that process runs on."""
+
+FREE_SLOTS_AFTER_END_SECONDS = 10.0
+"""Slots of a run that has ended are freed this long after its end (at once when its
+process is known to be gone), as run monitoring's ``free_slots_after_run_end_seconds``."""
 
 _JUDGED = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 """Statuses of runs that should have a live process."""
@@ -53,16 +54,26 @@ def this_host() -> str:
     return socket.gethostname()
 
 
+def run_tags() -> dict[str, str]:
+    """The tags naming this process as the one executing a run."""
+    return {HOST_TAG: this_host(), PROCESS_TAG: current_owner().token()}
+
+
 def dead_run_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
     """Why ``run``'s process is known to be gone, or ``None`` (alive, or not known).
 
     Only a ``STARTED`` or ``CANCELING`` run has a process to judge. The process is the
-    one tagged :data:`PROCESS_TAG`; a run without the tag (its steps have not started
-    yet, or it ran under another executor) falls back to the process id Dagster records
-    when steps start. A run tagged with another host is never judged.
+    one tagged :data:`PROCESS_TAG`; a run without the tag falls back to the process id
+    Dagster records when the run's steps start (:func:`executing_pid`). A run tagged
+    with another host is never judged.
     """
     if run.status not in _JUDGED:
         return None
+    return process_gone_reason(instance, run)
+
+
+def process_gone_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """:func:`dead_run_reason` whatever the run's status."""
     host = run.tags.get(HOST_TAG)
     if host is not None and host != this_host():
         return None
@@ -71,42 +82,29 @@ def dead_run_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | N
         if is_alive(owner):
             return None
         return f"its process (pid {owner.pid} on {host or 'this host'}) is gone"
-    pid, since = _recorded_pid(instance, run.run_id)
+    pid, since = executing_pid(instance, run.run_id)
     if pid is None or pid_alive_since(pid, since):
         return None
     return f"its process (pid {pid}) is gone"
 
 
-def _recorded_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int | None, float]:
-    """The last process id Dagster's engine events name for ``run_id``, and when."""
-    for entry in reversed(instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)):
+def executing_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int | None, float]:
+    """The process executing ``run_id``'s steps as Dagster's engine events record it, and when.
+
+    The last run-level engine event carrying a ``pid`` ("Started process for run",
+    "Executing steps in process", ...). Events of a step (a multiprocess executor's step
+    processes) are left out: their process ends with the step, not with the run.
+    """
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    for entry in reversed(entries):
         event = entry.dagster_event
-        data = event.engine_event_data if event is not None else None
+        if event is None or entry.step_key is not None:
+            continue
+        data = event.engine_event_data
         pid = data.metadata.get("pid") if data is not None else None
         if pid is not None and str(pid.value).isdigit():
             return int(str(pid.value)), entry.timestamp
     return None, 0.0
-
-
-class MonitoredRunLauncher(DefaultRunLauncher):
-    """Dagster's default run launcher, able to tell run monitoring that a run's process died.
-
-    Configured in ``dagster.yaml`` (``run_launcher``); runs are launched exactly as by
-    ``DefaultRunLauncher``. With ``run_monitoring`` enabled the daemon calls
-    :meth:`check_run_worker_health` for every ``STARTED`` run, CLI runs included, and
-    marks the run failed when it answers ``FAILED``.
-    """
-
-    @property
-    def supports_check_run_worker_health(self) -> bool:
-        return True
-
-    def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        reason = dead_run_reason(self._instance, run)
-        if reason is None:
-            # Unknown counts as running: only a process known to be gone fails a run.
-            return CheckRunHealthResult(WorkerStatus.RUNNING)
-        return CheckRunHealthResult(WorkerStatus.FAILED, f"run {run.run_id}: {reason}")
 
 
 @dataclass
@@ -121,42 +119,82 @@ class RecoveryReport:
     """Stage folders and analyst-copy temporary files of dead processes."""
 
     def lines(self) -> list[str]:
-        """One line per action, for the console."""
+        """One line per action, for the console or a log."""
         out = [f"marked run {run_id} failed: {reason}" for run_id, reason in self.failed_runs]
         out += [f"freed the pool slots of run {run_id}" for run_id in self.freed_runs]
         out += [f"removed {path}" for path in self.removed_files]
         return out
 
 
-def recover(instance: dg.DagsterInstance, *, dry_run: bool = False) -> RecoveryReport:
-    """Mark runs whose process died failed and free the pool slots of finished runs.
+def slot_run_ids(instance: dg.DagsterInstance) -> set[str]:
+    """Runs holding a slot of any pool, or waiting in a pool's queue."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return set()
+    run_ids = set(storage.get_concurrency_run_ids())
+    for info in storage.get_concurrency_infos(sorted(storage.get_concurrency_keys())).values():
+        run_ids.update(slot.run_id for slot in info.claimed_slots)
+    return run_ids
+
+
+def recover(
+    instance: dg.DagsterInstance, *, dry_run: bool = False, slot_holders_only: bool = False
+) -> RecoveryReport:
+    """Mark runs whose process died failed and free the pool slots of ended runs.
 
     Safe while other runs are going: a run whose process is alive (or not known to be
-    dead) is not touched, and only slots of runs that have finished are freed.
+    dead) is not touched, and only slots of runs that have ended (or no longer exist)
+    are freed: at once when the run's process is gone, else
+    :data:`FREE_SLOTS_AFTER_END_SECONDS` after its end.
 
     Args:
-        instance: the Dagster instance (``$DAGSTER_HOME``).
+        instance: the Dagster instance.
         dry_run: report only; change nothing.
+        slot_holders_only: judge only the runs holding or waiting for a pool slot (what
+            a run does before it claims one), not every ``STARTED`` run.
     """
     report = RecoveryReport()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_JUDGED)):
+    holders = slot_run_ids(instance)
+    if slot_holders_only:
+        filters = dg.RunsFilter(run_ids=sorted(holders), statuses=_JUDGED)
+        judged = instance.get_runs(filters=filters) if holders else []
+    else:
+        judged = instance.get_runs(filters=dg.RunsFilter(statuses=_JUDGED))
+    failing = set()
+    for run in judged:
         reason = dead_run_reason(instance, run)
         if reason is None:
             continue
-        report.failed_runs.append((run.run_id, reason))
+        failing.add(run.run_id)
         if not dry_run:
+            current = instance.get_run_by_id(run.run_id)
+            if current is None or current.status not in _JUDGED:
+                continue  # someone else (another run, the sensor) got there first
             instance.report_run_failed(
-                run, f"Marked failed by topo_pipeline.recovery: {reason} (killed or crashed)."
+                current, f"Marked failed by topo_pipeline.recovery: {reason} (killed or crashed)."
             )
-    storage = instance.event_log_storage
-    if storage.supports_global_concurrency_limits:
-        failing = {run_id for run_id, _ in report.failed_runs}
-        for run_id in sorted(storage.get_concurrency_run_ids()):
-            run = instance.get_run_by_id(run_id)
-            if run is None or run.is_finished or run_id in failing:
-                report.freed_runs.append(run_id)
-                if not dry_run:
-                    storage.free_concurrency_slots_for_run(run_id)
+        report.failed_runs.append((run.run_id, reason))
+    records = {
+        record.dagster_run.run_id: record
+        for record in (
+            instance.get_run_records(dg.RunsFilter(run_ids=sorted(holders))) if holders else []
+        )
+    }
+    now = time.time()
+    for run_id in sorted(holders):
+        record = records.get(run_id)
+        if record is not None and run_id not in failing:
+            run = record.dagster_run
+            if not run.is_finished:
+                continue
+            # A run that has just ended may still be leaving its step (a canceled run).
+            ended = record.end_time or record.update_timestamp.timestamp()
+            recent = now - ended < FREE_SLOTS_AFTER_END_SECONDS
+            if recent and process_gone_reason(instance, run) is None:
+                continue
+        report.freed_runs.append(run_id)
+        if not dry_run:
+            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
     return report
 
 
@@ -167,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Mark runs whose process died (kill -9, out of memory, a restart) failed, free "
             "the pool slots they held, and remove their stage folders and analyst-copy "
-            "temporary files. Runs that are alive are never touched."
+            "temporary files. Runs that are alive are never touched. Runs and the daemon "
+            "do this by themselves; this is for a look, or a clean-up, by hand."
         ),
     )
     parser.add_argument("--dry-run", action="store_true", help="report only; change nothing")
@@ -187,8 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _remove_file_leftovers(*, dry_run: bool) -> list[str]:
     """Stage folders and analyst-copy temporary files of dead processes (settings: the env)."""
-    # Imported here: the launcher above is loaded by every Dagster process, which need
-    # neither the settings nor DuckDB.
+    # Imported here: the sensor and the warehouse resource import this module, and need
+    # neither the settings nor the warehouse modules.
     from topo_pipeline.settings import Settings
     from topo_pipeline.warehouse.analyst_copy import (
         dead_publishing_leftovers,

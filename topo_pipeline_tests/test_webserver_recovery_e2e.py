@@ -1,8 +1,13 @@
-"""Runs that die, end to end: runs killed inside their pool step (a UI run under the
-daemon, a CLI run no code server watches) do not wedge the runs after them.
+"""Under the daemon: runs killed with SIGKILL inside their pool step are failed and their
+slots freed with no manual step and no other run starting.
 
-On a stack of its own (:mod:`topo_pipeline_tests.webserver_stack`), so it runs beside the
-other UI test modules on another worker.
+``dagster-webserver`` and ``dagster-daemon`` run the recovery tests' code location
+(:mod:`topo_pipeline_tests.recovery_defs`: Dagster's in-process executor and run
+launcher, the pipeline's warehouse resource, the dead-run sensor) on a temporary
+``DAGSTER_HOME`` holding the repository's ``dagster.yaml``. A run launched from the UI
+and a CLI run, each killed while it holds the ``duckdb`` slot, are marked failed and the
+slot freed by the daemon (the dead-run sensor; for the UI run its code server and run
+monitoring may get there first); then the next UI run succeeds.
 """
 
 from __future__ import annotations
@@ -10,136 +15,250 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
+import dagster as dg
+import httpx
 import pytest
 
 from topo_pipeline.liveness import parse_owner
 from topo_pipeline.recovery import PROCESS_TAG
-from topo_pipeline.simulator import FaultPlan
-from topo_pipeline_tests.processes import venv_executable
+from topo_pipeline_tests import recovery_defs
+from topo_pipeline_tests.processes import (
+    deployment_env,
+    free_port,
+    instance_at,
+    pids_using_home,
+    stop_groups,
+    venv_executable,
+)
 from topo_pipeline_tests.webserver_stack import (
-    FINISHED,
-    POLL_SECONDS,
-    POOL_QUERY,
-    PUBLISH_TIMEOUT,
-    RUN_TIMEOUT,
-    TASKS_KEY,
-    UI_DAYS,
-    Stack,
-    asset_nodes,
-    tag_of,
-    ui_materialize_one_partition,
+    DAEMON_HEALTH_QUERY,
+    LAUNCH_PIPELINE_EXECUTION,
+    WORKSPACE_QUERY,
 )
 
 pytestmark = pytest.mark.slow
 
+DEFS_FILE = str(Path(recovery_defs.__file__))
+STARTUP_TIMEOUT = 240.0
+RUN_TIMEOUT = 240.0
+# The dead-run sensor ticks every 30 s; the daemon may start a tick a little late.
+RECOVERY_TIMEOUT = 150.0
 
-def _slot_holders(stack: Stack) -> list[str]:
-    info = stack.graphql(POOL_QUERY, {"pool": "duckdb"})["instance"]["concurrencyLimit"]
-    return [slot["runId"] for slot in info["claimedSlots"]]
-
-
-def _run(stack: Stack, run_id: str) -> dict[str, Any]:
-    (run,) = stack.runs({"runIds": [run_id]})
-    return run
+T = TypeVar("T")
 
 
-def _run_pid(stack: Stack, run_id: str) -> int:
-    owner = parse_owner(tag_of(_run(stack, run_id), PROCESS_TAG) or "")
-    assert owner is not None, f"run {run_id} has no {PROCESS_TAG} tag"
-    return owner.pid
+@dataclass
+class Daemon:
+    """The webserver and daemon on one instance, and what the test reads them with."""
+
+    env: dict[str, str]
+    hold: Path
+    client: httpx.Client
+    instance: dg.DagsterInstance
+    services: list[tuple[str, subprocess.Popen[bytes], Path]]
+    location: str = ""
+    repository: str = ""
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        response = self.client.post("/graphql", json={"query": query, "variables": variables})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    def wait_for(self, what: str, check: Callable[[], T | None], timeout: float) -> T:
+        deadline = time.monotonic() + timeout
+        while True:
+            for name, process, log in self.services:
+                assert process.poll() is None, (
+                    f"{name} exited while waiting for {what}:\n"
+                    + (log.read_text(errors="replace")[-4000:])
+                )
+            value = check()
+            if value is not None:
+                return value
+            assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s: {what}"
+            time.sleep(1.0)
+
+    def launch(self) -> str:
+        """What the UI's "Launch run" of ``held_job`` sends; the run id."""
+        params = {
+            "mode": "default",
+            "runConfigData": "{}",
+            "executionMetadata": {"tags": [{"key": "dagster/from_ui", "value": "true"}]},
+            "selector": {
+                "repositoryLocationName": self.location,
+                "repositoryName": self.repository,
+                "pipelineName": recovery_defs.JOB_NAME,
+            },
+        }
+        result = self.graphql(LAUNCH_PIPELINE_EXECUTION, {"executionParams": params})
+        launched = result["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        return launched["run"]["id"]
+
+    def slot_holders(self) -> list[str]:
+        info = self.instance.event_log_storage.get_concurrency_info("duckdb")
+        return [slot.run_id for slot in info.claimed_slots]
+
+    def run(self, run_id: str) -> dg.DagsterRun:
+        run = self.instance.get_run_by_id(run_id)
+        assert run is not None
+        return run
+
+    def holding(self) -> str:
+        """The run whose step holds the duckdb slot, once it does."""
+
+        def holder() -> str | None:
+            holders = self.slot_holders()
+            if holders and any(
+                entry.message == recovery_defs.HOLDING
+                for entry in self.instance.all_logs(holders[0])
+            ):
+                return holders[0]
+            return None
+
+        return self.wait_for("a run's step to hold the duckdb slot", holder, RUN_TIMEOUT)
+
+    def recovered(self, run_id: str) -> str:
+        """Wait until the daemon failed ``run_id`` and freed its slot; the failure message."""
+
+        def done() -> bool | None:
+            failed = self.run(run_id).status == dg.DagsterRunStatus.FAILURE
+            return True if failed and not self.slot_holders() else None
+
+        self.wait_for(f"the daemon to recover run {run_id}", done, RECOVERY_TIMEOUT)
+        (failure,) = [
+            entry.message
+            for entry in self.instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        ]
+        return failure
 
 
-@pytest.mark.timeout(900)
-def test_runs_killed_inside_the_pool_step_do_not_wedge_the_runs_after_them(stack: Stack) -> None:
-    """kill -9 inside topo/tasks, of a run from the UI and of a CLI run: no manual step."""
-    stack.wait_until_idle(PUBLISH_TIMEOUT)
-    tasks = asset_nodes(stack)[tuple(TASKS_KEY)]
-    batch = {"key": "topo_pipeline_tests/batch", "value": uuid.uuid4().hex}
-    day, other_day = UI_DAYS[0].isoformat(), UI_DAYS[1].isoformat()
-    # Every request now hangs, so a run sits in topo/tasks, holding the pool's slot.
-    stack.api.faults = FaultPlan(latency_seconds=RUN_TIMEOUT)
-    cli_log = stack.workdir / "cli_run.log"
-    cli: subprocess.Popen[bytes] | None = None
-    try:
-        # 1. A run launched from the UI (started by the daemon, through the code server).
-        first = ui_materialize_one_partition(stack, [tasks], day, [batch])
-        stack.wait_for(
-            "the UI run to hold the duckdb slot",
-            lambda: True if _slot_holders(stack) == [first] else None,
-            RUN_TIMEOUT,
-            POLL_SECONDS,
-        )
-
-        # 2. A CLI run waits for the slot and says at INFO which run holds it.
-        with cli_log.open("wb") as log:
-            cli = subprocess.Popen(  # noqa: S603 - fixed argv
-                [
-                    venv_executable("dagster"),
-                    *("asset", "materialize", "-m", "topo_pipeline.definitions"),
-                    *("--select", "topo/tasks", "--partition", other_day),
-                ],
-                cwd=stack.workdir,
-                env=dict(stack.env),
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    env = deployment_env(tmp_path / "dagster_home")
+    hold = tmp_path / "hold"
+    env["TOPO_DUCKDB_PATH"] = str(tmp_path / "data" / "pipeline.duckdb")
+    env[recovery_defs.HOLD_ENV] = str(hold)
+    port = free_port()
+    argvs = {
+        "webserver": [
+            venv_executable("dagster-webserver"),
+            *("-h", "127.0.0.1", "-p", str(port), "-f", DEFS_FILE),
+        ],
+        "daemon": [venv_executable("dagster-daemon"), "run", "-f", DEFS_FILE],
+    }
+    services = []
+    for name, argv in argvs.items():
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(  # noqa: S603 - fixed argv
+                argv,
+                cwd=tmp_path,
+                env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        services.append((name, process, log))
+    home = Path(env["DAGSTER_HOME"])
+    try:
+        with (
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120.0) as client,
+            instance_at(home) as instance,
+        ):
+            running = Daemon(env, hold, client, instance, services)
+            _wait_until_ready(running)
+            yield running
+    finally:
+        stragglers = stop_groups([process for _, process, _ in services], home)
+    assert not stragglers, f"processes outlived their webserver/daemon: {stragglers}"
+    assert not pids_using_home(home)
 
-        def cli_run_waiting() -> str | None:
-            for run in stack.runs({"statuses": ["STARTED"]}):
-                if run["runId"] == first or tag_of(run, "dagster/partition") != other_day:
-                    continue
-                for event in stack.run_events(run["runId"]):
-                    text = event.get("message") or ""
-                    if "is waiting for a slot of pool 'duckdb'" in text:
-                        assert event["level"] == "INFO", event
-                        assert f"held by run {first} (job " in text, text
-                        return run["runId"]
+
+def _wait_until_ready(daemon: Daemon) -> None:
+    def location_loaded() -> dict[str, Any] | None:
+        try:
+            data = daemon.graphql(WORKSPACE_QUERY)
+        except httpx.HTTPError:
             return None
+        entries = data["workspaceOrError"]["locationEntries"]
+        if not entries or entries[0]["loadStatus"] != "LOADED":
+            return None
+        location = entries[0]["locationOrLoadError"]
+        assert location["__typename"] == "RepositoryLocation", location
+        return location
 
-        cli_run = stack.wait_for(
-            "the CLI run to name the slot holder", cli_run_waiting, RUN_TIMEOUT
+    location = daemon.wait_for("the code location to load", location_loaded, STARTUP_TIMEOUT)
+    daemon.location = location["name"]
+    daemon.repository = location["repositories"][0]["name"]
+
+    def daemons_healthy() -> bool | None:
+        statuses = daemon.graphql(DAEMON_HEALTH_QUERY)["instance"]["daemonHealth"]
+        required = [s for s in statuses["allDaemonStatuses"] if s["required"]]
+        return True if required and all(s["healthy"] for s in required) else None
+
+    daemon.wait_for("every required daemon to report healthy", daemons_healthy, STARTUP_TIMEOUT)
+
+
+@pytest.mark.timeout(1200)
+def test_the_daemon_recovers_runs_killed_inside_the_pool_step(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    daemon.hold.touch()
+
+    # 1. A run launched from the UI (started by the daemon, through a code server).
+    ui_run = daemon.launch()
+    assert daemon.holding() == ui_run
+    owner = parse_owner(daemon.run(ui_run).tags.get(PROCESS_TAG, ""))
+    assert owner is not None, f"run {ui_run} has no {PROCESS_TAG} tag"
+    os.kill(owner.pid, signal.SIGKILL)
+    # Its code server sees its child die and marks it failed (or the sensor does, first);
+    # the slot is freed by the sensor or by run monitoring (free_slots_after_run_end_seconds).
+    daemon.recovered(ui_run)
+
+    # 2. A CLI run, which no code server watches.
+    log = tmp_path / "cli.log"
+    with log.open("wb") as out:
+        cli = subprocess.Popen(  # noqa: S603 - fixed argv
+            [
+                venv_executable("dagster"),
+                *("asset", "materialize", "-f", DEFS_FILE, "--select", "held"),
+            ],
+            cwd=tmp_path,
+            env=daemon.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        assert f"held by run {first}" in cli_log.read_text(errors="replace")
-
-        # 3. kill -9 the UI run inside its pool step: the CLI run gets the slot by itself.
-        os.kill(_run_pid(stack, first), signal.SIGKILL)
-        stack.wait_for(
-            "the CLI run to take the freed slot",
-            lambda: True if _slot_holders(stack) == [cli_run] else None,
-            RUN_TIMEOUT,
-            POLL_SECONDS,
-        )
-        assert _run(stack, first)["status"] == "FAILURE"
-
-        # 4. kill -9 the CLI run, which no code server watches, while a UI run waits.
-        stack.api.faults = FaultPlan()
-        last = ui_materialize_one_partition(stack, [tasks], day, [batch])
+    try:
+        cli_run = daemon.holding()
+    finally:
         os.killpg(cli.pid, signal.SIGKILL)
         cli.wait()
+    failure = daemon.recovered(cli_run)
+    # No code server watches a CLI run and nothing but the daemon ran since: the sensor did it.
+    assert f"its process (pid {cli.pid} on " in failure, failure
+    assert "topo_pipeline.recovery" in failure
+    assert {run.run_id for run in daemon.instance.get_runs()} == {ui_run, cli_run}
+    assert {run.run_id for run in daemon.instance.get_runs()} == {ui_run, cli_run}
 
-        def finished(run_id: str) -> dict[str, Any] | None:
-            run = _run(stack, run_id)
-            return run if run["status"] in FINISHED else None
+    # 3. The next run takes the slot and succeeds.
+    daemon.hold.unlink()
+    last = daemon.launch()
 
-        assert stack.wait_for("the next run", lambda: finished(last), RUN_TIMEOUT)["status"] == (
-            "SUCCESS"
-        )
-    finally:
-        stack.api.faults = FaultPlan()
-        if cli is not None and cli.poll() is None:
-            os.killpg(cli.pid, signal.SIGKILL)
-            cli.wait()
+    def ended() -> dg.DagsterRunStatus | None:
+        run = daemon.run(last)
+        return run.status if run.is_finished else None
 
-    assert _run(stack, cli_run)["status"] == "FAILURE"
-    failure = next(
-        event["message"]
-        for event in stack.run_events(cli_run)
-        if event.get("eventType") == "RUN_FAILURE"
-    )
-    assert "is gone" in failure, failure
-    assert _slot_holders(stack) == []
+    assert daemon.wait_for("the next run", ended, RUN_TIMEOUT) == dg.DagsterRunStatus.SUCCESS
+    assert daemon.slot_holders() == []

@@ -31,6 +31,7 @@ from topo_pipeline.defs.freshness import (
 from topo_pipeline.defs.jobs import REFRESH_JOB
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
+from topo_pipeline.defs.recovery_sensor import build_dead_run_sensor
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.defs.schedules import build_daily_refresh_schedule
 from topo_pipeline.settings import Settings
@@ -88,6 +89,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
             build_open_tasks_sensor(settings),
             build_analyst_copy_sensor(published),
             build_downstream_automation_sensor(),
+            # Fails runs whose process died and frees their pool slots (defs/run_guard.py
+            # does the same in every run that starts).
+            build_dead_run_sensor(),
             build_run_failure_alert_sensor(
                 webhook_url=settings.alert_webhook_url, ui_base_url=settings.ui_base_url
             ),

@@ -104,12 +104,28 @@ class WarehouseResource(DuckDBResource):
     file attached under the catalog alias ``warehouse`` so any file name works, the session
     in UTC, and a connection closed even when the block fails (so no lock outlives a
     failed step).
+
+    When a run initialises it (once per run, before any step claims a slot of pool
+    ``duckdb``), it also guards the run against runs that died holding that slot: it tags
+    the run with its process, and marks failed and frees the slots of dead holders, now
+    and while the run goes on (:mod:`topo_pipeline.defs.run_guard`).
     """
 
     lock_timeout_seconds: float = Field(
         default=DEFAULT_LOCK_TIMEOUT_SECONDS,
         description="How long a step waits for the DuckDB file lock before failing.",
     )
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
+        """Dagster's resource lifecycle, inside :func:`~topo_pipeline.defs.run_guard.guard_run`."""
+        from topo_pipeline.defs.run_guard import guard_run
+
+        with (
+            guard_run(context.instance, context.run, context.log),
+            super().yield_for_execution(context) as resource,
+        ):
+            yield resource
 
     @contextmanager
     def get_connection(  # type: ignore[override]
