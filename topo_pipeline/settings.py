@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, validate_base_url
 from topo_pipeline.api.errors import TopoConfigError
-from topo_pipeline.defs.progress import DEFAULT_INTERVAL_SECONDS, MAX_SILENCE_SECONDS
 from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 from topo_pipeline.warehouse.business_hours import (
     WorkingCalendar,
@@ -28,6 +27,12 @@ from topo_pipeline.warehouse.business_hours import (
 from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS
 
 API_KEY_ENV = "TOPO_API_KEY"
+
+MAX_SILENCE_SECONDS = 60.0
+"""Longest a running fetch goes without a progress line."""
+
+DEFAULT_INTERVAL_SECONDS = 15.0
+"""Shortest gap between two progress lines (``TOPO_PROGRESS_INTERVAL_SECONDS``)."""
 
 
 _CLIENT_DEFAULTS = ClientConfig()

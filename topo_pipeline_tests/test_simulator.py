@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from topo_pipeline.api import models
 from topo_pipeline.api.deadline import shared_ssl_context
 from topo_pipeline.api.models import (
     DISPOSITIONS,
@@ -45,14 +46,22 @@ from topo_pipeline.simulator import (
     SimulatedTopoApi,
     TaskQuery,
     TaskStore,
+    contract,
     generate_dataset,
     generate_tasks,
     make_task,
 )
-from topo_pipeline.simulator.__main__ import argument_parser, fault_plan
+from topo_pipeline.simulator.__main__ import (
+    NotLoopbackError,
+    argument_parser,
+    check_loopback,
+    fault_plan,
+)
 from topo_pipeline.simulator.__main__ import main as simulator_main
+from topo_pipeline.simulator.dataset import SLA_TARGET_MINUTES
 from topo_pipeline.simulator.faults import FaultInjector
 from topo_pipeline.simulator.store import timestamp_key
+from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 
 AUTH = {"Authorization": f"Bearer {DEMO_API_KEY}"}
 REQUEST_ID = re.compile(r"^req_[0-9a-hjkmnp-tv-z]{26}$")
@@ -926,6 +935,58 @@ def test_the_data_set_is_deterministic_for_a_seed() -> None:
     )
 
 
+def test_the_simulators_contract_is_the_documented_one() -> None:
+    # topo-api.md, section 3 (the task object). The simulator declares its own copy; the
+    # pipeline's client, declared apart, must read the same contract.
+    documented_fields = (
+        "id", "organization_id", "type", "priority", "status", "sequence_id",
+        "assignee_user_id", "disposition", "reopened_at", "reopen_reason", "skipped_at",
+        "completed_at", "created_at", "updated_at",
+    )  # fmt: skip
+    documented_enums = {
+        "type": {"CALL", "EMAIL_REPLY", "LINKEDIN_REPLY", "NEW_LEAD_REVIEW"},
+        "priority": {"HOT", "TODAY", "EXTRA"},
+        "status": {"PENDING", "IN_PROGRESS", "COMPLETED", "SKIPPED"},
+        "disposition": {"ANSWERED", "VOICEMAIL_LEFT", "NO_ANSWER"},
+    }
+    simulated_enums = {
+        "type": contract.TASK_TYPES,
+        "priority": contract.PRIORITIES,
+        "status": contract.STATUSES,
+        "disposition": contract.DISPOSITIONS,
+    }
+    assert contract.TASK_FIELDS == documented_fields == models.TASK_FIELDS
+    timestamps = {name for name in documented_fields if name.endswith("_at")}
+    assert contract.TIMESTAMP_FIELDS == timestamps == models.TIMESTAMP_FIELDS
+    assert simulated_enums == documented_enums
+    assert simulated_enums == {name: models.KNOWN_ENUM_VALUES[name] for name in simulated_enums}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-01T09:30:00Z", "2024-03-01T09:30:00Z"),
+        ("2024-03-01T09:30:00.250000Z", "2024-03-01T09:30:00.250000Z"),
+        ("2024-03-01T10:30:00+01:00", "2024-03-01T09:30:00Z"),  # an offset: to UTC
+        ("2024-03-01T09:30:00", "2024-03-01T09:30:00Z"),  # naive: read as UTC
+    ],
+)
+def test_the_simulator_reads_and_writes_timestamps_in_utc(text: str, expected: str) -> None:
+    parsed = contract.parse_timestamp(text)
+    assert parsed.utcoffset() == timedelta(0)
+    assert contract.format_timestamp(parsed) == expected
+
+
+def test_the_simulator_refuses_to_format_a_naive_datetime() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        contract.format_timestamp(datetime(2024, 3, 1, 9, 30))
+
+
+def test_the_data_set_straddles_the_pipelines_default_sla_targets() -> None:
+    # Copied, not imported, by the simulator; this keeps the copy honest.
+    assert SLA_TARGET_MINUTES == DEFAULT_SLA_TARGET_MINUTES == SLA_MINUTES
+
+
 def test_default_volumes_vary_by_day(dataset: SimulatedDataset) -> None:
     per_day = collections.Counter(t["created_at"][:10] for t in dataset.tasks)
     assert len(per_day) == 14
@@ -1105,6 +1166,17 @@ def test_the_command_line_refuses_a_non_loopback_host(capsys: pytest.CaptureFixt
         simulator_main(["--host", "0.0.0.0"])  # noqa: S104 - the value under test
     assert exit_info.value.code == 2
     assert "loopback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost", "LocalHost"])
+def test_loopback_hosts_are_accepted(host: str) -> None:
+    check_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1", "::", "example.com", ""])  # noqa: S104
+def test_other_hosts_are_refused(host: str) -> None:
+    with pytest.raises(NotLoopbackError, match="not a loopback address"):
+        check_loopback(host)
 
 
 def test_the_command_line_serves_until_sigterm() -> None:

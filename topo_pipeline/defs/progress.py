@@ -19,11 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-MAX_SILENCE_SECONDS = 60.0
-"""Longest a running fetch goes without a progress line."""
-
-DEFAULT_INTERVAL_SECONDS = 15.0
-"""Shortest gap between two progress lines (``TOPO_PROGRESS_INTERVAL_SECONDS``)."""
+# Declared in settings, beside TOPO_PROGRESS_INTERVAL_SECONDS, which they bound.
+from topo_pipeline.settings import DEFAULT_INTERVAL_SECONDS, MAX_SILENCE_SECONDS
 
 
 class FetchProgress:

@@ -13,18 +13,39 @@ recent ones are still open. A window wholly in the past is reproducible from the
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from topo_pipeline.api.client import validate_base_url
-from topo_pipeline.api.errors import TopoConfigError
 from topo_pipeline.simulator.dataset import DatasetSpec, generate_dataset
 from topo_pipeline.simulator.faults import FaultPlan
 from topo_pipeline.simulator.server import DEMO_API_KEY, SimulatedTopoApi
 from topo_pipeline.simulator.store import TaskStore
+
+
+class NotLoopbackError(ValueError):
+    """The simulator was asked to serve on an address other than loopback."""
+
+
+def check_loopback(host: str) -> None:
+    """Refuse to serve on ``host`` unless it is loopback (``127.0.0.0/8``, ``::1``, localhost).
+
+    The simulator speaks plain HTTP and knows its API keys: it serves this machine only.
+
+    Raises:
+        NotLoopbackError: naming the host.
+    """
+    if host.lower() == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass  # a name other than localhost, or no address at all
+    raise NotLoopbackError(f"--host {host!r} is not a loopback address (e.g. 127.0.0.1)")
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -153,11 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, serve until a stop signal, return the exit status."""
     parser = argument_parser()
     args = parser.parse_args(argv)
-    url_host = f"[{args.host}]" if ":" in args.host else args.host
     try:
-        validate_base_url(f"http://{url_host}:{args.port}/v1")
-    except TopoConfigError:
-        parser.error(f"--host {args.host!r} is not a loopback address (e.g. 127.0.0.1)")
+        check_loopback(args.host)
+    except NotLoopbackError as error:
+        parser.error(str(error))
     now = datetime.now(UTC).replace(microsecond=0)
     try:
         today = now.astimezone(ZoneInfo(args.timezone)).date()

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
-from topo_pipeline.api.models import format_timestamp, parse_timestamp
+from topo_pipeline.simulator.contract import format_timestamp, parse_timestamp
 from topo_pipeline.simulator.store import TaskStore
 
 _OPEN = ("PENDING", "IN_PROGRESS")

@@ -28,7 +28,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Literal
 
-from topo_pipeline.api.models import format_timestamp, parse_timestamp
+from topo_pipeline.simulator.contract import format_timestamp, parse_timestamp
 from topo_pipeline.simulator.limits import LimitState, RateLimiter, SlidingWindow, TokenBucket
 
 LimiterKind = Literal["token_bucket", "sliding_window"]

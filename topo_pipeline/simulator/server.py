@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from topo_pipeline.api.models import PRIORITIES, STATUSES, TASK_TYPES, parse_timestamp
+from topo_pipeline.simulator.contract import PRIORITIES, STATUSES, TASK_TYPES, parse_timestamp
 from topo_pipeline.simulator.faults import (
     FaultDecision,
     FaultInjector,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from topo_pipeline.api.models import parse_timestamp
+from topo_pipeline.simulator.contract import parse_timestamp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CACHED_SELECTIONS = 32  # distinct queries kept; a paging client needs only its own
