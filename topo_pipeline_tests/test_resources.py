@@ -10,14 +10,13 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from topo_pipeline.api.client import Window
 from topo_pipeline.api.errors import TopoConfigError
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.settings import API_KEY_ENV
 from topo_pipeline.simulator import make_task
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError
-from topo_pipeline.warehouse.tasks import ensure_tasks_table
-from topo_pipeline_tests.api_harness import SECRET_KEY, Serve
+from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table
+from topo_pipeline_tests.api_harness import SECRET_KEY, Serve, fetch_window
 from topo_pipeline_tests.duckdb_holder import hold_duckdb
 
 DAY = datetime(2025, 2, 3, tzinfo=UTC)
@@ -53,7 +52,8 @@ def test_the_key_is_read_from_the_named_variable_and_shown_nowhere(
     resource = TopoApiResource(api_key_env="MY_TOPO_KEY", base_url=api.base_url)
 
     with resource.client() as client:
-        tasks, _ = client.fetch_window(Window(DAY, DAY + timedelta(days=1)))
+        window = PartitionWindow(DAY.date(), DAY, DAY + timedelta(days=1))
+        tasks, _ = fetch_window(client, window)
 
     assert len(tasks) == 1  # the simulator accepted the key from MY_TOPO_KEY
     assert SECRET_KEY not in repr(resource)

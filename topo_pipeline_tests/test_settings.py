@@ -9,7 +9,7 @@ import pytest
 
 from topo_pipeline.api.errors import TopoConfigError
 from topo_pipeline.defs.location import build_defs
-from topo_pipeline.settings import Settings
+from topo_pipeline.settings import API_KEY_ENV, Settings
 
 
 def test_defaults_match_the_spec() -> None:
@@ -131,7 +131,10 @@ def test_bad_operations_values_are_refused(env: dict[str, str], message: str) ->
         Settings.from_env(env)
 
 
-def test_the_code_location_hands_the_settings_to_its_resources(tmp_path: Path) -> None:
+def test_the_code_location_hands_the_settings_to_its_resources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(API_KEY_ENV, "topo-test-key")  # read when the client is built
     settings = Settings.from_env(
         {
             "TOPO_API_BASE_URL": "http://127.0.0.1:9/v1",
