@@ -156,8 +156,12 @@ def recover(
     report = RecoveryReport()
     holders = slot_run_ids(instance)
     if slot_holders_only:
-        filters = dg.RunsFilter(run_ids=sorted(holders), statuses=_JUDGED)
-        judged = instance.get_runs(filters=filters) if holders else []
+        # A filter on run ids must name some (Dagster refuses an empty list).
+        judged = (
+            instance.get_runs(filters=dg.RunsFilter(run_ids=sorted(holders), statuses=_JUDGED))
+            if holders
+            else []
+        )
     else:
         judged = instance.get_runs(filters=dg.RunsFilter(statuses=_JUDGED))
     failing = set()
