@@ -6,7 +6,7 @@ backfill, then lets the simulated Topo's users work some recent tasks and fetche
 three days again (as the daily refresh does), publishes the analyst copy, and prints tasks
 per day and status, SLA attainment and completion rate by priority, by team and by assignee
 (with names), and what ``topo.task_history`` recorded as changed, read from the analyst
-copy.
+copy, and ends with the path of the SLA report (``TOPO_REPORT_PATH``).
 
 Names and teams come from the assignee directory: ``TOPO_ASSIGNEES_PATH`` if set, else
 ``examples/assignees.csv``, which names the simulated data set's assignees (all but one, so
@@ -153,10 +153,10 @@ def _materialize(settings: Settings, first: str, last: str) -> dg.ExecuteInProce
 
 
 def _publish(settings: Settings) -> dg.ExecuteInProcessResult:
-    """Publish the analyst copy now. ``dg.materialize`` runs with Dagster's own in-process
-    executor, not the code location's, so the run does not publish when it ends as
-    launched runs and the CLI do."""
-    return _run(settings, dg.AssetSelection.assets(ANALYST_COPY_KEY), {})
+    """Publish the analyst copy now, and the SLA report from it. ``dg.materialize`` runs
+    with Dagster's own in-process executor, not the code location's, so the run does not
+    publish when it ends as launched runs and the CLI do."""
+    return _run(settings, dg.AssetSelection.assets(ANALYST_COPY_KEY).downstream(), {})
 
 
 def _run(
@@ -197,6 +197,7 @@ def _print_summary(settings: Settings, first: object, last: object) -> None:
         f"\nAnalysts: open {settings.analyst_duckdb_path} (docs/analyst-guide.md has queries). "
         "`make dev` opens the Dagster UI."
     )
+    print(f"Managers: open the SLA report {settings.report_file.resolve()} in a browser.")  # noqa: T201
 
 
 def _text_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:

@@ -28,6 +28,7 @@ from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY, PUBLISH_JOB
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.assets.report import REPORT_KEY
 from topo_pipeline.defs.jobs import REFRESH_SELECTION, partition_range_tags
+from topo_pipeline.report.__main__ import main as report_main
 from topo_pipeline.settings import Settings
 from topo_pipeline.simulator import Activity, DatasetSpec, move_on
 from topo_pipeline_tests.browser import Chromium
@@ -322,3 +323,28 @@ def test_every_publish_rewrites_the_report_beside_the_copy(reported: Reported) -
     assert sorted(p.name for p in settings.report_file.parent.glob("*.html*")) == [
         settings.report_file.name
     ]
+
+
+def test_make_report_rebuilds_it_from_the_copy_without_a_run(
+    reported: Reported,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = tmp_path / "elsewhere" / "report.html"
+    monkeypatch.setenv("TOPO_ANALYST_DUCKDB_PATH", str(reported.settings.analyst_duckdb_path))
+    monkeypatch.setenv("TOPO_REPORT_PATH", str(target))
+    monkeypatch.setenv("TOPO_TIMEZONE", ZONE)
+    monkeypatch.setenv("TOPO_BUSINESS_HOURS", "Mon-Fri 09:00-18:00")
+    monkeypatch.setenv("TOPO_DUCKDB_PATH", str(tmp_path / "unused.duckdb"))
+
+    assert report_main([]) == 0
+
+    assert str(target) in capsys.readouterr().out
+    page = target.read_text()
+    assert tiles(page) == tiles(reported.page())
+    assert "Mon,Tue,Wed,Thu,Fri 09:00-18:00, America/New_York" in page
+
+    monkeypatch.setenv("TOPO_ANALYST_DUCKDB_PATH", str(tmp_path / "missing.duckdb"))
+    assert report_main([]) == 1
+    assert "publish it first" in capsys.readouterr().err
