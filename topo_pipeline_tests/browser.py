@@ -94,10 +94,10 @@ class Page:
 
     def screenshot(self, path: Path, *, width: int = 1200, height: int | None = None) -> Path:
         """A PNG of the page at ``width`` CSS pixels: its whole height, or the top ``height``."""
-        self._viewport(width, 800)
+        self.set_viewport(width, 800)
         full = self.evaluate("Math.ceil(document.documentElement.scrollHeight)")
         shown = min(full, height) if height else full
-        self._viewport(width, shown)
+        self.set_viewport(width, shown)
         data = self.browser.send(
             "Page.captureScreenshot",
             {
@@ -120,7 +120,8 @@ class Page:
         """Apply the ``print`` (or ``screen``) style sheets to the page."""
         self.browser.send("Emulation.setEmulatedMedia", {"media": media}, session=self.session)
 
-    def _viewport(self, width: int, height: int) -> None:
+    def set_viewport(self, width: int, height: int) -> None:
+        """Lay the page out at ``width`` x ``height`` CSS pixels."""
         self.browser.send(
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
@@ -196,7 +197,7 @@ class Chromium:
         page = Page(self, session)
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable", session=session)
-        page._viewport(width, height)
+        page.set_viewport(width, height)
         self.send("Page.navigate", {"url": url}, session=session)
         while True:
             try:
