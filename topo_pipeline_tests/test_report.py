@@ -26,7 +26,7 @@ import pytest
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY, PUBLISH_JOB_NAME
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
-from topo_pipeline.defs.assets.report import REPORT_KEY
+from topo_pipeline.defs.assets.report import REPORT_KEY, build_report_asset
 from topo_pipeline.defs.jobs import REFRESH_SELECTION, partition_range_tags
 from topo_pipeline.report.__main__ import main as report_main
 from topo_pipeline.settings import Settings
@@ -348,3 +348,16 @@ def test_make_report_rebuilds_it_from_the_copy_without_a_run(
     monkeypatch.setenv("TOPO_ANALYST_DUCKDB_PATH", str(tmp_path / "missing.duckdb"))
     assert report_main([]) == 1
     assert "publish it first" in capsys.readouterr().err
+
+
+def test_without_a_published_copy_the_step_fails_saying_so(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    asset = build_report_asset(report, tmp_path / "never_published.duckdb")
+
+    result = dg.materialize([asset], raise_on_error=False)
+
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    description = failure.step_failure_data.user_failure_data.description
+    assert "does not exist yet: publish it first" in description
+    assert not report.exists()

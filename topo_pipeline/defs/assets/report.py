@@ -19,7 +19,7 @@ from topo_pipeline.defs.assets.ingestion import POOL
 from topo_pipeline.defs.automation import downstream_automation_condition
 from topo_pipeline.defs.failures import explain_user_errors
 from topo_pipeline.defs.metadata import markdown_table
-from topo_pipeline.report import ReportResult, write_report
+from topo_pipeline.report import ReportError, ReportResult, write_report
 from topo_pipeline.report.headlines import week_label
 
 REPORT_KEY = dg.AssetKey(["report", "sla_report"])
@@ -70,12 +70,20 @@ def build_report_asset(
     )
     @explain_user_errors("report/sla_report")
     def sla_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        result = write_report(
-            analyst_path,
-            report_path,
-            business_hours=business_hours,
-            lock_timeout=lock_timeout_seconds,
-        )
+        try:
+            result = write_report(
+                analyst_path,
+                report_path,
+                business_hours=business_hours,
+                lock_timeout=lock_timeout_seconds,
+            )
+        except (FileNotFoundError, ReportError) as error:
+            # Nothing published to report on: a paragraph, not a traceback.
+            raise dg.Failure(
+                description=f"report/sla_report failed: {error}. The previous report, if "
+                "any, is left as it was.",
+                allow_retries=False,
+            ) from error
         context.log.info("wrote the SLA report %s (%d bytes)", result.path, result.size_bytes)
         return dg.MaterializeResult(metadata=report_metadata(result))
 
