@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # webserver and daemon too (docs/operating.md, "Partitions"; topo_pipeline/definitions.py).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 
-.PHONY: setup test test-fast lint demo dev bench recover clean
+.PHONY: setup test test-fast lint demo report dev bench recover clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -54,6 +54,10 @@ test-fast: setup
 
 demo: setup
 	$(UV) run --no-sync python -m topo_pipeline.demo
+
+# The SLA report (TOPO_REPORT_PATH) rebuilt from the analyst copy, without a run.
+report: setup
+	$(UV) run --no-sync python -m topo_pipeline.report
 
 dev: setup
 	$(UV) run --no-sync python -m topo_pipeline.dev

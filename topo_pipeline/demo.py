@@ -5,10 +5,12 @@ last seven complete days of ``topo/tasks`` and every downstream table as one sin
 backfill, then lets the simulated Topo's users work some recent tasks and fetches the last
 three days again (as the daily refresh does). Then it loads the assignee directory (after
 the tasks, so that its ``assignees_in_directory`` check sees their assignees) and rebuilds
-the by-assignee and by-team tables in the same run, publishes the analyst copy, and prints
+the by-assignee and by-team tables in the same run, publishes the analyst copy and the SLA
+report, and prints
 what the check found, then tasks per day and status, SLA attainment and completion rate by
 priority, by team and by assignee (with names), and what ``topo.task_history`` recorded as
-changed, read from the analyst copy.
+changed, read from the analyst copy, and ends with the path of the SLA report
+(``TOPO_REPORT_PATH``).
 
 Settings come from the environment and the ``.env`` of the current directory, as for
 Dagster's commands and ``make dev`` (:mod:`topo_pipeline.env_file`); where there is no
@@ -214,6 +216,7 @@ def _print_summary(settings: Settings, first: object, last: object) -> None:
         f"\nAnalysts: open {settings.analyst_duckdb_path} (docs/analyst-guide.md has queries). "
         "`make dev` opens the Dagster UI."
     )
+    print(f"Managers: open the SLA report {settings.report_file.resolve()} in a browser.")  # noqa: T201
 
 
 def _text_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:

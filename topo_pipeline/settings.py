@@ -46,6 +46,9 @@ class Settings:
     api_base_url: str = DEFAULT_BASE_URL
     duckdb_path: Path = Path("data/topo_pipeline.duckdb")
     analyst_duckdb_path: Path = Path("data/topo_analytics.duckdb")
+    # The managers' SLA report (HTML), written at every publish; None: sla_report.html in
+    # the analyst copy's folder (see report_file).
+    report_path: Path | None = None
     start_date: date = date(2024, 1, 1)
     timezone: str = "UTC"
     requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
@@ -97,6 +100,7 @@ class Settings:
             analyst_duckdb_path=Path(
                 reader.text("TOPO_ANALYST_DUCKDB_PATH", str(defaults.analyst_duckdb_path))
             ),
+            report_path=reader.path("TOPO_REPORT_PATH"),
             start_date=reader.date("TOPO_START_DATE", defaults.start_date),
             timezone=reader.text("TOPO_TIMEZONE", defaults.timezone),
             requests_per_minute=reader.number(
@@ -227,6 +231,11 @@ class Settings:
         if self.open_tasks_sensor_interval_seconds < 30:
             # The daemon evaluates sensors about every 30 s; less only adds load.
             raise TopoConfigError("TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS must be at least 30")
+
+    @property
+    def report_file(self) -> Path:
+        """The SLA report's file: ``TOPO_REPORT_PATH``, else beside the analyst copy."""
+        return self.report_path or self.analyst_duckdb_path.with_name("sla_report.html")
 
     def working_calendar(self) -> WorkingCalendar | None:
         """The business-hours calendar (holidays read from their file), or ``None``.

@@ -49,6 +49,18 @@ def serve() -> Iterator[Serve]:
         yield start
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's ``chromium`` for the browser tests, installed with apt-get where missing (as
+    root); without it the test is skipped, saying so."""
+    from topo_pipeline_tests.browser import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        pytest.skip("chromium is not installed: apt-get install chromium (as root)")
+    return path
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A webserver and daemon on a temporary instance (``webserver_stack.py``).

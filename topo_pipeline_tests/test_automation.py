@@ -12,6 +12,7 @@ from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
+from topo_pipeline.defs.assets.report import REPORT_KEY
 from topo_pipeline.defs.automation import (
     DOWNSTREAM_AUTOMATION_SENSOR_NAME,
     DOWNSTREAM_CONDITION_LABEL,
@@ -22,6 +23,8 @@ from topo_pipeline.defs.jobs import DOWNSTREAM_SELECTION, partition_range_tags
 from topo_pipeline.settings import Settings
 from topo_pipeline_tests.harness import fresh_instance
 
+# Published from the tables, not tables: the copy (by its sensor) and the report built from it.
+PUBLISHED = {ANALYST_COPY_KEY, REPORT_KEY}
 EVALUATED_AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # the latest partition is 2026-05-31
 # 2 days, 14 months and 17 months back; FIRST is TOPO_START_DATE itself.
 RECENT, OLD, ANCIENT, FIRST = "2026-05-30", "2025-04-01", "2025-01-15", "2025-01-01"
@@ -38,11 +41,11 @@ def settings_for(tmp_path: Path) -> Settings:
 def test_every_table_downstream_of_tasks_follows_it(tmp_path: Path) -> None:
     defs = build_defs(settings_for(tmp_path))
     graph = defs.resolve_asset_graph()
-    downstream = DOWNSTREAM_SELECTION.resolve(graph) - {ANALYST_COPY_KEY}
+    downstream = DOWNSTREAM_SELECTION.resolve(graph) - PUBLISHED
     assert {key.path[0] for key in downstream} == {"analytics"}
     for spec in defs.resolve_all_asset_specs():
         label = spec.automation_condition.get_label() if spec.automation_condition else None
-        if spec.key in downstream:
+        if spec.key in downstream or spec.key == REPORT_KEY:  # the report follows the copy
             assert label == DOWNSTREAM_CONDITION_LABEL
         else:
             assert spec.key in {TASKS_KEY, ASSIGNEES_KEY, ANALYST_COPY_KEY}
@@ -51,16 +54,14 @@ def test_every_table_downstream_of_tasks_follows_it(tmp_path: Path) -> None:
     sensor = defs.resolve_sensor_def(DOWNSTREAM_AUTOMATION_SENSOR_NAME)
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.asset_selection.resolve(graph) == downstream | {ANALYST_COPY_KEY}
+    assert sensor.asset_selection.resolve(graph) == downstream | PUBLISHED
 
 
 def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) -> None:
     """The real code location: topo/tasks days materialized on their own (as from the UI)
     make the automation request the analytics, whichever days they were."""
     defs = build_defs(settings_for(tmp_path))
-    analytics = sorted(
-        DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()) - {ANALYST_COPY_KEY}
-    )
+    analytics = sorted(DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()) - PUBLISHED)
     with fresh_instance() as instance:
         first = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT
@@ -74,6 +75,7 @@ def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) ->
         )
         assert {key for key in analytics if second.get_num_requested(key)} == set(analytics)
         assert second.get_num_requested(ANALYST_COPY_KEY) == 0  # analyst_copy_sensor's job
+        assert second.get_num_requested(REPORT_KEY) == 0  # follows the copy, not the tables
 
         third = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=second.cursor
@@ -85,7 +87,7 @@ def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path
     """An update of reference/assignees requests the by-assignee and by-team rollups."""
     defs = build_defs(settings_for(tmp_path))
     graph = defs.resolve_asset_graph()
-    analytics = DOWNSTREAM_SELECTION.resolve(graph) - {ANALYST_COPY_KEY}
+    analytics = DOWNSTREAM_SELECTION.resolve(graph) - PUBLISHED
     named = {key for key in analytics if ASSIGNEES_KEY in graph.get(key).parent_keys}
     assert {key.path[1] for key in named} == {
         "sla_by_assignee",

@@ -92,6 +92,10 @@ def test_the_demo_lands_a_week_publishes_and_prints_what_the_copy_holds(tmp_path
         re.M,
     ), done.stdout[-3000:]
     assert "sim-demo-key" not in done.stdout + done.stderr
+    # It ends with the SLA report, written beside the analyst copy.
+    report = (tmp_path / "sla_report.html").resolve()
+    assert done.stdout.rstrip().splitlines()[-1].endswith(f"{report} in a browser.")
+    assert report.read_text().startswith("<!DOCTYPE html>")
     # The runs are recorded where `make dev` will look for them.
     assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()
     assert any((tmp_path / "dagster_home").rglob("runs*"))

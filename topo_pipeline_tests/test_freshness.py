@@ -134,7 +134,7 @@ def test_only_topo_tasks_landed_leaves_the_analytics_failing(pipeline: Pipeline)
 
 
 def test_the_analyst_copy_check_shows_its_age_and_fails_when_behind(pipeline: Pipeline) -> None:
-    unpublished = REFRESH_SELECTION - dg.AssetSelection.assets(ANALYST_COPY_KEY)
+    unpublished = REFRESH_SELECTION - dg.AssetSelection.assets(ANALYST_COPY_KEY).downstream()
     pipeline.materialize(START, YESTERDAY, unpublished)
     never = pipeline.check(datetime.now(UTC))
     assert not never[(ANALYST_COPY_KEY.to_user_string(), ANALYST_COPY_CURRENT)].passed

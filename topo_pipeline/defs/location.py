@@ -15,6 +15,7 @@ from topo_pipeline.defs.assets.analyst_copy import (
 from topo_pipeline.defs.assets.analytics import build_analytics_assets
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY, build_tasks_asset
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, build_assignees_asset
+from topo_pipeline.defs.assets.report import build_report_asset
 from topo_pipeline.defs.automation import (
     build_downstream_automation_sensor,
     pipeline_asset_keys,
@@ -34,6 +35,7 @@ from topo_pipeline.defs.partitions import daily_partitions
 from topo_pipeline.defs.recovery_sensor import build_dead_run_sensor
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.defs.schedules import build_daily_refresh_schedule
+from topo_pipeline.report.build import describe_business_hours
 from topo_pipeline.settings import Settings
 
 
@@ -71,6 +73,14 @@ def build_defs(settings: Settings) -> dg.Definitions:
             [
                 *with_downstream_automation(pipeline_assets),
                 build_analyst_copy_asset(settings.analyst_duckdb_path, published, info),
+                build_report_asset(
+                    settings.report_file,
+                    settings.analyst_duckdb_path,
+                    business_hours=describe_business_hours(
+                        settings.working_calendar(), settings.timezone
+                    ),
+                    lock_timeout_seconds=settings.lock_timeout_seconds,
+                ),
             ],
             settings.asset_owners,
         ),

@@ -26,7 +26,8 @@ from topo_pipeline.warehouse.pipeline_info import PipelineInfo
 ANALYST_COPY_KEY = dg.AssetKey(["publish", "analyst_copy"])
 
 PUBLISH_JOB_NAME = "publish_analyst_copy_job"
-"""Job: materializes ``publish/analyst_copy``; launched by ``analyst_copy_sensor``."""
+"""Job: materializes ``publish/analyst_copy`` and what is built from it (the SLA report);
+launched by ``analyst_copy_sensor``."""
 
 
 COVERS_THROUGH_METADATA = "covers_through_event"
@@ -138,8 +139,12 @@ def build_analyst_copy_asset(
 
 PUBLISH_JOB = dg.define_asset_job(
     PUBLISH_JOB_NAME,
-    selection=dg.AssetSelection.assets(ANALYST_COPY_KEY),
+    # With what is built from the copy (the SLA report), so every publish brings it along.
+    selection=dg.AssetSelection.assets(ANALYST_COPY_KEY).downstream(),
     config=CONSOLE_PARAGRAPHS,
-    description="Publish the analyst copy (TOPO_ANALYST_DUCKDB_PATH) from the pipeline's file.",
+    description=(
+        "Publish the analyst copy (TOPO_ANALYST_DUCKDB_PATH) from the pipeline's file, and "
+        "the SLA report built from it."
+    ),
 )
 """The :data:`PUBLISH_JOB_NAME` job."""
