@@ -1,28 +1,14 @@
 """``make demo``: the whole pipeline on the simulated Topo API, in one command.
 
-Starts the simulated API on a free loopback port (seeded tasks up to now), materializes the
-last seven complete days of ``topo/tasks`` and every downstream table as one single-run
-backfill, then lets the simulated Topo's users work some recent tasks and fetches the last
-three days again (as the daily refresh does). Then it loads the assignee directory (after
-the tasks, so that its ``assignees_in_directory`` check sees their assignees) and rebuilds
-the by-assignee and by-team tables in the same run, publishes the analyst copy and the SLA
-report, and prints
-what the check found, then tasks per day and status, SLA attainment and completion rate by
-priority, by team and by assignee (with names), and what ``topo.task_history`` recorded as
-changed, read from the analyst copy, and ends with the path of the SLA report
-(``TOPO_REPORT_PATH``).
-
-Settings come from the environment and the ``.env`` of the current directory, as for
-Dagster's commands and ``make dev`` (:mod:`topo_pipeline.env_file`); where there is no
-``.env`` the demo writes one: the assignee directory ``examples/assignees.csv`` (the
-simulated data set's assignees but one, so the ``assignees_in_directory`` check has
-something to report) and business hours ``Mon-Fri 09:00-18:00`` with the holidays of
-``examples/holidays.csv``. So ``make dev`` afterwards shows what built the tables.
-
-The run is recorded in ``$DAGSTER_HOME`` (the Makefile points it at ``.dagster_home/``), so
-``make dev`` shows it in the UI afterwards. The tables land in ``TOPO_DUCKDB_PATH`` and
-``TOPO_ANALYST_DUCKDB_PATH`` (defaults under ``data/``); point those elsewhere to keep demo
-data away from a real pipeline's files.
+Starts the simulated API, materializes the last seven complete days of ``topo/tasks`` and
+everything downstream, fetches the last three again after simulated work, loads the
+assignee directory, publishes the analyst copy and the SLA report and prints a summary read from the copy, then
+the report's path. Settings
+come from the environment and the ``.env`` (:mod:`topo_pipeline.env_file`), which the demo
+writes where there is none. The run is recorded in ``$DAGSTER_HOME``, so ``make dev`` shows
+it; the tables land in ``TOPO_DUCKDB_PATH`` and ``TOPO_ANALYST_DUCKDB_PATH`` (point them
+away from a real pipeline's files). The order and the example settings: ``docs/design.md``,
+"``make demo``".
 """
 
 from __future__ import annotations

@@ -2,26 +2,12 @@
 
     python -m topo_pipeline.dev [--host 127.0.0.1] [--port 3000] [--sim-days 14]
 
-1. Prepares ``$DAGSTER_HOME`` (``.dagster_home/`` by default) with the repository's
-   ``dagster.yaml``, so run history, schedule and sensor state survive restarts.
-2. Unless ``TOPO_API_KEY`` is set, starts the simulated Topo API on a free loopback port,
-   seeded with ``--sim-days`` days of tasks up to now (recent ones still open, so the
-   schedule and the open-task sensor have work), and points ``TOPO_API_BASE_URL`` and
-   ``TOPO_API_KEY`` at it. ``TOPO_START_DATE``, when unset, becomes the first simulated
-   day so the partitions match the data. With ``TOPO_API_KEY`` set it runs against Topo.
-3. Runs ``dg dev`` (the project as ``[tool.dg]`` in ``pyproject.toml`` describes it) until
-   Ctrl-C, then stops it and the simulator, and exits 0: a stop asked for is no error, so
-   ``make dev`` ends without ``make: *** ... Error``.
-
-Ctrl-C in a terminal is a SIGINT to the terminal's foreground process group, which under
-``make dev`` holds make and ``uv run`` too; make, interrupted, reports the target as
-failed and dies of the signal however cleanly this process stops. So, started in the
-foreground of a terminal, this process moves to a process group of its own and makes it
-the terminal's foreground group while it runs (as a shell does for a job): Ctrl-C reaches
-it alone, and make sees it exit 0. The terminal is handed back on exit; Ctrl-Z is ignored
-meanwhile (it would stop this process without the shell noticing).
-
-The API key is never printed.
+Prepares ``$DAGSTER_HOME`` with the repository's ``dagster.yaml``; unless ``TOPO_API_KEY``
+is set, starts the simulated Topo API with ``--sim-days`` days of tasks up to now and points
+the ``TOPO_API_*`` settings at it; then runs ``dg dev`` until Ctrl-C and exits 0. In a
+terminal it takes the terminal's foreground while it runs, so Ctrl-C reaches it alone and
+``make dev`` ends without an error (why: ``docs/design.md``, "``make dev``"). The API key
+is never printed.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Is the process that left something behind still alive?
 
-A run killed with ``kill -9`` (an out-of-memory kill, a node restart) cannot clean up
-after itself: its stage folder, a half-built analyst copy and its Dagster run record
-stay behind. Whatever cleans them up later must never touch what belongs to a process
-that is still running. A process id alone does not say that (ids are reused), so a
-process is named by its id *and* the moment it started: :func:`current_owner` is this
-process's :class:`Owner`, :meth:`Owner.token` writes it into a file name and
-:func:`parse_owner` reads it back; :func:`is_alive` then answers for that exact process.
-
-On Linux the start time comes from ``/proc``; elsewhere only the id is checked. The
-answer holds for processes on this machine only: files and runs are judged on the host
-that made them (the pipeline's files are local, as is Dagster's SQLite storage).
+A process is named by its id *and* the moment it started, since ids are reused:
+:func:`current_owner` is this process's :class:`Owner`, :meth:`Owner.token` writes it into
+a file name, :func:`parse_owner` reads it back, and :func:`is_alive` answers for that exact
+process. The answer holds for processes on this machine only; on Linux the start time comes
+from ``/proc``, elsewhere only the id is checked (``docs/design.md``, "Dead runs").
 """
 
 from __future__ import annotations

@@ -1,25 +1,13 @@
 """Runs whose process died: recognised, marked failed, their pool slots freed.
 
-A run killed with ``kill -9`` (an out-of-memory kill, a node restart) cannot report its
-own end: Dagster keeps it ``STARTED`` and keeps the slot of pool ``duckdb`` its step
-held, so every later run would wait for that slot forever. This module judges runs and
-recovers from dead ones, with Dagster's public instance methods only:
-
-* Every run tags itself with its host and process (:func:`run_tags`: :data:`HOST_TAG`,
-  :data:`PROCESS_TAG`) when it initialises the warehouse
-  (:mod:`topo_pipeline.defs.run_guard`). :func:`dead_run_reason` reads them back and
-  says whether that process is gone; a run tagged with another host is never judged.
-* :func:`recover` marks dead runs failed (``DagsterInstance.report_run_failed``) and
-  frees the pool slots of runs that have ended
-  (``event_log_storage.free_concurrency_slots_for_run``). Every run does this for the
-  runs holding pool slots before it claims one and while it waits
-  (:mod:`topo_pipeline.defs.run_guard`); under the daemon a sensor does it for every run
-  (:mod:`topo_pipeline.defs.recovery_sensor`). No manual step is needed.
-* By hand, as a tool (``make recover``)::
-
-      python -m topo_pipeline.recovery [--dry-run]
-
-  also removes stage folders and analyst-copy temporary files whose process is gone.
+:func:`run_tags` names the process executing a run (:data:`HOST_TAG`, :data:`PROCESS_TAG`),
+:func:`dead_run_reason` says whether that process is gone on this host, and :func:`recover`
+marks dead runs failed and frees the pool slots of ended runs, with Dagster's public
+instance methods only. Runs call it for the runs holding pool slots
+(:mod:`topo_pipeline.defs.run_guard`), a sensor for every run
+(:mod:`topo_pipeline.defs.recovery_sensor`); no manual step is needed. By hand (``make
+recover``), ``python -m topo_pipeline.recovery [--dry-run]`` also removes stage folders and
+analyst-copy temporary files whose process is gone. Why: ``docs/design.md``, "Dead runs".
 """
 
 from __future__ import annotations

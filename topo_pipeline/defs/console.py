@@ -1,20 +1,13 @@
 """The code location's ``console`` logger: a ``dg.Failure`` prints as its paragraph.
 
-:data:`console_logger` is Dagster's colored console logger (same format, colours,
-``log_level`` and ``name`` config) with one change: a step that fails with a
-``dg.Failure`` (what :mod:`topo_pipeline.defs.failures` raises for errors a user causes or
-a server sends) prints as the Failure's description, without the stack frames of the
-Failure and its cause, and the run's failure that follows prints as its one line. Every
-other line, and every other error (a bug), prints as Dagster prints it. The traceback
-stays in the run's event log; ``TOPO_TRACEBACK=1`` prints it on the console too.
-
-Dagster uses a job's ``console`` logger only for runs whose config names it, e.g.
-``--config-json '{"loggers": {"console": {}}}'`` on ``dagster asset materialize`` or
-``dg launch``; other runs get Dagster's default console logger (README, "What the console
-prints on errors").
-
-:func:`brief_load_error` prints a setting that stops the code location from loading as
-one paragraph on the command line.
+:data:`console_logger` is Dagster's colored console logger with one change: a step that
+fails with a ``dg.Failure`` (what :mod:`topo_pipeline.defs.failures` raises for errors a user
+causes or a server sends) prints as the Failure's description alone, and the run's failure
+as one line; every other line and error prints as Dagster prints it. ``TOPO_TRACEBACK=1``
+prints the traceback too. Dagster uses it only for runs whose config names it, e.g.
+``--config-json '{"loggers": {"console": {}}}'`` (README, "What the console prints on
+errors"). :func:`brief_load_error` prints a setting that stops the code location from
+loading as one paragraph.
 """
 
 from __future__ import annotations

@@ -1,19 +1,14 @@
 """Errors a user causes or a server sends become one paragraph, the traceback behind it.
 
-A wrong or under-scoped API key, a setting that cannot work, an answer from Topo that
-breaks its contract, a window Topo's ``total_count`` does not confirm, a DuckDB file
-another process keeps locked: none of these is a bug. In an asset's body,
-:func:`user_errors` turns those errors (:data:`USER_ERRORS`) into a ``dg.Failure`` whose
-description is the paragraph: what failed, the cause and the fix (the error's own
-message names both), and what happened to the data::
+In an asset's body, :func:`user_errors` turns the errors of :data:`USER_ERRORS` (a rejected
+key, a bad setting, a broken answer from Topo, an unconfirmed window, a locked DuckDB file)
+into a ``dg.Failure`` whose description says what failed, the cause, the fix and what
+happened to the data; the original error is chained to it::
 
     with user_errors("topo/tasks"):
         ...
 
-The original error is chained to the Failure, so the run's event log keeps the full
-traceback; the console logger (:mod:`topo_pipeline.defs.console`) prints the paragraph.
-Retrying a Failure is pointless except for a lock, which may be released, so only that
-one keeps the asset's retry policy.
+Only a lock timeout keeps the asset's retry policy (``docs/design.md``, "Errors a user causes").
 """
 
 from __future__ import annotations

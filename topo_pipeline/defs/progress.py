@@ -1,15 +1,9 @@
 """Progress lines while ``topo/tasks`` fetches: days done, pages, tasks, request rate, ETA.
 
-A range run can fetch for an hour; without these lines its run log would be silent until
-the fetch ends. :class:`FetchProgress` wraps the page handler the client feeds (it counts
-pages and tasks, and the windows the client reports done) and, while used as a context
-manager, a background thread writes a line every ``interval`` seconds when anything moved,
-and at least every :data:`MAX_SILENCE_SECONDS` even when nothing did (a long backoff, a
-slow API). A fetch shorter than ``interval`` writes none.
-
-The request rate is the one observed since the previous line, from the client's own
-request count, beside the rate its rate control allows at that moment; the ETA
-extrapolates the days done so far.
+:class:`FetchProgress` wraps the page handler the client feeds; used as a context manager,
+it writes a line every ``interval`` seconds when anything moved, and at least every
+:data:`MAX_SILENCE_SECONDS` even when nothing did; a fetch shorter than ``interval`` writes
+none. What a line says, and why a thread writes it: ``docs/design.md``, "Progress lines".
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
 """``dead_run_sensor``: under the daemon, runs whose process died are failed and their slots freed.
 
-Dagster's stock ``DefaultRunLauncher`` cannot tell run monitoring that a run's process
-is gone, so a run killed with ``kill -9`` would stay ``STARTED``. Every
-:data:`DEAD_RUN_SENSOR_INTERVAL_SECONDS` this sensor runs
-:func:`topo_pipeline.recovery.recover` over the instance: every ``STARTED`` run whose
-process is known to be gone on this host is marked failed, and the pool slots of runs
-that have ended are freed. It launches no run; each tick's result says what it did. On
-by default.
-
-Runs do the same for the runs holding their pools by themselves
-(:mod:`topo_pipeline.defs.run_guard`); the sensor also covers runs that hold no slot and
-the time when no run starts.
+Every :data:`DEAD_RUN_SENSOR_INTERVAL_SECONDS` it runs :func:`topo_pipeline.recovery.recover`
+over the instance: ``STARTED`` runs whose process is known to be gone on this host are
+marked failed, and the pool slots of ended runs freed. It launches no run; each tick's
+result says what it did. On by default. It covers what the runs' own guard
+(:mod:`topo_pipeline.defs.run_guard`) cannot: runs that hold no slot, and the time when no
+run starts (``docs/design.md``, "Dead runs").
 """
 
 from __future__ import annotations

@@ -1,21 +1,13 @@
 """What a run does about runs that died holding a pool slot: :func:`guard_run`.
 
-:class:`~topo_pipeline.defs.resources.WarehouseResource` enters :func:`guard_run` when a
-run initialises it. Under Dagster's in-process executor that happens once per run, in the
-run's own process, before the executor claims a pool slot for any step. The guard:
-
-* tags the run with its host and process (:func:`topo_pipeline.recovery.run_tags`), so
-  other processes can tell later whether it died;
-* marks failed every run holding (or queued for) a pool slot whose process is gone on
-  this host, and frees the slots of runs that have ended
-  (:func:`topo_pipeline.recovery.recover`), so a run killed with ``kill -9`` never makes
-  this one wait; each action is one line in this run's log;
-* keeps doing so every :data:`WATCH_INTERVAL_SECONDS` until the run ends, as a holder
-  may die while this run waits, and says at INFO which run holds the slot a step of
-  this run waits for.
-
-Only the process Dagster records as executing the run's steps does this (a step process
-of a multiprocess executor ends with its step, so it must not name the run's process).
+:class:`~topo_pipeline.defs.resources.WarehouseResource` enters :func:`guard_run` when a run
+initialises it: under the in-process executor, in the run's own process, before any step
+claims a pool slot. The guard tags the run with its host and process
+(:func:`topo_pipeline.recovery.run_tags`); then, at once and every
+:data:`WATCH_INTERVAL_SECONDS` until the run ends, it fails the dead runs holding or waiting
+for a pool slot and frees the slots of ended runs (:func:`topo_pipeline.recovery.recover`),
+logging each action and which run holds the slot a step waits for. Why only the run's own
+process: ``docs/design.md``, "Dead runs".
 """
 
 from __future__ import annotations

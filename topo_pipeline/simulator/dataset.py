@@ -1,29 +1,10 @@
 """A seeded, deterministic, realistic set of Topo tasks for the simulated API.
 
 :func:`generate_dataset` turns a :class:`DatasetSpec` into task objects exactly as
-``GET /v1/tasks`` returns them (the 14 documented fields, timestamps as ISO 8601 UTC with
-``Z``), plus the sequence-run → template mapping the ``sequence_template_ids`` filter
-needs (a run's template is not a task field, so it travels beside the tasks).
-
-What the data contains, on purpose, because the pipeline must get each of these right:
-
-- busy weekdays (a few thousand tasks), quieter weekends and the odd near-empty day;
-- several assignees with uneven workloads, and unassigned tasks (``assignee_user_id``
-  null);
-- every type, priority and status; CALL dispositions only on completed calls;
-- completions and skips both inside and outside the SLA targets (HOT 60 min, TODAY
-  1440 min, EXTRA 4320 min), tasks still open past their target, and tasks reopened by a
-  reminder rule;
-- ties in ``created_at``: small bursts every day, and one group of ``tie_group_size``
-  (300) tasks sharing one second, placed so that it straddles page boundaries at
-  ``size=100`` in its day's window;
-- tasks created exactly at local midnight (they belong to the day that starts there)
-  and one in the last second of each day.
-
-Timestamps are consistent: ``completed_at`` / ``skipped_at`` / ``reopened_at`` come after
-``created_at``, ``updated_at`` is the latest of them, nothing is later than
-``spec.as_of``; a COMPLETED task has ``completed_at``, a SKIPPED one ``skipped_at``, and
-PENDING / IN_PROGRESS tasks have neither.
+``GET /v1/tasks`` returns them, plus the sequence-run → template mapping the
+``sequence_template_ids`` filter needs; :func:`make_task` builds one task for a test. What
+the data contains on purpose (ties across page boundaries, tasks at midnight, SLA edge
+cases, ...) and the rules its timestamps follow: ``simulator/README.md``, "Data set".
 """
 
 from __future__ import annotations

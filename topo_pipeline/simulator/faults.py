@@ -1,20 +1,11 @@
 """Switchable faults of the simulated Topo API, decided per request from a seeded RNG.
 
-A :class:`FaultPlan` says *what* may go wrong; a :class:`FaultInjector` holds the state
-that makes it happen (the fault RNG, the rate limiter, the rest of a 429 storm, the limit
-schedule) and decides, once per request and in the order requests arrive, which fault
-that request gets. Every request draws the same number of random values whatever happens
-to it, so for a given ``seed`` and request order the sequence of faults is always the same.
-
-Precedence for one request: a dropped connection, then a forced 429 (storm), then the
-rate limiter's 429, then a 5xx. A malformed body only replaces a successful (200) answer.
-
-Besides faults a well-meaning API has (latency, 5xx, drops, 429s), the plan holds the
-misbehaviour of a hostile or broken one, for tests of the client's defences: bytes
-dripped slowly, a huge ``total_count``, timestamps without an offset, tasks outside the
-requested bounds, a task served twice (identical, conflicting, or an older version after
-its newer one: :func:`repeat_first_task`), a 401 whose message echoes the key it was
-sent, and a 400 for a parameter the client always sends.
+A :class:`FaultPlan` says *what* may go wrong, from what a well-meaning API does (latency,
+5xx, drops, 429s) to what a hostile or broken one does, for tests of the client's defences;
+a :class:`FaultInjector` holds the state that makes it happen and decides, once per request
+and in arrival order, which fault that request gets. For a given ``seed`` and request order
+the sequence of faults is always the same. The fields and their precedence:
+``simulator/README.md``, "Faults".
 """
 
 from __future__ import annotations

@@ -1,21 +1,11 @@
 """Rate limiters of the simulated Topo API, and the rate-limit headers they advertise.
 
-Two kinds, both decided at the moment a request is received (monotonic seconds):
-
-- :class:`TokenBucket`: ``burst`` tokens, refilled continuously at the limit. Back-to-back
-  requests pass until the bucket is empty; after that one request per ``60 / limit``
-  seconds. What most API gateways run.
-- :class:`SlidingWindow`: at most ``limit x window / 60`` requests in any trailing
-  ``window`` seconds (a log of admission times, no banking of idle time). With a window
-  of ``60 / limit`` seconds it allows one request per interval and no burst at all.
-
-Refused requests never use up the budget. :meth:`RateLimiter.set_limit` changes the limit
-of a running limiter (admitted requests stay counted), which is how a limit that falls or
-rises mid-run is simulated.
-
-Both describe their state as :class:`LimitState`, from which the server writes the
-``RateLimit-*`` (or ``X-RateLimit-*``) headers: the quota, what is left of it, and the
-seconds until the whole quota is available again.
+:class:`TokenBucket` (``burst`` tokens, refilled continuously at the limit) and
+:class:`SlidingWindow` (at most ``limit x window / 60`` requests in any trailing ``window``
+seconds) decide at the moment a request is received; refused requests never use up the
+budget, and :meth:`RateLimiter.set_limit` changes a running limiter's limit. Both describe
+their state as :class:`LimitState`, from which the server writes the ``RateLimit-*`` (or
+``X-RateLimit-*``) headers. How each behaves: ``simulator/README.md``, "Faults".
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """A real HTTP server on loopback that implements Topo's ``GET /v1/tasks``.
 
-It follows the contract in ``topo-api.md`` (sections 2-4 and 7-10): bearer auth with
-scopes, every query parameter of List Tasks, strict created-at bounds, the page envelope,
-and Topo's error body on every error. On top of that it injects the faults of a
-:class:`~topo_pipeline.simulator.faults.FaultPlan`, switchable while it runs.
-
-Order of evaluation for one request: faults decided at receipt (drop, forced 429, rate
-limit, 5xx), then latency, then routing (404 / 405), authentication (401 / 403),
-parameter validation (400), and finally the page (200, possibly malformed by a fault).
-When the plan sends rate-limit headers, every answer carries the limiter's budget.
-
-The server speaks HTTP/1.1 with keep-alive (``ThreadingHTTPServer``, one thread per
-connection), so a "dropped connection" fault can close a connection without answering.
-API keys are never written to a response or a log.
+:class:`SimulatedTopoApi` follows the contract in ``topo-api.md`` (sections 2-4 and 7-10):
+bearer auth with scopes, every query parameter of List Tasks, strict created-at bounds, the
+page envelope, and Topo's error body on every error. On top of that it injects the faults
+of a :class:`~topo_pipeline.simulator.faults.FaultPlan`, switchable while it runs. API keys
+are never written to a response or a log. The order in which a request is judged, and why
+the server keeps connections alive: ``simulator/README.md``.
 """
 
 from __future__ import annotations

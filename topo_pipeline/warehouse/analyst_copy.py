@@ -1,46 +1,14 @@
 """The analyst copy: a published, read-only snapshot of the pipeline's DuckDB file.
 
-Analysts never open the pipeline's own file (``TOPO_DUCKDB_PATH``): in DuckDB a reader in
-another process, even a read-only one, blocks every writer. Instead
-:func:`publish_analyst_copy` copies the ``topo``, ``reference`` and ``analytics`` tables (and
-views) to
-``TOPO_ANALYST_DUCKDB_PATH``:
-
-1. The pipeline's file is attached (waiting, with backoff, while another process holds
-   it). Given the pipeline's settings, the file is brought to the current schema (which
-   holds ``topo.pipeline_info`` and the analyst views) and describes itself:
-   ``topo.pipeline_info`` gets its row and the comments name the time zone
-   (:mod:`topo_pipeline.warehouse.pipeline_info`); so the pipeline's own file holds them
-   too. Its last commits are then checkpointed into the file.
-2. The copy is written beside the target under a hidden temporary name
-   (:func:`publishing_path`), in :data:`~topo_pipeline.warehouse.duckdb.STORAGE_VERSION`'s
-   format so DuckDB 1.4 clients (BI drivers, older CLIs) can open it. The pipeline creates
-   its own file in that format, so the copy is usually the file's bytes, copied and
-   flushed to disk. A file in another format (one an older release created in DuckDB 2's),
-   or one with a write-ahead log left that a read-only publish cannot checkpoint, is
-   copied row by row instead, with ``COPY FROM DATABASE`` (schemas, tables, views,
-   constraints, comments and rows) into a new file of that format. While this process
-   holds the pipeline's file no other process can write it, so either way the copy is one
-   consistent state.
-3. Where the name DuckDB gives the copy's catalog when an analyst opens it is the name of
-   one of its schemas (a copy called ``topo.duckdb`` is catalog ``topo``), the copy's views
-   are re-created to name that catalog, since ``topo.tasks`` is ambiguous there
-   (:mod:`topo_pipeline.warehouse.file_names`); other copies keep views that work under
-   any name.
-4. The copy is checked against the source: the same tables, row counts and table and
-   column comments, and every view resolves under the catalog name analysts will see (or
-   any, above). A mismatch raises :class:`AnalystCopyError` and the target is left as it
-   was.
-5. The temporary file is moved over the target with :func:`os.replace`, an atomic rename
-   on POSIX. A session that has the old copy open keeps reading the old file (its inode
-   lives on until it closes); a new session sees the new one. Nothing ever sees a
-   half-written file. (On Windows the rename fails while a session has the target open.)
-
-Any file name works for either file: the code attaches both under fixed aliases
-(:data:`~topo_pipeline.warehouse.duckdb.CATALOG` and :data:`COPY_CATALOG`), never under
-their stems, and the copy's views resolve however it is named.
-
-Nothing here imports Dagster; the ``publish/analyst_copy`` asset calls it.
+:func:`publish_analyst_copy` copies the ``topo``, ``reference`` and ``analytics`` tables and
+views of ``TOPO_DUCKDB_PATH`` to ``TOPO_ANALYST_DUCKDB_PATH`` in five steps: (1) attach the
+pipeline's file, let it describe itself (:mod:`topo_pipeline.warehouse.pipeline_info`) and
+checkpoint it; (2) write the copy beside the target under a temporary name
+(:func:`publishing_path`), as the file's bytes or row by row; (3) make its views name its
+catalog where that clashes with a schema (:mod:`topo_pipeline.warehouse.file_names`); (4)
+check it against the source (:class:`AnalystCopyError`); (5) rename it over the target.
+Why each step is so: ``docs/design.md``, "The analyst copy". The ``publish/analyst_copy``
+asset calls it; nothing here imports Dagster.
 """
 
 from __future__ import annotations

@@ -1,30 +1,12 @@
 """The analytics tables: per-task SLA evaluation and the daily rollups built from it.
 
-``analytics.task_sla`` is computed from ``topo.tasks``; the rollups
-(:data:`~topo_pipeline.warehouse.registry.ROLLUPS`: ``sla_by_priority``, ``sla_by_assignee``,
-``completion_rate_by_priority``, ...) are computed from ``analytics.task_sla`` (the by-assignee
-and by-team ones joined to the assignee directory ``reference.assignees`` for names and
-teams), so every number in a rollup agrees with the per-task rows. DuckDB does all the
-arithmetic. The SLA rules are ``sql/task_sla_insert_partitions.sql``; every other statement
-here is a template in ``sql/`` filled from the registry's declarations, and every value is a
-bound parameter.
-
-Each table is replaced one set of ``partition_date`` values at a time, in one transaction:
-the partitions' old rows are deleted and the recomputed rows inserted, so a failure leaves
-the previous rows in place and a partition without tasks ends up with no rows. The functions
-open that transaction themselves, so call them on a connection with no transaction open.
-
-Edge cases (also in the column comments and ``docs/analyst-guide.md``):
-
-* A priority with no configured SLA target (one Topo adds later, or NULL): the task gets
-  ``sla_target_minutes`` and ``sla_due_at`` NULL and ``sla_status = 'UNKNOWN'`` (``'SKIPPED'``
-  if it was skipped). It counts in ``tasks`` but in neither ``met`` nor ``breached``.
-* A status other than PENDING, IN_PROGRESS, COMPLETED, SKIPPED (or NULL): ``'UNKNOWN'``.
-* A COMPLETED task without ``completed_at``: ``minutes_to_complete`` NULL and ``'UNKNOWN'``;
-  it still counts as completed in the completion-rate tables (status is authoritative).
-
-Nothing here imports Dagster; the assets call these functions with an open connection from
-:func:`topo_pipeline.warehouse.duckdb.connect`.
+:func:`replace_task_sla` recomputes ``analytics.task_sla`` from ``topo.tasks``, and
+:func:`replace_rollup` each rollup of :data:`~topo_pipeline.warehouse.registry.ROLLUPS`
+from ``analytics.task_sla``, for a set of ``partition_date`` values in one transaction (a
+failure leaves the previous rows). They open that transaction themselves: call them with an
+open connection from :func:`topo_pipeline.warehouse.duckdb.connect` and no transaction
+open. How a task without an SLA verdict counts is in ``docs/analyst-guide.md``; why the
+tables are built this way, in ``docs/design.md``. Nothing here imports Dagster.
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """The assignee directory: a CSV of ``user_id,name,team`` loaded into ``reference.assignees``.
 
-:func:`read_assignees` parses and validates the file (named by ``TOPO_ASSIGNEES_PATH``):
-a header with at least ``user_id``, ``name`` and ``team`` (more columns are allowed and
-ignored; an ``email`` column, say), then one row per workspace user. A file with any bad
-row is refused whole, with every problem and its line number: an empty ``user_id``, one
-that is not a UUID (``8-4-4-4-12`` hexadecimal digits), or one that repeats an earlier
-line's. Ids are stored lower-case, as Topo sends them; empty names and teams are NULL. A
-file with no rows at all (empty, or a header alone) reads as no rows.
-
-:func:`read_assignee_source` says what the source holds (unset, missing, empty, invalid,
-rows) for :func:`~topo_pipeline.warehouse.reference.plan_reference_load`, which decides
-whether the table is replaced, kept or emptied. :func:`replace_assignees` swaps the
-table's contents in one transaction; :func:`assignees_missing_from_directory` lists the
-assignees of ``topo.tasks`` the directory does not name (an asset check reports them,
-without blocking anything). Nothing here imports Dagster.
+:func:`read_assignees` parses and validates the file named by ``TOPO_ASSIGNEES_PATH`` (a
+bad row refuses the whole file, naming every bad line); :func:`read_assignee_source` says
+what the source holds, for :func:`~topo_pipeline.warehouse.reference.plan_reference_load`;
+:func:`replace_assignees` swaps the table's contents in one transaction;
+:func:`assignees_missing_from_directory` lists the assignees of ``topo.tasks`` the directory
+does not name. The file's rules: ``docs/design.md``, "Reference inputs". Nothing here
+imports Dagster.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """Opening the pipeline's DuckDB file.
 
-The file is attached under the fixed catalog name :data:`CATALOG`, and every statement
-qualifies its tables as ``warehouse.<schema>.<table>``. DuckDB otherwise names the catalog
-after the file's stem, so a file called ``topo.duckdb`` would make ``topo.tasks`` ambiguous
-(catalog ``topo`` or schema ``topo``); with a fixed alias any file name works.
-
-DuckDB lets one process hold a file at a time (a read-only holder blocks writers too).
-Dagster's pools keep the pipeline's own steps apart; :func:`connect` additionally waits,
-with backoff, for a lock held by some other process (a sensor, a CLI session) instead of
-failing at once.
+:func:`connect` attaches it under the fixed catalog name :data:`CATALOG`, so every statement
+qualifies its tables as ``warehouse.<schema>.<table>`` and any file name works; it waits,
+with backoff, while another process holds the file's lock. :func:`transaction` runs a block
+in one transaction. Why the alias and the wait: ``docs/design.md``, "One DuckDB file".
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """Task ids a run fetched more than once: which copy lands, and when that is a conflict.
 
-The client hands every copy of a task it reads to the stage: offset pages shift, ties move
-between pages, a window is read again. A run's stage therefore often holds one id several
-times, and :func:`staged_duplicates` sorts those copies out (``sql/staged_task_duplicates.sql``):
-
-- **identical** copies (the same JSON) are one task read twice: one lands, the rest are
-  counted (``duplicates_identical``);
-- copies that differ and carry **different** ``updated_at`` are one task that changed
-  while its day was read: the copy with the latest ``updated_at`` lands, whichever
-  arrived last (``sql/staged_latest_arrivals.sql``), and the older versions are counted
-  (``duplicates_superseded``);
-- copies that differ under the **same** ``updated_at`` are a conflict: Topo gave two
-  states for one instant, and nothing says which is right. The copy fetched last lands,
-  and :func:`check_duplicates` fails the blocking ``no_conflicting_duplicates`` check,
-  naming each id with the ``updated_at`` and the fields of its copies.
-
-Nothing here imports Dagster.
+:func:`staged_duplicates` sorts out the copies a run's stage holds of one id: **identical**
+copies land once, copies with **different** ``updated_at`` land as the latest, and copies
+that differ under the **same** ``updated_at`` are a conflict, which :func:`check_duplicates`
+reports as the blocking ``no_conflicting_duplicates`` check. Why copies arise and which one
+lands: ``docs/design.md``, "A task fetched twice". Nothing here imports Dagster.
 """
 
 from __future__ import annotations

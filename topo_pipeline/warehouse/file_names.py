@@ -1,22 +1,11 @@
 """What DuckDB calls a file's catalog, and views that resolve when that name is a schema's.
 
-A client that opens a DuckDB file without naming an alias (``duckdb data/x.duckdb``,
-``duckdb.connect("data/x.duckdb")``, a BI driver) gets a catalog named after the file
-(:func:`catalog_name`): ``topo.duckdb`` is catalog ``topo``. When that is also the name of a
-schema in the file, DuckDB refuses a two-part name such as ``topo.tasks`` as ambiguous
-("Ambiguous reference to catalog or schema"), in a query as in a view's body.
-
-The pipeline's code never depends on it: it attaches its file under a fixed alias and
-qualifies every table (:mod:`topo_pipeline.warehouse.duckdb`). In an analyst copy whose
-name clashes (:func:`clashes`), analysts name the catalog themselves (``topo.topo.tasks``),
-and :func:`name_catalog_in_views` makes the copy's views do the same. DuckDB drops a view's
-own catalog from the names in its body when the view is created (a view resolves them in
-its own file), so the views are created while the copy is attached under another alias,
-bound against a stand-in: an in-memory catalog of the clashing name holding empty tables
-of the same columns. A copy whose name does not clash keeps views without a catalog, which
-work under any alias.
-
-Nothing here imports Dagster.
+A client that opens a DuckDB file without an alias gets a catalog named after the file
+(:func:`catalog_name`: ``topo.duckdb`` is catalog ``topo``); when that is also a schema's
+name (:func:`clashes`), a two-part name such as ``topo.tasks`` is ambiguous.
+:func:`name_catalog_in_views` re-creates an analyst copy's views to name that catalog, so
+they resolve there. How, and why the pipeline itself never depends on it:
+``docs/design.md``, "File names". Nothing here imports Dagster.
 """
 
 from __future__ import annotations

@@ -3,13 +3,9 @@
 An analyst who opens the copy finds there when it was published, the time zone whose
 calendar days are the partitions, the SLA targets in force, the first and last partition
 present, the task count and the pipeline's version. The table is declared here
-(:data:`PIPELINE_INFO`) and created with the others by
-:mod:`topo_pipeline.warehouse.schema`. :func:`describe_pipeline` fills its row in the
-pipeline's own file just before each publish copies the file, so both files hold the same
-row, and rewrites every comment that mentions the pipeline's time zone so that it names the
-zone (``"... in the pipeline's time zone, Europe/Berlin (TOPO_TIMEZONE)"``).
-
-Nothing here imports Dagster.
+(:data:`PIPELINE_INFO`) and created by :mod:`topo_pipeline.warehouse.schema`;
+:func:`describe_pipeline` fills its row before each publish and makes every comment about
+the time zone name it (``docs/design.md``, "The analyst copy"). Nothing here imports Dagster.
 """
 
 from __future__ import annotations

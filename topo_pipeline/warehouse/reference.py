@@ -1,14 +1,11 @@
 """Reference tables (schema ``reference``): facts about Topo's world that the API does not serve.
 
-``reference.assignees`` is the assignee directory (who a workspace user id is, and which
-team they are on), loaded from the CSV named by ``TOPO_ASSIGNEES_PATH`` by
-:mod:`topo_pipeline.warehouse.assignees`. The by-assignee and by-team rollups of
-:mod:`topo_pipeline.warehouse.registry` join it. Without a directory the table exists and
-is empty, so the joins give NULL names and teams.
-
-:func:`plan_reference_load` is the rule every reference input follows: a source that is
-unset, missing or empty never empties a loaded table (it is kept, with a warning), a bad
-one fails the load and keeps it, and only an explicit ``clear`` empties it.
+``reference.assignees``, the assignee directory (:mod:`topo_pipeline.warehouse.assignees`),
+is joined by the by-assignee and by-team rollups; without a directory it is empty and names
+and teams are NULL. :func:`plan_reference_load` is the rule every reference input follows:
+a source that is unset, missing or empty never empties a loaded table, a bad one fails the
+load, and only an explicit ``clear`` empties it (why: ``docs/design.md``, "Reference
+inputs").
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """The analytics tables, declared once: ``analytics.task_sla`` and the rollups built from it.
 
-A rollup is a :class:`MeasureFamily` (what is counted: SLA outcome, or completion rate)
-grouped by a :class:`GroupColumn` of ``analytics.task_sla`` (priority, assignee, ...), or
-of the assignee directory joined to it (team), per ``partition_date``. :data:`ROLLUPS` is
-the closed list of them. Everything else reads it:
-
-* the DDL and ``COMMENT``s of each table (:attr:`Rollup.table_declaration`),
-* the SQL that builds, deletes, counts and summarises a table (templates in ``sql/``
-  filled by :mod:`topo_pipeline.warehouse.analytics`),
-* the Dagster asset of each table, its description and metadata (``defs/assets``),
-* the test oracle's expected rows.
-
-**Adding a rollup** (say, SLA by task type) is one :class:`Rollup` entry in
-:data:`ROLLUPS` (plus a :class:`GroupColumn` if the grouping column is new) and its lines in
-``docs/analyst-guide.md``; the schema migration creates the table in existing files.
+A rollup is a :class:`MeasureFamily` (SLA outcome, or completion rate) grouped by a
+:class:`GroupColumn`, per ``partition_date``; :data:`ROLLUPS` is their closed list. The
+tables' DDL and comments, their SQL, their Dagster assets and the test oracle all read it
+(``docs/design.md``, "The analytics tables"). **Adding a rollup** is one :class:`Rollup`
+entry in :data:`ROLLUPS` (plus a :class:`GroupColumn` if the grouping column is new) and
+its lines in ``docs/analyst-guide.md``.
 """
 
 from __future__ import annotations

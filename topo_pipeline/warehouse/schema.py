@@ -1,31 +1,11 @@
 """The warehouse's schema: every table and view, its version, and the migration of old files.
 
-:data:`TABLES` and :data:`VIEWS` declare what a file of :data:`SCHEMA_VERSION` holds:
-``topo.tasks`` (its task columns derived from :data:`topo_pipeline.api.models.TASK_SCHEMA`),
-the assignee directory ``reference.assignees`` (:mod:`topo_pipeline.warehouse.reference`),
-the analytics tables of :mod:`topo_pipeline.warehouse.registry`, and whatever is added here
-later. :func:`ensure_schema` brings a file to that state before anything writes it:
-
-* a new file gets every table, view and comment;
-* a file of an older version is migrated in **one transaction**: the steps of
-  :data:`MIGRATIONS` that the declarations cannot express (rebuilding a table to drop a
-  constraint, say), then every declared table, column, view and comment that is missing
-  is added; nothing is dropped, so every row stays;
-* a file of a newer version than this code knows is refused with
-  :class:`SchemaVersionError`, before anything is changed.
-
-The version is the one row of ``warehouse.main.schema_version``, with a fingerprint of the
-declarations applied (:func:`declarations_fingerprint`); a file without that table but with
-``topo.tasks`` or analytics tables was written by the first release (version 1).
-
-**Adding a table, view or column** is one declaration: append it to :data:`TABLES` /
-:data:`VIEWS` (or to the table's columns; a rollup to the registry). The fingerprint then
-differs, and existing files get the addition the next time the pipeline opens them, in
-one transaction, without a version change. Only a change that is not an addition (a
-rename, a changed type, a dropped constraint) needs a step in :data:`MIGRATIONS`, under a
-new :data:`SCHEMA_VERSION` described in :data:`VERSIONS`. A column's ``compression`` is how
-DuckDB writes it, not what it holds: a file created before it was declared keeps writing
-that column as DuckDB chooses, and reads the same.
+:data:`TABLES` and :data:`VIEWS` declare what a file of :data:`SCHEMA_VERSION` holds, and
+:func:`ensure_schema` brings a file to that state before anything writes it: a new file gets
+everything, an older one is migrated in one transaction with every row kept, a newer one is
+refused (:class:`SchemaVersionError`). Adding a table, view or column is one declaration
+here; only a change that is not an addition needs a step in :data:`MIGRATIONS` under a new
+version. How versions, fingerprints and migrations work: ``docs/design.md``, "The schema".
 """
 
 from __future__ import annotations

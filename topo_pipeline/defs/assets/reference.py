@@ -1,21 +1,13 @@
 """``reference/assignees``: the assignee directory, from the CSV named by ``TOPO_ASSIGNEES_PATH``.
 
-An unpartitioned asset. Materializing it reads the file and replaces
-``reference.assignees`` in one transaction, as
-:func:`~topo_pipeline.warehouse.reference.plan_reference_load` decides: a source that is
-unset, missing or empty leaves a loaded directory exactly as it is (a warning in the run
-log, a failed ``directory_source_present`` check, and no new materialization, so nothing
-downstream is rebuilt); a bad file fails the run with the file's line numbers and keeps
-the table; run config ``clear: true`` empties it on purpose. With nothing loaded and no
-file configured the table exists empty, and names and teams are NULL.
-
-The by-assignee and by-team rollups depend on it as well as on ``analytics/task_sla``
-(``defs/assets/analytics.py``): after the file changes, materialize this asset and the
-downstream automation rebuilds those rollups for every day built so far, in one single-run
-backfill (their source, ``analytics.task_sla``, needs no rebuild).
-
-Its check ``assignees_in_directory`` (not blocking) lists the assignees seen in
-``topo.tasks`` that the directory does not name.
+An unpartitioned asset: materializing it replaces ``reference.assignees`` in one transaction,
+as :func:`~topo_pipeline.warehouse.reference.plan_reference_load` decides. A source that is
+unset, missing or empty keeps a loaded directory as it is (a warning, a failed
+``directory_source_present`` check, and no new materialization, so nothing downstream is
+rebuilt); a bad file fails the run with its line numbers; run config ``clear: true`` empties
+the table. The by-assignee and by-team rollups depend on it. Its check
+``assignees_in_directory`` (not blocking) lists the assignees of ``topo.tasks`` the
+directory does not name. More: ``docs/operating.md``, "The assignee directory".
 """
 
 from collections.abc import Iterator
