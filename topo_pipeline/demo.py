@@ -2,13 +2,12 @@
 
 Starts the simulated API, materializes the last seven complete days of ``topo/tasks`` and
 everything downstream, fetches the last three again after simulated work, loads the
-assignee directory, publishes the analyst copy and the SLA report and prints a summary read from the copy, then
-the report's path. Settings
-come from the environment and the ``.env`` (:mod:`topo_pipeline.env_file`), which the demo
-writes where there is none. The run is recorded in ``$DAGSTER_HOME``, so ``make dev`` shows
-it; the tables land in ``TOPO_DUCKDB_PATH`` and ``TOPO_ANALYST_DUCKDB_PATH`` (point them
-away from a real pipeline's files). The order and the example settings: ``docs/design.md``,
-"``make demo``".
+assignee directory, publishes the analyst copy and the SLA report, prints a summary read
+from the copy and ends with the report's path. Settings come from the environment and the
+``.env`` (:mod:`topo_pipeline.env_file`), which the demo writes where there is none. The run
+is recorded in ``$DAGSTER_HOME``, so ``make dev`` shows it; the tables land in
+``TOPO_DUCKDB_PATH`` and ``TOPO_ANALYST_DUCKDB_PATH`` (point them away from a real
+pipeline's files). The order and the example settings: ``docs/design.md``, "``make demo``".
 """
 
 from __future__ import annotations

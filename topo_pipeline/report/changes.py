@@ -8,7 +8,7 @@ report reads them back from the file it replaces (:meth:`ChangesWindow.from_html
 nothing was observed since, the previous window is shown again; without a previous report
 (or one newer than the data), the last :data:`FIRST_REPORT_LOOKBACK`.
 
-Status changes come from the view ``analytics.task_status_changes``; reassignments from
+Status changes are the view ``analytics.task_status_changes``'s; reassignments come from
 ``topo.task_history`` itself (the view ``analytics.task_reassignments`` keeps only each
 task's latest one).
 """
@@ -23,6 +23,8 @@ from typing import Literal
 import duckdb
 
 from topo_pipeline.report.queries import relation_exists, report_sql
+from topo_pipeline.warehouse.duckdb import CATALOG
+from topo_pipeline.warehouse.queries import render_sql
 
 FIRST_REPORT_LOOKBACK = timedelta(days=7)
 """The window of a report with no usable previous one."""
@@ -96,7 +98,7 @@ class Changes:
     changed_versions: int = 0
     removed: int = 0
     transitions: tuple[StatusTransition, ...] | None = None
-    """``None`` when the file lacks the view ``analytics.task_status_changes``."""
+    """``None`` when there is no history to read them from."""
     reassignments: int = 0
     recent: tuple[Reassignment, ...] = ()
 
@@ -125,12 +127,12 @@ def load_changes(con: duckdb.DuckDBPyConnection, previous: ChangesWindow | None)
     params = {"since": window.since, "through": window.through}
     summary = con.execute(report_sql("changes_summary"), params).fetchone()
     new_tasks, changed, removed = summary or (0, 0, 0)
-    transitions = None
-    if relation_exists(con, "analytics", "task_status_changes"):
-        transitions = tuple(
-            StatusTransition(*row)
-            for row in con.execute(report_sql("status_changes"), params).fetchall()
-        )
+    status_changes = report_sql("status_changes").format(
+        changes=render_sql("task_status_changes_view", catalog=f"{CATALOG}.")
+    )
+    transitions = tuple(
+        StatusTransition(*row) for row in con.execute(status_changes, params).fetchall()
+    )
     rows = con.execute(
         report_sql("reassignments"), {**params, "limit": RECENT_REASSIGNMENTS}
     ).fetchall()
