@@ -335,8 +335,10 @@ def test_make_report_rebuilds_it_from_the_copy_without_a_run(
     monkeypatch.setenv("TOPO_ANALYST_DUCKDB_PATH", str(reported.settings.analyst_duckdb_path))
     monkeypatch.setenv("TOPO_REPORT_PATH", str(target))
     monkeypatch.setenv("TOPO_TIMEZONE", ZONE)
-    monkeypatch.setenv("TOPO_BUSINESS_HOURS", "Mon-Fri 09:00-18:00")
+    # Other hours in this shell: the page names those the tables were built with.
+    monkeypatch.setenv("TOPO_BUSINESS_HOURS", "Mon-Sat 08:00-20:00")
     monkeypatch.setenv("TOPO_DUCKDB_PATH", str(tmp_path / "unused.duckdb"))
+    monkeypatch.chdir(tmp_path)  # no .env here
 
     assert report_main([]) == 0
 

@@ -1,7 +1,8 @@
 """``python -m topo_pipeline.report`` (``make report``): rebuild the SLA report without a run.
 
 Reads the analyst copy (``TOPO_ANALYST_DUCKDB_PATH``) and writes ``TOPO_REPORT_PATH``, with
-the ``TOPO_*`` settings of the environment (business hours, time zone); ``--source`` and
+the ``TOPO_*`` settings of the environment and the checkout's ``.env``; the business hours
+shown are those the tables were built with (``analytics.builds``). ``--source`` and
 ``--output`` override the two paths. Exits 1 when there is nothing to report on.
 """
 
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from topo_pipeline.api.errors import TopoError
+from topo_pipeline.env_file import load_env_file
 from topo_pipeline.report.build import describe_business_hours, write_report
 from topo_pipeline.report.data import ReportError
 from topo_pipeline.settings import Settings
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, help="analyst copy (TOPO_ANALYST_DUCKDB_PATH)")
     parser.add_argument("--output", type=Path, help="HTML file to write (TOPO_REPORT_PATH)")
     args = parser.parse_args(argv)
+    load_env_file()  # the checkout's settings, as make demo and Dagster's commands read them
     try:
         settings = Settings.from_env()
     except TopoError as error:

@@ -23,6 +23,7 @@ from topo_pipeline.report.changes import Changes, ChangesWindow, load_changes
 from topo_pipeline.report.charts import MAX_SERIES, Series
 from topo_pipeline.report.hot import HotWatch, load_hot_watch
 from topo_pipeline.report.queries import relation_exists, report_sql
+from topo_pipeline.warehouse.builds import latest_build
 
 ASSIGNEE_WEEKS = 4
 """The assignee table covers the last complete week and the three before it."""
@@ -157,7 +158,8 @@ def load_report_data(
     Args:
         con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
         now: when the report is made (aware): "today", and "now" for tasks at risk.
-        business_hours: the business hours in force, described (``TOPO_BUSINESS_HOURS``);
+        business_hours: the business hours in force, described (``TOPO_BUSINESS_HOURS``),
+            for a file without ``analytics.builds`` (whose latest row is used otherwise);
             ``None`` says "not configured" unless the file has business-hours numbers.
         previous: the window of changes the previous report showed, if any.
 
@@ -176,7 +178,13 @@ def load_report_data(
         previous_week = _week_numbers(con, week_start - timedelta(days=7))
         assignees = _assignees(con, week_start - timedelta(days=7 * (ASSIGNEE_WEEKS - 1)), week.end)
     charts = _charts(con, facts, today)
-    if charts.sla_business is not None and business_hours is None:
+    built = latest_build(con) if relation_exists(con, "analytics", "builds") else None
+    if built is not None:
+        # The hours the tables were built with, whatever the environment says now.
+        business_hours = (
+            f"{built.business_hours}, {built.timezone}" if built.business_hours else None
+        )
+    elif charts.sla_business is not None and business_hours is None:
         business_hours = (
             "configured when the tables were built (which hours is not known here: "
             "TOPO_BUSINESS_HOURS is unset)"
