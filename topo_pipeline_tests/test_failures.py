@@ -149,6 +149,13 @@ def a_bug() -> None:
     raise KeyError("not a user error")
 
 
+@dg.asset(check_specs=[dg.AssetCheckSpec("no_conflicts", asset="bad_data", blocking=True)])
+def bad_data() -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        check_results=[dg.AssetCheckResult(check_name="no_conflicts", passed=False)]
+    )
+
+
 def step_failure_output(printed: str) -> str:
     """What the console printed for the step's failure (up to the run's own failure line)."""
     start = printed.index("STEP_FAILURE")
@@ -203,6 +210,17 @@ def test_a_retried_failure_prints_as_its_paragraph_each_time(
     assert "demo/locked failed: X.duckdb stayed locked" in step_failure_output(printed)
     assert "stayed locked" not in run_failure_output(printed)  # the run's failure: one line
     assert "Stack Trace" not in printed
+
+
+def test_a_failed_blocking_check_prints_as_a_paragraph_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = run([bad_data])
+
+    assert not result.success
+    step = step_failure_output(capsys.readouterr().err)
+    assert "bad_data: no_conflicts" in step
+    assert "Stack Trace" not in step
 
 
 def test_a_bug_keeps_dagsters_traceback_on_the_console(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,6 +32,10 @@ _FAILURE_EVENTS = frozenset(
 )
 _FAILURE_CLASS = "Failure"
 """The class name Dagster records (``cls_name``) for an error that is a ``dg.Failure``."""
+
+_CHECK_FAILED_CLASS = "DagsterAssetCheckFailedError"
+"""The class name of the error a blocking check that failed raises: the data's fault, whose
+message names the checks (their descriptions are in the run log above it)."""
 _HINT = (
     f"(The traceback is in the run's event log in the Dagster UI; {TRACEBACK_ENV}=1 prints "
     "it here.)"
@@ -89,7 +93,7 @@ def _failure_description(event: dg.DagsterEvent) -> str | None:
     for _ in range(10):
         if error is None:
             return None
-        if error.cls_name == _FAILURE_CLASS:
+        if error.cls_name in (_FAILURE_CLASS, _CHECK_FAILED_CLASS):
             # Dagster's text of the error is "<module>.Failure: <description>".
             description = error.message.strip().split(": ", 1)[-1].strip()
             return description if description not in ("", "None") else None
