@@ -3,6 +3,7 @@ replaced at once, half-open windows, DST days, refusals that leave the previous 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import duckdb
 import pytest
 
 from topo_pipeline.api.models import TASK_FIELDS, TIMESTAMP_FIELDS, Task, parse_timestamp
+from topo_pipeline.api.windows import PageHandler, WindowResult
 from topo_pipeline.warehouse import staging
 from topo_pipeline.warehouse.duckdb import ALLOCATOR_FLUSH_THRESHOLD, connect
 from topo_pipeline.warehouse.staging import (
@@ -269,6 +271,17 @@ def test_discard_drops_a_windows_tasks_written_or_buffered(
 
     assert landed == {D1: 1, D2: 1}
     assert set(column(db, "id")) == {"kept", "day-2"}
+
+
+def test_a_stage_is_the_page_handler_the_client_feeds(tmp_path: Path) -> None:
+    """Every call of :class:`~topo_pipeline.api.windows.PageHandler`, with its parameters."""
+    for name in ("__call__", "discard", "window_done"):
+        expected = inspect.signature(getattr(PageHandler, name)).parameters
+        assert inspect.signature(getattr(TaskStage, name)).parameters.keys() == expected.keys()
+    with task_stage([utc_window(D1)], directory=tmp_path) as stage:
+        stage(utc_window(D1), [task("2025-03-14T09:00:00Z")])
+        stage.window_done(WindowResult(utc_window(D1), api_total=1, in_window=1, reads=1, pages=1))
+        assert stage.staged == 1
 
 
 # -- failures leave the previous rows --------------------------------------------------

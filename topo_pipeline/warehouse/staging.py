@@ -37,12 +37,12 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Protocol
 
 import duckdb
 import numpy as np
 
 from topo_pipeline.api.models import Task
+from topo_pipeline.api.windows import Window, WindowResult
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
 from topo_pipeline.warehouse.duckdb import (
     ALLOCATOR_FLUSH_THRESHOLD,
@@ -92,21 +92,11 @@ _OUT_OF_MEMORY_PHRASES = ("could not allocate", "failed to allocate", "failed to
 """How DuckDB's buffer manager words running out of memory (also inside a failed COMMIT)."""
 
 
-class _Span(Protocol):
-    """A created-at window: aware ``start`` and ``end`` (the client's ``Window`` is one)."""
-
-    @property
-    def start(self) -> datetime: ...
-
-    @property
-    def end(self) -> datetime: ...
-
-
 class TaskStage:
     """A run's fetched tasks, appended in arrival order to a DuckDB file at ``path``.
 
     Feed it with :meth:`add`, or hand it to :meth:`TopoClient.fetch_windows` as the page
-    handler (it has the ``on_page(window, tasks)`` call and ``discard(window)``), then
+    handler (it is a :class:`~topo_pipeline.api.windows.PageHandler`), then
     land it with :func:`replace_task_partitions_from_stage`. The same task may be added
     several times; landing keeps the copy with the latest ``updated_at`` (the last one added
     among equals), and :meth:`duplicates` reports them. Not thread-safe: add from one thread.
@@ -172,8 +162,8 @@ class TaskStage:
         if len(self._buffer) >= self._batch_size:
             self.flush()
 
-    def __call__(self, window: object, tasks: list[Task]) -> None:
-        """:meth:`add`, with the signature of a client ``on_page`` handler."""
+    def __call__(self, window: Window, tasks: list[Task]) -> None:
+        """:meth:`add`, as the page handler the client feeds."""
         self.add(tasks)
 
     def flush(self) -> None:
@@ -217,7 +207,7 @@ class TaskStage:
             self._con.close()
             self._con = None
 
-    def discard(self, window: _Span) -> None:
+    def discard(self, window: Window) -> None:
         """Drop every task added so far whose ``created_at`` is in ``[start, end)``.
 
         The client calls this when a window's set of tasks changed while it was being
@@ -230,6 +220,9 @@ class TaskStage:
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
         self._buffer = [t for t in self._buffer if not start <= t.created_at < end]
         con.execute(load_sql("delete_staged_tasks_in_window"), {"start": start, "end": end})
+
+    def window_done(self, result: WindowResult) -> None:
+        """Nothing to do: the stage holds tasks, not progress (the page handler's last call)."""
 
     def duplicates(self, max_examples: int = MAX_EXAMPLES) -> DuplicateReport:
         """The ids added more than once and how their copies differ (identical, older
