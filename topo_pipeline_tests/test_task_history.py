@@ -17,14 +17,14 @@ from topo_pipeline.api.models import Task
 from topo_pipeline.warehouse.analyst_copy import publish_analyst_copy
 from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.history import HistoryOrderError
+from topo_pipeline.warehouse.history import HistoryChanges, HistoryOrderError
 from topo_pipeline.warehouse.schema import HISTORY_FIELDS, TASK_HISTORY, VIEWS, ensure_schema
-from topo_pipeline.warehouse.staging import replace_task_partitions
+from topo_pipeline.warehouse.staging import Landing, land_stage, task_stage
 from topo_pipeline.warehouse.tasks import DuplicateTaskIdError
 from topo_pipeline_tests import analytics_oracle as oracle
 from topo_pipeline_tests.analytics_oracle import guide_queries, promised_columns
 from topo_pipeline_tests.test_warehouse_schema import first_release_file, some_tasks
-from topo_pipeline_tests.warehouse_seed import current_file, day_window
+from topo_pipeline_tests.warehouse_seed import current_file, day_window, replace_task_partitions
 
 D1, D2 = date(2025, 3, 14), date(2025, 3, 15)
 T1 = datetime(2025, 3, 16, 2, tzinfo=UTC)
@@ -240,6 +240,23 @@ def test_an_empty_day_marks_every_task_removed(db: duckdb.DuckDBPyConnection) ->
         ("b", 1, T1, None, False, "PENDING", ALICE),
     ]
     assert view(db, "task_reassignments", "id")[0]["removed"] is True
+
+
+def test_the_landing_reports_the_versions_it_recorded(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    def landing(tasks: Sequence[dict[str, Any]], loaded_at: datetime) -> Landing:
+        with task_stage([day_window(D1)], directory=tmp_path) as stage:
+            stage.add([Task.from_api(task) for task in tasks])
+            return land_stage(db, stage, loaded_at=loaded_at)
+
+    first = landing([api_task("a"), api_task("b"), api_task("c")], T1)
+    assert (first.rows, first.history) == ({D1: 3}, HistoryChanges(versions=3, removed=0))
+    assert first.seconds >= 0
+    # a changed, b unchanged, c gone: what the transaction recorded, not a read-back.
+    second = landing([api_task("a", status="COMPLETED", completed_minutes=5), api_task("b")], T2)
+    assert (second.rows, second.history) == ({D1: 2}, HistoryChanges(versions=2, removed=1))
+    assert len(history(db)) == 3 + 2
 
 
 def test_a_failing_landing_leaves_history_untouched(db: duckdb.DuckDBPyConnection) -> None:

@@ -85,17 +85,6 @@ def record_task_history(
     return HistoryChanges(versions=int(versions), removed=int(removed))
 
 
-def recorded_changes(
-    con: duckdb.DuckDBPyConnection, dates: Sequence[date], loaded_at: datetime
-) -> HistoryChanges:
-    """What the landing at ``loaded_at`` recorded for the partitions ``dates`` (read back)."""
-    versions, removed = con.execute(
-        load_sql("task_history_recorded"),
-        {"partition_dates": list(dates), "loaded_at": loaded_at},
-    ).fetchone() or (0, 0)
-    return HistoryChanges(versions=int(versions), removed=int(removed))
-
-
 def _observe_sql() -> str:
     changed = " OR ".join(
         f"f.{identifier(name)} IS DISTINCT FROM c.{identifier(name)}" for name in HISTORY_FIELDS

@@ -18,10 +18,8 @@ from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.progress import FetchProgress
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.warehouse import duplicates, task_checks
-from topo_pipeline.warehouse.history import recorded_changes
-from topo_pipeline.warehouse.queries import load_sql
-from topo_pipeline.warehouse.staging import replace_task_partitions_from_stage, task_stage
-from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table
+from topo_pipeline.warehouse.staging import land_stage, task_stage
+from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table, preview_tasks
 
 TASKS_KEY = dg.AssetKey(["topo", "tasks"])
 POOL = "duckdb"
@@ -120,27 +118,18 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                     for w, r in zip(windows, results, strict=True)
                 }
                 with warehouse.get_connection() as con:
-                    land_started = time.monotonic()
                     ensure_tasks_table(con)
-                    landed = replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
-                    land_seconds = time.monotonic() - land_started
-                    history = recorded_changes(con, list(landed), loaded_at)
+                    landing = land_stage(con, stage, loaded_at=loaded_at)
+                    landed, history = landing.rows, landing.history
                     context.log.info(
                         "landed %d tasks in %d partition(s) of topo.tasks in %.1fs",
                         sum(landed.values()),
                         len(landed),
-                        land_seconds,
+                        landing.seconds,
                     )
                     outcomes = task_checks.evaluate_task_checks(con, windows, api_totals)
-                    preview = con.execute(
-                        load_sql("preview_topo_tasks"),
-                        {
-                            "partition_dates": [w.partition_date for w in windows],
-                            "limit": PREVIEW_ROWS,
-                        },
-                    )
                     preview_table = table_value(
-                        [column[0] for column in preview.description], preview.fetchall()
+                        *preview_tasks(con, [w.partition_date for w in windows], PREVIEW_ROWS)
                     )
 
             by_partition = {
@@ -176,7 +165,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                     "api_seconds": round(stats["api_seconds"], 3),
                     "wait_seconds": round(stats["wait_seconds"], 3),
                     "fetch_wall_seconds": round(fetch_seconds, 3),
-                    "land_wall_seconds": round(land_seconds, 3),
+                    "land_wall_seconds": round(landing.seconds, 3),
                     **repeats.metadata(),
                     "dagster/table_name": "topo.tasks",
                 },
