@@ -26,7 +26,7 @@ from topo_pipeline.warehouse.analytics import (
     DEFAULT_SLA_TARGET_MINUTES,
     ROLLUP_TABLES,
     ensure_analytics_tables,
-    headline_metrics,
+    headline_metrics_by_day,
     partition_rows,
     replace_rollup,
     replace_task_sla,
@@ -444,8 +444,8 @@ def test_partition_rows_count_each_tables_days_with_their_as_of(
         partition_rows(db, DAYS, [])
 
 
-def test_headline_metrics(db: duckdb.DuckDBPyConnection) -> None:
-    task_sla = expected_task_sla(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES)
+def expected_headlines(task_sla: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The headline numbers of every analytics table over the rows ``task_sla`` (pooled)."""
     verdicts = [row["sla_status"] for row in task_sla]
     met, breached = verdicts.count("MET"), verdicts.count("BREACHED")
     hot = [row["sla_status"] for row in task_sla if row["priority"] == "HOT"]
@@ -455,78 +455,70 @@ def test_headline_metrics(db: duckdb.DuckDBPyConnection) -> None:
     assignees = {row["assignee_user_id"] for row in task_sla} - {None}
     unassigned = [row for row in task_sla if row["assignee_user_id"] is None]
     no_team = [row for row in task_sla if row["assignee_user_id"] not in DIRECTORY]
-    expected = {
+    teams = len({DIRECTORY[a][1] for a in assignees if a in DIRECTORY})
+    tasks = len(task_sla)
+    sla = {
+        "tasks": tasks,
+        "met": met,
+        "breached": breached,
+        "sla_attainment": ratio(met, met + breached),
+    }
+    completion = {
+        "tasks": tasks,
+        "completed": completed,
+        "skipped": skipped,
+        "completion_rate": ratio(completed, tasks),
+        "skip_rate": ratio(skipped, tasks),
+    }
+    open_unassigned = sum(row["status"] in ("PENDING", "IN_PROGRESS") for row in unassigned)
+    return {
         "task_sla": {
-            "tasks": len(task_sla),
-            "met": met,
-            "breached": breached,
+            **sla,
             "open_within_sla": verdicts.count("OPEN"),
             "skipped": verdicts.count("SKIPPED"),
             "unknown": verdicts.count("UNKNOWN"),
-            "sla_attainment": met / (met + breached),
         },
         "sla_by_priority": {
-            "tasks": len(task_sla),
-            "met": met,
-            "breached": breached,
-            "sla_attainment": met / (met + breached),
-            "hot_sla_attainment": hot.count("MET") / (hot.count("MET") + hot.count("BREACHED")),
+            **sla,
+            "hot_sla_attainment": ratio(hot.count("MET"), hot.count("MET") + hot.count("BREACHED")),
         },
         "sla_by_assignee": {
-            "tasks": len(task_sla),
-            "met": met,
-            "breached": breached,
-            "sla_attainment": met / (met + breached),
+            **sla,
             "assignees": len(assignees),
-            "unassigned_open": sum(
-                row["status"] in ("PENDING", "IN_PROGRESS") for row in unassigned
-            ),
+            "unassigned_open": open_unassigned,
         },
         "completion_rate_by_priority": {
-            "tasks": len(task_sla),
-            "completed": completed,
-            "skipped": skipped,
-            "completion_rate": completed / len(task_sla),
-            "skip_rate": skipped / len(task_sla),
-            "hot_completion_rate": hot_statuses.count("COMPLETED") / len(hot_statuses),
+            **completion,
+            "hot_completion_rate": ratio(hot_statuses.count("COMPLETED"), len(hot_statuses)),
         },
         "completion_rate_by_assignee": {
-            "tasks": len(task_sla),
-            "completed": completed,
-            "skipped": skipped,
-            "completion_rate": completed / len(task_sla),
-            "skip_rate": skipped / len(task_sla),
+            **completion,
             "assignees": len(assignees),
             "unassigned_tasks": len(unassigned),
         },
-        "completion_rate_by_task_type": {
-            "tasks": len(task_sla),
-            "completed": completed,
-            "skipped": skipped,
-            "completion_rate": completed / len(task_sla),
-            "skip_rate": skipped / len(task_sla),
-        },
+        "completion_rate_by_task_type": completion,
         "sla_by_team": {
-            "tasks": len(task_sla),
-            "met": met,
-            "breached": breached,
-            "sla_attainment": met / (met + breached),
-            "teams": 1,  # only East has tasks
+            **sla,
+            "teams": teams,
             "no_team_open": sum(row["status"] in ("PENDING", "IN_PROGRESS") for row in no_team),
         },
-        "completion_rate_by_team": {
-            "tasks": len(task_sla),
-            "completed": completed,
-            "skipped": skipped,
-            "completion_rate": completed / len(task_sla),
-            "skip_rate": skipped / len(task_sla),
-            "teams": 1,
-            "no_team_tasks": len(no_team),
-        },
+        "completion_rate_by_team": {**completion, "teams": teams, "no_team_tasks": len(no_team)},
     }
+
+
+def test_headline_metrics_by_day(db: duckdb.DuckDBPyConnection) -> None:
+    task_sla = expected_task_sla(TASKS, AS_OF, DEFAULT_SLA_TARGET_MINUTES)
+    expected = {
+        day: expected_headlines([row for row in task_sla if row["partition_date"] == day])
+        for day in DAYS
+    }
+    assert expected[DAY1]["sla_by_team"]["teams"] == 1  # only East has tasks
     for table in ANALYTICS_TABLES:
-        assert headline_metrics(db, table, DAYS) == pytest.approx(expected[table]), table
-        empty = headline_metrics(db, table, [EMPTY_DAY])
+        by_day = headline_metrics_by_day(db, table, DAYS)
+        assert list(by_day) == list(DAYS), table
+        for day in (DAY1, DAY2):
+            assert by_day[day] == pytest.approx(expected[day][table]), (table, day)
+        empty = by_day[EMPTY_DAY]  # a day without rows: counts 0, rates None
         assert empty["tasks"] == 0
         assert all(v is None for k, v in empty.items() if k.endswith(("attainment", "rate")))
 
@@ -546,7 +538,10 @@ def test_empty_and_repeated_partition_lists(db: duckdb.DuckDBPyConnection) -> No
     [
         (lambda con: replace_rollup(con, "task_sla", [DAY1]), "unknown rollup table"),
         (lambda con: replace_rollup(con, "tasks; DROP TABLE x", [DAY1]), "unknown rollup table"),
-        (lambda con: headline_metrics(con, "topo.tasks", [DAY1]), "unknown analytics table"),
+        (
+            lambda con: headline_metrics_by_day(con, "topo.tasks", [DAY1]),
+            "unknown analytics table",
+        ),
         (
             lambda con: replace_task_sla(
                 con, [DAY1], as_of=datetime(2024, 3, 3), sla_targets={"HOT": 60}

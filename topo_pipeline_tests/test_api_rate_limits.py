@@ -71,7 +71,7 @@ def fetch_all(api: SimulatedTopoApi, window: Window, **overrides: Any) -> tuple[
 
 
 def ids_in(tasks: list[dict[str, Any]], window: Window) -> set[str]:
-    return {t["id"] for t in tasks if window.contains(parse_timestamp(t["created_at"]))}
+    return {t["id"] for t in tasks if window.start <= parse_timestamp(t["created_at"]) < window.end}
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 
 from topo_pipeline.definitions import build_defs
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
+from topo_pipeline.defs.assets.history import TASK_HISTORY_KEY
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY
 from topo_pipeline.defs.assets.report import REPORT_KEY
@@ -42,7 +43,8 @@ def test_every_table_downstream_of_tasks_follows_it(tmp_path: Path) -> None:
     defs = build_defs(settings_for(tmp_path))
     graph = defs.resolve_asset_graph()
     downstream = DOWNSTREAM_SELECTION.resolve(graph) - PUBLISHED
-    assert {key.path[0] for key in downstream} == {"analytics"}
+    assert {key.path[0] for key in downstream} == {"analytics", "topo"}
+    assert TASK_HISTORY_KEY in downstream
     for spec in defs.resolve_all_asset_specs():
         label = spec.automation_condition.get_label() if spec.automation_condition else None
         if spec.key in downstream or spec.key == REPORT_KEY:  # the report follows the copy
@@ -59,9 +61,9 @@ def test_every_table_downstream_of_tasks_follows_it(tmp_path: Path) -> None:
 
 def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) -> None:
     """The real code location: topo/tasks days materialized on their own (as from the UI)
-    make the automation request the analytics, whichever days they were."""
+    make the automation request the history and the analytics, whichever days they were."""
     defs = build_defs(settings_for(tmp_path))
-    analytics = sorted(DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()) - PUBLISHED)
+    downstream = sorted(DOWNSTREAM_SELECTION.resolve(defs.resolve_asset_graph()) - PUBLISHED)
     with fresh_instance() as instance:
         first = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT
@@ -73,7 +75,7 @@ def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) ->
         second = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, evaluation_time=EVALUATED_AT, cursor=first.cursor
         )
-        assert {key for key in analytics if second.get_num_requested(key)} == set(analytics)
+        assert {key for key in downstream if second.get_num_requested(key)} == set(downstream)
         assert second.get_num_requested(ANALYST_COPY_KEY) == 0  # analyst_copy_sensor's job
         assert second.get_num_requested(REPORT_KEY) == 0  # follows the copy, not the tables
 
@@ -87,7 +89,7 @@ def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path
     """An update of reference/assignees requests the by-assignee and by-team rollups."""
     defs = build_defs(settings_for(tmp_path))
     graph = defs.resolve_asset_graph()
-    analytics = DOWNSTREAM_SELECTION.resolve(graph) - PUBLISHED
+    analytics = DOWNSTREAM_SELECTION.resolve(graph) - PUBLISHED - {TASK_HISTORY_KEY}
     named = {key for key in analytics if ASSIGNEES_KEY in graph.get(key).parent_keys}
     assert {key.path[1] for key in named} == {
         "sla_by_assignee",

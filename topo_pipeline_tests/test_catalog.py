@@ -8,7 +8,10 @@ import dagster as dg
 import pytest
 
 from topo_pipeline.defs.assets.analyst_copy import ANALYST_COPY_KEY
+from topo_pipeline.defs.assets.history import TASK_HISTORY_KEY
+from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.assets.report import REPORT_KEY
+from topo_pipeline.defs.jobs import REFRESH_SELECTION
 from topo_pipeline.defs.location import build_defs
 from topo_pipeline.settings import Settings
 from topo_pipeline.warehouse.duckdb import connect
@@ -90,6 +93,21 @@ def test_every_asset_has_owners_code_references_and_a_description_stating_its_gr
             assert "every topo, reference and analytics table" in description
         else:  # "one row per task id", "per creation day and priority", ...
             assert " per " in description, (key, description)
+
+
+def test_the_history_is_a_table_of_the_lineage_the_analyst_copy_depends_on(
+    graph: dg.AssetGraph,
+) -> None:
+    history = graph.get(TASK_HISTORY_KEY)
+
+    assert history.parent_keys == {TASKS_KEY}
+    assert TASK_HISTORY_KEY in graph.get(ANALYST_COPY_KEY).parent_keys
+    assert history.metadata["dagster/table_name"] == "topo.task_history"
+    assert "one row per task per version" in (history.description or "")
+    # Written in the landing's transaction, reported once per run: no event per day.
+    assert history.partitions_def is None
+    assert graph.get(TASKS_KEY).partitions_def is not None
+    assert REFRESH_SELECTION.resolve(graph) >= {TASKS_KEY, TASK_HISTORY_KEY, ANALYST_COPY_KEY}
 
 
 def test_the_analyst_copy_has_its_uri(graph: dg.AssetGraph, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from topo_pipeline.warehouse.duplicates import (
     DuplicateReport,
     check_duplicates,
 )
-from topo_pipeline.warehouse.staging import replace_task_partitions_from_stage, task_stage
+from topo_pipeline.warehouse.staging import land_stage, task_stage
 from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table
 from topo_pipeline_tests.warehouse_seed import current_file
 
@@ -69,7 +69,7 @@ def stage_and_land(
         for page in pages:
             stage.add(page)
         report = stage.duplicates()
-        replace_task_partitions_from_stage(con, stage, loaded_at=LOADED_AT)
+        land_stage(con, stage, loaded_at=LOADED_AT)
     return report
 
 

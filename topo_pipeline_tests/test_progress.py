@@ -16,7 +16,7 @@ class Clock:
 
 
 class Stage:
-    """A page handler with the optional calls the client makes."""
+    """A page handler (the client's ``PageHandler`` calls) that records what it is given."""
 
     def __init__(self) -> None:
         self.pages: list[tuple[str, int]] = []

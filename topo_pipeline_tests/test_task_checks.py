@@ -16,13 +16,12 @@ import pytest
 from topo_pipeline.api.models import KNOWN_ENUM_VALUES, REQUIRED_FIELDS, Task
 from topo_pipeline.warehouse import task_checks
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.staging import replace_task_partitions
 from topo_pipeline.warehouse.task_checks import CheckOutcome, evaluate_task_checks
 from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
 )
-from topo_pipeline_tests.warehouse_seed import current_file
+from topo_pipeline_tests.warehouse_seed import current_file, replace_task_partitions
 
 D1, D2, D3 = date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 16)
 LOADED_AT = datetime(2025, 3, 20, tzinfo=UTC)

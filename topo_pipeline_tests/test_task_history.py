@@ -10,21 +10,31 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 
 from topo_pipeline.api.models import Task
+from topo_pipeline.defs.assets.history import CURRENT_VERSIONS_MATCH_TASKS, TASK_HISTORY_KEY
+from topo_pipeline.defs.location import build_defs
+from topo_pipeline.settings import Settings
 from topo_pipeline.warehouse.analyst_copy import publish_analyst_copy
 from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.history import HistoryOrderError
+from topo_pipeline.warehouse.history import (
+    HistoryChanges,
+    HistoryOrderError,
+    HistorySummary,
+    history_summary,
+)
 from topo_pipeline.warehouse.schema import HISTORY_FIELDS, TASK_HISTORY, VIEWS, ensure_schema
-from topo_pipeline.warehouse.staging import replace_task_partitions
+from topo_pipeline.warehouse.staging import Landing, land_stage, task_stage
 from topo_pipeline.warehouse.tasks import DuplicateTaskIdError
 from topo_pipeline_tests import analytics_oracle as oracle
 from topo_pipeline_tests.analytics_oracle import guide_queries, promised_columns
+from topo_pipeline_tests.harness import fresh_instance
 from topo_pipeline_tests.test_warehouse_schema import first_release_file, some_tasks
-from topo_pipeline_tests.warehouse_seed import current_file, day_window
+from topo_pipeline_tests.warehouse_seed import current_file, day_window, replace_task_partitions
 
 D1, D2 = date(2025, 3, 14), date(2025, 3, 15)
 T1 = datetime(2025, 3, 16, 2, tzinfo=UTC)
@@ -240,6 +250,83 @@ def test_an_empty_day_marks_every_task_removed(db: duckdb.DuckDBPyConnection) ->
         ("b", 1, T1, None, False, "PENDING", ALICE),
     ]
     assert view(db, "task_reassignments", "id")[0]["removed"] is True
+
+
+def test_the_landing_reports_the_versions_it_recorded(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    def landing(tasks: Sequence[dict[str, Any]], loaded_at: datetime) -> Landing:
+        with task_stage([day_window(D1)], directory=tmp_path) as stage:
+            stage.add([Task.from_api(task) for task in tasks])
+            return land_stage(db, stage, loaded_at=loaded_at)
+
+    first = landing([api_task("a"), api_task("b"), api_task("c")], T1)
+    assert (first.rows, first.history) == ({D1: 3}, HistoryChanges(versions=3, removed=0))
+    assert first.seconds >= 0
+    # a changed, b unchanged, c gone: what the transaction recorded, not a read-back.
+    second = landing([api_task("a", status="COMPLETED", completed_minutes=5), api_task("b")], T2)
+    assert (second.rows, second.history) == ({D1: 2}, HistoryChanges(versions=2, removed=1))
+    assert len(history(db)) == 3 + 2
+
+
+def test_the_summary_counts_versions_tasks_and_the_newest_version(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
+    assert history_summary(db) == HistorySummary(0, 0, 0, None, 0)  # a new file
+    land(db, [api_task("a"), api_task("b"), api_task("c")], T1)
+    land(db, [api_task("a", status="COMPLETED", completed_minutes=5), api_task("b")], T2)
+
+    summary = history_summary(db)
+
+    assert summary == HistorySummary(
+        versions=5, tasks=3, removed=1, latest_version_at=T2, stored_tasks=2
+    )
+    assert summary.current_match_stored
+    db.execute("DELETE FROM warehouse.topo.tasks WHERE id = 'b'")  # behind the landing's back
+    assert not history_summary(db).current_match_stored
+
+
+def materialize_history(path: Path) -> dg.ExecuteInProcessResult:
+    """The ``topo/task_history`` asset of the code location, over the file at ``path``."""
+    defs = build_defs(Settings(duckdb_path=path, analyst_duckdb_path=path.parent / "copy.duckdb"))
+    with fresh_instance() as instance:
+        return dg.materialize(
+            [defs.get_assets_def(TASK_HISTORY_KEY)],
+            selection=[TASK_HISTORY_KEY],
+            resources={"warehouse": defs.resources["warehouse"]},
+            instance=instance,
+        )
+
+
+def test_the_asset_reports_the_history_once_and_checks_it_against_the_tasks(
+    tmp_path: Path,
+) -> None:
+    path = current_file(tmp_path / "pipeline.duckdb")
+    with connect(path) as con:
+        land(con, [api_task("a"), api_task("b", D2)], T1, days=(D1, D2))
+        land(con, [api_task("a", status="COMPLETED", completed_minutes=5)], T2)
+
+    result = materialize_history(path)
+
+    (event,) = result.get_asset_materialization_events()  # one, whatever the days
+    materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+    assert materialization.partition is None
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    assert metadata["dagster/row_count"] == 3
+    assert (metadata["tasks_with_history"], metadata["tasks_removed"]) == (2, 0)
+    assert metadata["latest_version_at"] == T2.timestamp()
+    assert metadata["dagster/table_name"] == "topo.task_history"
+    (check,) = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == (CURRENT_VERSIONS_MATCH_TASKS, True)
+
+    with connect(path) as con:  # a row of topo.tasks lost behind the landing's back
+        con.execute("DELETE FROM warehouse.topo.tasks WHERE id = 'b'")
+    result = materialize_history(path)
+
+    assert result.success  # the check reports, it blocks nothing
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert "2 current versions not removed, but 1 rows in topo.tasks" in (check.description or "")
 
 
 def test_a_failing_landing_leaves_history_untouched(db: duckdb.DuckDBPyConnection) -> None:

@@ -26,11 +26,9 @@ from topo_pipeline.warehouse.schema import (
     TOPO_TASKS,
     SchemaVersionError,
     ensure_schema,
-    schema_version,
 )
-from topo_pipeline.warehouse.staging import replace_task_partitions
 from topo_pipeline.warehouse.tables import Column, Table
-from topo_pipeline_tests.warehouse_seed import day_window
+from topo_pipeline_tests.warehouse_seed import day_window, replace_task_partitions
 
 FIXTURE_V1 = Path(__file__).parent / "fixtures" / "schema_v1.sql"
 DAY = date(2025, 3, 14)
@@ -50,6 +48,23 @@ def declared_columns(con: duckdb.DuckDBPyConnection, table: Table) -> list[tuple
         "ORDER BY column_index",
         {"schema": table.schema, "name": table.name},
     ).fetchall()
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The version the file records; a first-release file records none (1); 0: a new file."""
+    tables = {
+        (schema_name, name)
+        for schema_name, name in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'warehouse'"
+        ).fetchall()
+    }
+    if ("main", "schema_version") in tables:
+        (version,) = con.execute(
+            "SELECT max(version) FROM warehouse.main.schema_version"
+        ).fetchone() or (None,)
+        if version is not None:
+            return int(version)
+    return 1 if ("topo", "tasks") in tables else 0
 
 
 def constraints(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:

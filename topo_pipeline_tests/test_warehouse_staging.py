@@ -3,6 +3,7 @@ replaced at once, half-open windows, DST days, refusals that leave the previous 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -21,20 +22,21 @@ import duckdb
 import pytest
 
 from topo_pipeline.api.models import TASK_FIELDS, TIMESTAMP_FIELDS, Task, parse_timestamp
+from topo_pipeline.api.windows import PageHandler, WindowResult
 from topo_pipeline.warehouse import staging
 from topo_pipeline.warehouse.duckdb import ALLOCATOR_FLUSH_THRESHOLD, connect
 from topo_pipeline.warehouse.staging import (
     TaskStage,
+    land_stage,
     landing_memory_limit,
-    replace_task_partitions,
-    replace_task_partitions_from_stage,
     task_stage,
 )
 from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
+    preview_tasks,
 )
-from topo_pipeline_tests.warehouse_seed import current_file
+from topo_pipeline_tests.warehouse_seed import current_file, replace_task_partitions
 
 LOADED_AT = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
 D1, D2, D3 = date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 16)
@@ -100,7 +102,7 @@ def land(
     with task_stage(windows, directory=tmp_path, batch_size=batch_size) as stage:
         for page in pages:
             stage.add(page)
-        return replace_task_partitions_from_stage(con, stage, loaded_at=LOADED_AT)
+        return land_stage(con, stage, loaded_at=LOADED_AT).rows
 
 
 # -- landing ----------------------------------------------------------------------------
@@ -251,6 +253,21 @@ def test_new_york_days_hold_their_local_hours(
     }
 
 
+def test_a_preview_shows_the_first_rows_of_the_given_days(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    early = task("2025-03-14T01:00:00Z", task_id="early")
+    tied = [task("2025-03-14T02:00:00Z", task_id=name) for name in ("tie-b", "tie-a")]
+    other_day = task("2025-03-15T00:00:00Z", task_id="day-2")
+    land(db, tmp_path, [utc_window(D1), utc_window(D2)], [other_day, *tied, early])
+
+    columns, rows = preview_tasks(db, [D1], limit=2)
+
+    assert columns[:2] == ["id", "partition_date"]
+    assert [row[0] for row in rows] == ["early", "tie-a"]  # by created_at, then id
+    assert [row[0] for row in preview_tasks(db, [D2, D3], limit=10)[1]] == ["day-2"]
+
+
 # -- discarding a window that is read again -----------------------------------------------
 
 
@@ -265,10 +282,21 @@ def test_discard_drops_a_windows_tasks_written_or_buffered(
         stage.add([kept])  # still buffered
         stage.discard(utc_window(D1))
         stage(utc_window(D1), [kept])  # the fresh read
-        landed = replace_task_partitions_from_stage(db, stage, loaded_at=LOADED_AT)
+        landed = land_stage(db, stage, loaded_at=LOADED_AT).rows
 
     assert landed == {D1: 1, D2: 1}
     assert set(column(db, "id")) == {"kept", "day-2"}
+
+
+def test_a_stage_is_the_page_handler_the_client_feeds(tmp_path: Path) -> None:
+    """Every call of :class:`~topo_pipeline.api.windows.PageHandler`, with its parameters."""
+    for name in ("__call__", "discard", "window_done"):
+        expected = inspect.signature(getattr(PageHandler, name)).parameters
+        assert inspect.signature(getattr(TaskStage, name)).parameters.keys() == expected.keys()
+    with task_stage([utc_window(D1)], directory=tmp_path) as stage:
+        stage(utc_window(D1), [task("2025-03-14T09:00:00Z")])
+        stage.window_done(WindowResult(utc_window(D1), api_total=1, in_window=1, reads=1, pages=1))
+        assert stage.staged == 1
 
 
 # -- failures leave the previous rows --------------------------------------------------
@@ -286,7 +314,7 @@ def test_a_task_outside_every_window_is_refused_when_staged(
         with pytest.raises(RuntimeError, match="failed"):
             stage.add([task("2025-03-14T01:00:00Z")])
         with pytest.raises(RuntimeError, match="refusing to land it"):
-            replace_task_partitions_from_stage(db, stage, loaded_at=LOADED_AT)
+            land_stage(db, stage, loaded_at=LOADED_AT)
     assert rows(db) == before
 
 
@@ -355,7 +383,7 @@ def test_staged_text_that_is_not_json_is_refused_by_the_landing(
         with duckdb.connect(str(stage.path)) as raw_stage:
             raw_stage.execute('UPDATE staged_tasks SET raw = \'{"id": "garbled"\'')
         with pytest.raises(duckdb.ConversionException, match="Malformed JSON"):
-            replace_task_partitions_from_stage(db, stage, loaded_at=LOADED_AT)
+            land_stage(db, stage, loaded_at=LOADED_AT)
     assert rows(db) == before
 
 
@@ -388,18 +416,22 @@ def test_invalid_windows_and_loaded_at_are_refused(db: duckdb.DuckDBPyConnection
         replace_task_partitions(db, [utc_window(D1)], [], loaded_at=datetime(2025, 3, 14))
 
 
-def test_partition_window_contains_compares_instants() -> None:
+def test_a_partition_window_compares_instants(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
     fall_back = PartitionWindow(
         date(2025, 11, 2),
         datetime(2025, 11, 2, tzinfo=NEW_YORK),
         datetime(2025, 11, 3, tzinfo=NEW_YORK),
     )
     assert fall_back.end_utc - fall_back.start_utc == timedelta(hours=25)
-    assert fall_back.contains(datetime(2025, 11, 3, 4, 59, 59, tzinfo=UTC))
-    assert not fall_back.contains(datetime(2025, 11, 3, 5, 0, tzinfo=UTC))
-    assert not fall_back.contains(datetime(2025, 11, 1, 23, 59, 59, tzinfo=NEW_YORK))
-    with pytest.raises(ValueError, match="naive"):
-        fall_back.contains(datetime(2025, 11, 2, 12, 0))
+    # The 25th hour is the day's: its last microsecond lands in it, the next one in none.
+    last = task("2025-11-03T04:59:59.999999Z", task_id="last")
+    assert land(db, tmp_path, [fall_back], [last]) == {date(2025, 11, 2): 1}
+    with pytest.raises(ValueError, match="lies in none"):
+        land(db, tmp_path, [fall_back], [task("2025-11-03T05:00:00Z", task_id="after")])
+    with pytest.raises(ValueError, match="timezone-aware"):
+        PartitionWindow(date(2025, 11, 2), datetime(2025, 11, 2), datetime(2025, 11, 3))
 
 
 @pytest.mark.parametrize("file_name", ["topo.duckdb", "analytics.duckdb", "warehouse.duckdb"])

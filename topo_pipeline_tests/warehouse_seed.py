@@ -6,11 +6,14 @@ import atexit
 import functools
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import duckdb
 
 from topo_pipeline.api.models import Task, parse_timestamp
 from topo_pipeline.warehouse.analytics import (
@@ -22,7 +25,7 @@ from topo_pipeline.warehouse.analytics import (
 )
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline.warehouse.schema import declarations_fingerprint, ensure_schema
-from topo_pipeline.warehouse.staging import replace_task_partitions
+from topo_pipeline.warehouse.staging import STAGE_BATCH_SIZE, land_stage, task_stage
 from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
@@ -59,6 +62,41 @@ def day_window(day: date, timezone: str = "UTC") -> PartitionWindow:
         datetime.combine(day, time(), zone),
         datetime.combine(day + timedelta(days=1), time(), zone),
     )
+
+
+def replace_task_partitions(
+    con: duckdb.DuckDBPyConnection,
+    windows: Sequence[PartitionWindow],
+    tasks: Iterable[Task],
+    *,
+    loaded_at: datetime,
+    directory: str | Path | None = None,
+    batch_size: int = STAGE_BATCH_SIZE,
+) -> dict[date, int]:
+    """Replace the rows of ``windows``' partitions with ``tasks``, as a run lands them.
+
+    The path a run takes, without the API: ``tasks`` are drawn from the iterable into a
+    stage in batches (a generator is never held in memory at once), then landed with
+    :func:`~topo_pipeline.warehouse.staging.land_stage` (``topo.task_history`` recorded in
+    the same transaction). Any failure, one raised by ``tasks`` itself included, leaves
+    every previous row as it was.
+
+    Args:
+        con: a connection with the current schema and no open transaction.
+        windows: the partitions to replace; distinct dates, windows that do not overlap.
+        tasks: the tasks of those windows. May be a generator.
+        loaded_at: when the tasks were fetched (aware); stored on every row.
+        directory: where the stage's temporary folder goes (default: the system's).
+        batch_size: tasks written to the stage at a time.
+
+    Returns:
+        The rows landed per partition date, for every window's date (0 for an empty day).
+    """
+    with task_stage(windows, directory=directory, batch_size=batch_size) as stage:
+        iterator = iter(tasks)
+        while batch := list(islice(iterator, batch_size)):
+            stage.add(batch)
+        return land_stage(con, stage, loaded_at=loaded_at).rows
 
 
 def seed_tasks(

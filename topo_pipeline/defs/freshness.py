@@ -1,6 +1,6 @@
 """Freshness checks: has yesterday landed by the deadline, and is the analyst copy current?
 
-- ``landed_by_deadline`` on ``topo/tasks`` and every analytics asset: from
+- ``landed_by_deadline`` on ``topo/tasks`` and every asset downstream of it: from
   ``TOPO_FRESHNESS_DEADLINE_HOUR`` o'clock in ``TOPO_TIMEZONE`` on, the day that ended
   before that deadline (yesterday) must have a materialization; before the hour, the day
   before is expected. It fails (ERROR) naming the missing day and how long it is overdue.

@@ -1,7 +1,8 @@
 """The job that refreshes ``topo/tasks`` partitions with everything downstream of them.
 
 The daily schedule and the open-task sensor both launch :data:`REFRESH_JOB_NAME`: ``topo/tasks``
-for a partition or a range, the ``analytics/*`` tables and the analyst copy, in one run.
+for a partition or a range, ``topo/task_history``, the ``analytics/*`` tables and the analyst
+copy, in one run.
 """
 
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ REFRESH_SELECTION = dg.AssetSelection.assets(TASKS_KEY).downstream()
 """``topo/tasks`` and every asset downstream of it."""
 
 DOWNSTREAM_SELECTION = dg.AssetSelection.assets(TASKS_KEY).downstream(include_self=False)
-"""Every asset downstream of ``topo/tasks`` (the analytics tables), without it."""
+"""Every asset downstream of ``topo/tasks`` (its history, the analytics tables), without it."""
 
 # Dagster's documented run tags for a run over a range of partitions. Assets with a
 # single-run backfill policy (all of ours) materialize the whole range in one run.

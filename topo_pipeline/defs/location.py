@@ -13,6 +13,7 @@ from topo_pipeline.defs.assets.analyst_copy import (
     pipeline_info,
 )
 from topo_pipeline.defs.assets.analytics import build_analytics_assets
+from topo_pipeline.defs.assets.history import task_history
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY, build_tasks_asset
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, build_assignees_asset
 from topo_pipeline.defs.assets.report import build_report_asset
@@ -44,6 +45,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     partitions_def = daily_partitions(settings)
     pipeline_assets = [
         build_tasks_asset(partitions_def),
+        task_history,
         build_assignees_asset(settings.assignees_path),
         build_analytics_assets(
             settings.sla_target_minutes,
@@ -51,8 +53,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
             timezone=settings.timezone,
         ),
     ]
-    # The tables the analyst copy publishes: topo/tasks, everything downstream of it, and
-    # the assignee directory.
+    # The tables the analyst copy publishes: topo/tasks, everything downstream of it (the
+    # history, the analytics), and the assignee directory.
     published = [*pipeline_asset_keys(pipeline_assets), ASSIGNEES_KEY]
     info = pipeline_info(settings)
     # Observability: defs/alerts.py (failed runs), defs/freshness.py (late days, stale copy).

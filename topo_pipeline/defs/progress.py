@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+
+from topo_pipeline.api.models import Task
+from topo_pipeline.api.windows import PageHandler, Window, WindowResult
 
 # Declared in settings, beside TOPO_PROGRESS_INTERVAL_SECONDS, which they bound.
 from topo_pipeline.settings import DEFAULT_INTERVAL_SECONDS, MAX_SILENCE_SECONDS
@@ -21,8 +23,7 @@ class FetchProgress:
     """A page handler that counts what passes through it and reports progress.
 
     Args:
-        handler: the page handler to feed (the run's stage); its ``discard`` and
-            ``window_done`` are passed on when it has them.
+        handler: the page handler to feed (the run's stage); every call is passed on.
         total_days: windows the fetch covers.
         counters: returns the client's counters (``requests``, ``retries``,
             ``rate_limited``), read when a line is written.
@@ -36,7 +37,7 @@ class FetchProgress:
 
     def __init__(
         self,
-        handler: Callable[[Any, list[Any]], None],
+        handler: PageHandler,
         *,
         total_days: int,
         counters: Callable[[], dict[str, float]],
@@ -67,24 +68,21 @@ class FetchProgress:
 
     # -- the page handler ------------------------------------------------------------------
 
-    def __call__(self, window: Any, tasks: list[Any]) -> None:
+    def __call__(self, window: Window, tasks: list[Task]) -> None:
         self._handler(window, tasks)
         with self._lock:
             self.pages += 1
             self.tasks += len(tasks)
 
-    def discard(self, window: Any) -> None:
-        discard = getattr(self._handler, "discard", None)
-        if callable(discard):
-            discard(window)
+    def discard(self, window: Window) -> None:
+        """The client is about to read ``window`` afresh: its tasks so far are dropped."""
+        self._handler.discard(window)
 
-    def window_done(self, result: Any) -> None:
+    def window_done(self, result: WindowResult) -> None:
         """The client reports a window fetched and reconciled."""
         with self._lock:
             self.days_done += 1
-        done = getattr(self._handler, "window_done", None)
-        if callable(done):
-            done(result)
+        self._handler.window_done(result)
 
     # -- reporting -------------------------------------------------------------------------
 

@@ -146,15 +146,15 @@ def replace_rollup(
     return _replace(con, rollup.table, _rollup_insert_sql(rollup), params)
 
 
-def headline_metrics(
+def headline_metrics_by_day(
     con: duckdb.DuckDBPyConnection, table: str, partition_dates: Iterable[date]
-) -> dict[str, float | int | None]:
-    """A few numbers summarising ``table`` over ``partition_dates``, for Dagster metadata.
+) -> dict[date, dict[str, float | int | None]]:
+    """A few numbers summarising ``table`` on each day of ``partition_dates``, for Dagster
+    metadata, in one grouped query.
 
-    Rates are pooled over the given days (sums over sums), never averages of daily rates,
-    and are ``None`` when their denominator is 0. Counts are 0 when there are no rows. The
-    numbers of each table are declared in the registry
-    (:func:`~topo_pipeline.warehouse.registry.headlines_of`), e.g.:
+    Rates are sums over sums, and are ``None`` when their denominator is 0; a day without
+    rows gets counts 0 and rates ``None``. The numbers of each table are declared in the
+    registry (:func:`~topo_pipeline.warehouse.registry.headlines_of`), e.g.:
 
     * ``task_sla``: ``tasks``, ``met``, ``breached``, ``open_within_sla``, ``skipped``,
       ``unknown`` (tasks whose SLA cannot be judged), ``sla_attainment``.
@@ -175,34 +175,14 @@ def headline_metrics(
         partition_dates: the days to summarise.
 
     Returns:
-        Metric name to value (``int`` counts, ``float`` rates, ``None`` for undefined rates).
+        Per day, in the order given: metric name to value (``int`` counts, ``float``
+        rates, ``None`` for undefined rates).
 
     Raises:
         ValueError: if ``table`` is not an analytics table or a partition date is not a date.
     """
-    cursor = con.execute(
-        _headline_sql(table, by_day=False), {"partition_dates": _partition_list(partition_dates)}
-    )
-    names = [column[0] for column in cursor.description]
-    row = cursor.fetchone()
-    if row is None:  # pragma: no cover - an aggregate without GROUP BY always returns a row
-        return {}
-    return dict(zip(names, row, strict=True))
-
-
-def headline_metrics_by_day(
-    con: duckdb.DuckDBPyConnection, table: str, partition_dates: Iterable[date]
-) -> dict[date, dict[str, float | int | None]]:
-    """:func:`headline_metrics` of each day of ``partition_dates``, in one grouped query.
-
-    A day without rows gets what :func:`headline_metrics` gives for it: counts 0, rates
-    ``None``.
-
-    Raises:
-        ValueError: as :func:`headline_metrics`.
-    """
     days = _partition_list(partition_dates)
-    cursor = con.execute(_headline_sql(table, by_day=True), {"partition_dates": days})
+    cursor = con.execute(_headline_sql(table), {"partition_dates": days})
     names = [column[0] for column in cursor.description][1:]
     found = {row[0]: dict(zip(names, row[1:], strict=True)) for row in cursor.fetchall()}
     empty = {h.name: (0 if h.kind == "count" else None) for h in headlines_of(table)}
@@ -258,29 +238,6 @@ def analytics_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[ColumnIn
     return columns
 
 
-def missing_sources(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> list[str]:
-    """The source tables that building ``tables`` needs but the file does not have.
-
-    ``task_sla`` reads ``topo.tasks``; a rollup built without ``task_sla`` in the same
-    breath reads an existing ``analytics.task_sla``.
-
-    Args:
-        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`.
-        tables: the analytics tables about to be built (names without schema).
-
-    Returns:
-        Qualified names (``topo.tasks``, ``analytics.task_sla``) of the missing sources.
-    """
-    wanted = set(tables)
-    needed = []
-    if "task_sla" in wanted:
-        needed.append("topo.tasks")
-    elif wanted & set(ROLLUP_TABLES):
-        needed.append("analytics.task_sla")
-    present = {name for (name,) in con.execute(load_sql("analytics_source_tables")).fetchall()}
-    return [name for name in needed if name not in present]
-
-
 def _replace(
     con: duckdb.DuckDBPyConnection, table: str, insert_sql: str, params: Mapping[str, Any]
 ) -> int:
@@ -316,16 +273,14 @@ def _rollup_insert_sql(rollup: Rollup) -> str:
     )
 
 
-def _headline_sql(table: str, *, by_day: bool) -> str:
+def _headline_sql(table: str) -> str:
     declaration = _DECLARATIONS.get(table)
     if declaration is None:
         raise ValueError(f"unknown analytics table {table!r}; expected one of {ANALYTICS_TABLES}")
     return render_sql(
         "analytics_headline",
         table=declaration.qualified,
-        day="partition_date," if by_day else "",
         headlines=",\n    ".join(h.select_item() for h in headlines_of(table)),
-        group_by="GROUP BY partition_date" if by_day else "",
     )
 
 

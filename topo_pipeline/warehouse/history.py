@@ -19,6 +19,9 @@ that fails leaves the history as it was. A stored task without a current version
 written by something other than the landing) first becomes one, valid from its
 ``loaded_at``; a file migrated from a release without history got every stored task as its
 first version (schema version 3).
+
+:func:`history_summary` counts what the table holds as a whole, for the
+``topo/task_history`` asset's metadata and check.
 """
 
 from __future__ import annotations
@@ -85,15 +88,38 @@ def record_task_history(
     return HistoryChanges(versions=int(versions), removed=int(removed))
 
 
-def recorded_changes(
-    con: duckdb.DuckDBPyConnection, dates: Sequence[date], loaded_at: datetime
-) -> HistoryChanges:
-    """What the landing at ``loaded_at`` recorded for the partitions ``dates`` (read back)."""
-    versions, removed = con.execute(
-        load_sql("task_history_recorded"),
-        {"partition_dates": list(dates), "loaded_at": loaded_at},
-    ).fetchone() or (0, 0)
-    return HistoryChanges(versions=int(versions), removed=int(removed))
+@dataclass(frozen=True)
+class HistorySummary:
+    """What ``topo.task_history`` holds as a whole (the ``topo/task_history`` asset reports it)."""
+
+    versions: int
+    """Rows: every version of every task."""
+    tasks: int
+    """Tasks with a version: one current version (``valid_to`` NULL) each."""
+    removed: int
+    """Of them, tasks whose current version says Topo no longer returned them."""
+    latest_version_at: datetime | None
+    """The newest ``valid_from``: the last landing that recorded a change (``None``: empty)."""
+    stored_tasks: int
+    """Rows of ``topo.tasks``; each should be one current version that is not removed."""
+
+    @property
+    def current_match_stored(self) -> bool:
+        """Whether the current versions not removed number as many as ``topo.tasks`` rows."""
+        return self.tasks - self.removed == self.stored_tasks
+
+
+def history_summary(con: duckdb.DuckDBPyConnection) -> HistorySummary:
+    """Count what ``topo.task_history`` holds, in one pass over it (no hash of its ids)."""
+    row = con.execute(load_sql("task_history_summary")).fetchone()
+    versions, tasks, removed, latest, stored = row or (0, 0, 0, None, 0)
+    return HistorySummary(
+        versions=int(versions),
+        tasks=int(tasks),
+        removed=int(removed),
+        latest_version_at=latest,
+        stored_tasks=int(stored),
+    )
 
 
 def _observe_sql() -> str:

@@ -295,11 +295,6 @@ def declarations_fingerprint() -> str:
     return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
 
 
-def schema_version(con: duckdb.DuckDBPyConnection) -> int:
-    """The schema version of the attached file: 0 for a file without the pipeline's tables."""
-    return _recorded(con)[0]
-
-
 def _recorded(con: duckdb.DuckDBPyConnection) -> tuple[int, str | None]:
     """The file's version and the fingerprint of the declarations applied to it."""
     if _table_exists(con, "main", "schema_version"):

@@ -7,19 +7,18 @@ so fetching holds no lock on the warehouse), filled in columnar batches of
 :data:`STAGE_BATCH_SIZE` tasks. Memory stays flat whatever the size of the run.
 
 Only when the fetch has finished (every window reconciled with Topo's ``total_count``)
-does :func:`replace_task_partitions_from_stage` land the stage: in one transaction on
-the warehouse it deletes the run's partitions and inserts the staged tasks, one copy of
-each id (the latest ``updated_at``, then the last arrival; :meth:`TaskStage.duplicates`
-says beforehand which ids came more than once and whether their copies conflict, see
-:mod:`topo_pipeline.warehouse.duplicates`), then commits. The same transaction first records in
+does :func:`land_stage` land the stage: in one transaction on the warehouse it records in
 ``topo.task_history`` what changed against the stored state
-(:mod:`topo_pipeline.warehouse.history`). A fetch that fails, or a landing that fails
-part-way, leaves every previous row of ``topo.tasks`` and of the history as it was.
+(:mod:`topo_pipeline.warehouse.history`), deletes the run's partitions of ``topo.tasks``
+and inserts the staged tasks, one copy of each id (the latest ``updated_at``, then the
+last arrival; :meth:`TaskStage.duplicates` says beforehand which ids came more than once
+and whether their copies conflict, see :mod:`topo_pipeline.warehouse.duplicates`), then
+commits. A fetch that fails, or a landing that fails part-way, leaves every previous row
+of ``topo.tasks`` and of the history as it was.
 
-:func:`replace_task_partitions` does both for an iterable of tasks. Each task lands in
-the partition whose window holds its ``created_at`` (compared in UTC, so DST days are 23
-or 25 hours), a task in no window is refused when it is staged, and an empty window is a
-legitimate empty day.
+Each task lands in the partition whose window holds its ``created_at`` (compared in UTC,
+so DST days are 23 or 25 hours), a task in no window is refused when it is staged, and an
+empty window is a legitimate empty day.
 
 A stage folder carries its process's :class:`~topo_pipeline.liveness.Owner` in its name;
 :func:`task_stage` first removes the folders of processes that died (a run killed with
@@ -34,15 +33,15 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from itertools import islice
 from pathlib import Path
-from typing import Protocol
 
 import duckdb
 import numpy as np
 
 from topo_pipeline.api.models import Task
+from topo_pipeline.api.windows import Window, WindowResult
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
 from topo_pipeline.warehouse.duckdb import (
     ALLOCATOR_FLUSH_THRESHOLD,
@@ -51,7 +50,7 @@ from topo_pipeline.warehouse.duckdb import (
     transaction,
 )
 from topo_pipeline.warehouse.duplicates import DuplicateReport, staged_duplicates
-from topo_pipeline.warehouse.history import record_task_history
+from topo_pipeline.warehouse.history import HistoryChanges, record_task_history
 from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.schema import STAGED_TASKS, TASK_COLUMNS
 from topo_pipeline.warehouse.task_checks import MAX_EXAMPLES
@@ -92,22 +91,12 @@ _OUT_OF_MEMORY_PHRASES = ("could not allocate", "failed to allocate", "failed to
 """How DuckDB's buffer manager words running out of memory (also inside a failed COMMIT)."""
 
 
-class _Span(Protocol):
-    """A created-at window: aware ``start`` and ``end`` (the client's ``Window`` is one)."""
-
-    @property
-    def start(self) -> datetime: ...
-
-    @property
-    def end(self) -> datetime: ...
-
-
 class TaskStage:
     """A run's fetched tasks, appended in arrival order to a DuckDB file at ``path``.
 
     Feed it with :meth:`add`, or hand it to :meth:`TopoClient.fetch_windows` as the page
-    handler (it has the ``on_page(window, tasks)`` call and ``discard(window)``), then
-    land it with :func:`replace_task_partitions_from_stage`. The same task may be added
+    handler (it is a :class:`~topo_pipeline.api.windows.PageHandler`), then
+    land it with :func:`land_stage`. The same task may be added
     several times; landing keeps the copy with the latest ``updated_at`` (the last one added
     among equals), and :meth:`duplicates` reports them. Not thread-safe: add from one thread.
 
@@ -172,8 +161,8 @@ class TaskStage:
         if len(self._buffer) >= self._batch_size:
             self.flush()
 
-    def __call__(self, window: object, tasks: list[Task]) -> None:
-        """:meth:`add`, with the signature of a client ``on_page`` handler."""
+    def __call__(self, window: Window, tasks: list[Task]) -> None:
+        """:meth:`add`, as the page handler the client feeds."""
         self.add(tasks)
 
     def flush(self) -> None:
@@ -217,7 +206,7 @@ class TaskStage:
             self._con.close()
             self._con = None
 
-    def discard(self, window: _Span) -> None:
+    def discard(self, window: Window) -> None:
         """Drop every task added so far whose ``created_at`` is in ``[start, end)``.
 
         The client calls this when a window's set of tasks changed while it was being
@@ -230,6 +219,9 @@ class TaskStage:
         start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
         self._buffer = [t for t in self._buffer if not start <= t.created_at < end]
         con.execute(load_sql("delete_staged_tasks_in_window"), {"start": start, "end": end})
+
+    def window_done(self, result: WindowResult) -> None:
+        """Nothing to do: the stage holds tasks, not progress (the page handler's last call)."""
 
     def duplicates(self, max_examples: int = MAX_EXAMPLES) -> DuplicateReport:
         """The ids added more than once and how their copies differ (identical, older
@@ -333,55 +325,26 @@ def remove_dead_stages(directory: str | Path | None = None) -> list[Path]:
     return removed
 
 
-def replace_task_partitions(
-    con: duckdb.DuckDBPyConnection,
-    windows: Sequence[PartitionWindow],
-    tasks: Iterable[Task],
-    *,
-    loaded_at: datetime,
-    directory: str | Path | None = None,
-    batch_size: int = STAGE_BATCH_SIZE,
-) -> dict[date, int]:
-    """Replace the rows of ``windows``' partitions with ``tasks``, in one transaction.
+@dataclass(frozen=True)
+class Landing:
+    """What one :func:`land_stage` wrote, in its one transaction."""
 
-    The same path as a run takes: ``tasks`` are drawn from the iterable into a stage (in
-    batches, so a generator is never held in memory at once), then landed with
-    :func:`replace_task_partitions_from_stage`. A task given twice lands once: the copy
-    with the latest ``updated_at``, the last one given among equals. Any failure, an
-    exception raised by ``tasks`` itself included, leaves every previous row as it was.
-
-    Args:
-        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`, with
-            ``topo.tasks`` already created and no open transaction.
-        windows: the partitions to replace; distinct dates, windows that do not overlap.
-        tasks: the tasks of those windows. May be a generator.
-        loaded_at: when the tasks were fetched (aware); stored on every row.
-        directory: where the stage's temporary folder goes (default: the system's).
-        batch_size: tasks written to the stage at a time.
-
-    Returns:
-        The rows landed per partition date, for every window's date (0 for an empty day).
-
-    Raises:
-        ValueError: for repeated or overlapping windows, a naive ``loaded_at``, a task
-            whose ``created_at`` lies in no window, or a ``raw`` that is not JSON.
-        duckdb.ConstraintException: if a task id already sits in a partition outside
-            ``windows``.
-    """
-    with task_stage(windows, directory=directory, batch_size=batch_size) as stage:
-        iterator = iter(tasks)
-        while batch := list(islice(iterator, batch_size)):
-            stage.add(batch)
-        return replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
+    rows: dict[date, int]
+    """Rows of ``topo.tasks`` per partition date, for every window's date (0 for an empty
+    day), in the order of the stage's windows."""
+    history: HistoryChanges
+    """The versions it recorded in ``topo.task_history``."""
+    seconds: float
+    """Wall time of the landing (attaching the stage to the commit)."""
 
 
-def replace_task_partitions_from_stage(
+def land_stage(
     con: duckdb.DuckDBPyConnection,
     stage: TaskStage,
     *,
     loaded_at: datetime,
     capped: bool = True,
-) -> dict[date, int]:
+) -> Landing:
     """Replace the rows of the stage's partitions with the staged tasks, in one transaction.
 
     Closes the stage (writing what is buffered), attaches its file read-only, and in one
@@ -409,8 +372,7 @@ def replace_task_partitions_from_stage(
         capped: land under a memory cap (see above).
 
     Returns:
-        The rows landed per partition date, for every window's date (0 for an empty day),
-        in the order of the stage's windows.
+        The rows landed per partition, and the versions recorded in the history.
 
     Raises:
         ValueError: for a naive ``loaded_at``.
@@ -425,6 +387,7 @@ def replace_task_partitions_from_stage(
     stage.close()
     if stage.failed:
         raise RuntimeError(f"stage {stage.path} failed while it was filled; refusing to land it")
+    started = time.monotonic()
     dates = [w.partition_date for w in stage.windows]
     con.execute(f"ATTACH ? AS {STAGE_CATALOG} (READ_ONLY)", [str(stage.path)])
     try:
@@ -432,8 +395,8 @@ def replace_task_partitions_from_stage(
             limit = landing_memory_limit(stage.staged)
             try:
                 with _memory_capped(con, limit):
-                    counts = _land(con, dates, loaded_at)
-                return {d: int(counts.get(d, 0)) for d in dates}
+                    counts, changes = _land(con, dates, loaded_at)
+                return _landing(dates, counts, changes, started)
             except (duckdb.OutOfMemoryException, duckdb.TransactionException) as error:
                 # A failed COMMIT reports running out of memory as a TransactionException.
                 if not _is_out_of_memory(error):
@@ -446,8 +409,8 @@ def replace_task_partitions_from_stage(
                     str(error).splitlines()[0],
                 )
         with _memory_capped(con, None):
-            counts = _land(con, dates, loaded_at)
-        return {d: int(counts.get(d, 0)) for d in dates}
+            counts, changes = _land(con, dates, loaded_at)
+        return _landing(dates, counts, changes, started)
     finally:
         # Only after COMMIT or ROLLBACK; best effort, it must never mask the real error.
         with suppress(duckdb.Error):
@@ -482,9 +445,19 @@ def _land_sql() -> str:
     )
 
 
+def _landing(
+    dates: list[date], counts: dict[date, int], changes: HistoryChanges, started: float
+) -> Landing:
+    return Landing(
+        rows={d: int(counts.get(d, 0)) for d in dates},
+        history=changes,
+        seconds=time.monotonic() - started,
+    )
+
+
 def _land(
     con: duckdb.DuckDBPyConnection, dates: list[date], loaded_at: datetime
-) -> dict[date, int]:
+) -> tuple[dict[date, int], HistoryChanges]:
     with single_threaded(con), transaction(con):
         # Compared with the stored state, so before the partitions are replaced.
         changes = record_task_history(con, dates, loaded_at)
@@ -502,11 +475,10 @@ def _land(
             changes.versions,
             changes.removed,
         )
-        return dict(
-            con.execute(
-                load_sql("count_topo_tasks_by_partition"), {"partition_dates": dates}
-            ).fetchall()
-        )
+        counts = con.execute(
+            load_sql("count_topo_tasks_by_partition"), {"partition_dates": dates}
+        ).fetchall()
+        return dict(counts), changes
 
 
 def _memory_capped(

@@ -2,7 +2,7 @@
 
 A partition is the tasks created in ``[day start, next day start)`` of the pipeline's
 timezone. This module holds the table (:func:`ensure_tasks_table`; its columns are declared
-in :mod:`topo_pipeline.warehouse.schema`), the windows
+in :mod:`topo_pipeline.warehouse.schema`; :func:`preview_tasks` reads a few rows), the windows
 (:class:`PartitionWindow`, :class:`WindowIndex`) and the columnar form of a batch of tasks
 (:func:`task_frame`); :mod:`topo_pipeline.warehouse.staging` stages fetched tasks in that
 form and swaps whole partitions in one transaction.
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from topo_pipeline.api.models import TASK_SCHEMA, Task
+from topo_pipeline.warehouse.queries import load_sql
 from topo_pipeline.warehouse.schema import ensure_schema
 
 # Built once: json.dumps with options builds a new encoder per call, a visible cost at 100k rows.
@@ -73,18 +74,6 @@ class PartitionWindow:
         """``end`` converted to UTC."""
         return self.end.astimezone(UTC)
 
-    def contains(self, ts: datetime) -> bool:
-        """Whether ``start <= ts < end``.
-
-        Raises:
-            ValueError: if ``ts`` is naive.
-        """
-        if not _is_aware(ts):
-            raise ValueError("cannot place a naive datetime in a partition window")
-        # Both sides in UTC: aware datetimes sharing one tzinfo compare by wall clock,
-        # which is wrong across a DST change.
-        return self.start_utc <= ts.astimezone(UTC) < self.end_utc
-
 
 def ensure_tasks_table(con: duckdb.DuckDBPyConnection) -> None:
     """Bring the file's schema up to date (``topo.tasks`` included); see :mod:`.schema`.
@@ -92,6 +81,17 @@ def ensure_tasks_table(con: duckdb.DuckDBPyConnection) -> None:
     Idempotent and cheap once the file is current: safe to run at the start of every write.
     """
     ensure_schema(con)
+
+
+def preview_tasks(
+    con: duckdb.DuckDBPyConnection, partition_dates: Sequence[date], limit: int
+) -> tuple[list[str], list[tuple[object, ...]]]:
+    """The first ``limit`` rows of ``partition_dates`` (by ``created_at``, then id) in a few
+    columns: the column names and the rows."""
+    cursor = con.execute(
+        load_sql("preview_topo_tasks"), {"partition_dates": list(partition_dates), "limit": limit}
+    )
+    return [column[0] for column in cursor.description], cursor.fetchall()
 
 
 class WindowIndex:

@@ -1,27 +1,30 @@
-"""The ``topo/tasks`` asset: Topo tasks of each day, landed in DuckDB ``topo.tasks``."""
+"""The ``topo/tasks`` asset: Topo tasks of each day, landed in DuckDB ``topo.tasks``.
+
+A run reads as its steps, each a function here: :func:`fetch` the run's days from
+``GET /v1/tasks`` into a run-local stage, :func:`land` the stage (``topo.tasks`` replaced
+and ``topo.task_history`` recorded, in one transaction), :func:`check` what landed. The
+asset orchestrates them and reports (:mod:`topo_pipeline.defs.tasks_metadata`).
+"""
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
-from topo_pipeline.api.client import WindowResult
+from topo_pipeline.api.windows import WindowResult
 from topo_pipeline.defs.failures import user_errors
-from topo_pipeline.defs.metadata import (
-    PER_DAY_ROWS,
-    add_partition_metadata,
-    markdown_table,
-    table_value,
-)
+from topo_pipeline.defs.metadata import add_partition_metadata
 from topo_pipeline.defs.partitions import partition_windows
 from topo_pipeline.defs.progress import FetchProgress
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
+from topo_pipeline.defs.tasks_metadata import partition_metadata, run_metadata
 from topo_pipeline.warehouse import duplicates, task_checks
-from topo_pipeline.warehouse.history import recorded_changes
-from topo_pipeline.warehouse.queries import load_sql
-from topo_pipeline.warehouse.staging import replace_task_partitions_from_stage, task_stage
-from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table
+from topo_pipeline.warehouse.duplicates import DuplicateReport
+from topo_pipeline.warehouse.staging import Landing, TaskStage, land_stage, task_stage
+from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table, preview_tasks
 
 TASKS_KEY = dg.AssetKey(["topo", "tasks"])
 POOL = "duckdb"
@@ -81,152 +84,134 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
     ) -> dg.MaterializeResult:
         with user_errors("topo/tasks"):
             windows = partition_windows(partitions_def, context.partition_keys)
-            # Pages go to a run-local stage file as they arrive (memory stays flat however
-            # many days the run covers), and the warehouse is only opened, and locked, once
-            # every window reconciled with Topo's total_count. The stage sits beside the
-            # warehouse file: that disk has room for the data, a tmpfs /tmp may not.
-            stage_dir = Path(warehouse.database).parent
-            stage_dir.mkdir(parents=True, exist_ok=True)
-            with task_stage(windows, directory=stage_dir) as stage:
-                fetch_started = time.monotonic()
-                with topo_api.client() as client:
-                    progress = FetchProgress(
-                        stage,
-                        total_days=len(windows),
-                        counters=client.stats.as_dict,
-                        log=context.log.info,
-                        rate_in_force=lambda: client.rate.rate_in_force,
-                        interval=topo_api.progress_interval_seconds,
-                    )
-                    with progress:
-                        results = client.fetch_windows(windows, progress)
-                    stats = client.stats.as_dict()
-                fetch_seconds = time.monotonic() - fetch_started
-                context.log.info(
-                    "fetched %d partition(s) in %.1fs: %d requests, %d retries, %d rate-limited",
-                    len(windows),
-                    fetch_seconds,
-                    stats["requests"],
-                    stats["retries"],
-                    stats["rate_limited"],
-                )
-
-                repeats = stage.duplicates()
-                loaded_at = datetime.now(UTC)
-                api_totals = {
-                    # Topo's own count for each day, so tasks it sent outside the bounds (not
-                    # landed) show up as a mismatch instead of vanishing.
-                    w.partition_date: r.expected_in_window
-                    for w, r in zip(windows, results, strict=True)
-                }
+            with task_stage(windows, directory=_stage_directory(warehouse)) as stage:
+                fetched = fetch(topo_api, stage, context.log)
+                # The warehouse is only opened, and locked, once every window reconciled.
                 with warehouse.get_connection() as con:
-                    land_started = time.monotonic()
-                    ensure_tasks_table(con)
-                    landed = replace_task_partitions_from_stage(con, stage, loaded_at=loaded_at)
-                    land_seconds = time.monotonic() - land_started
-                    history = recorded_changes(con, list(landed), loaded_at)
-                    context.log.info(
-                        "landed %d tasks in %d partition(s) of topo.tasks in %.1fs",
-                        sum(landed.values()),
-                        len(landed),
-                        land_seconds,
-                    )
-                    outcomes = task_checks.evaluate_task_checks(con, windows, api_totals)
-                    preview = con.execute(
-                        load_sql("preview_topo_tasks"),
-                        {
-                            "partition_dates": [w.partition_date for w in windows],
-                            "limit": PREVIEW_ROWS,
-                        },
-                    )
-                    preview_table = table_value(
-                        [column[0] for column in preview.description], preview.fetchall()
-                    )
-
-            by_partition = {
-                window.partition_date.isoformat(): _partition_metadata(
-                    window, result, landed[window.partition_date]
-                )
-                for window, result in zip(windows, results, strict=True)
-            }
-            # Metadata without a partition is copied onto every partition of the run, so the
-            # run's tables (which grow with the range) go on its last day only.
-            by_partition[windows[-1].partition_date.isoformat()].update(
-                {
-                    "per_day": dg.MetadataValue.md(_per_day_table(windows, results, landed)),
-                    "preview": preview_table,
-                }
+                    landing = land(con, stage, loaded_at=fetched.finished_at, log=context.log)
+                    check_results = check(con, fetched)
+                    dates = [window.partition_date for window in windows]
+                    preview = preview_tasks(con, dates, PREVIEW_ROWS)
+            add_partition_metadata(
+                context,
+                TASKS_KEY,
+                partition_metadata(windows, fetched.results, landing.rows, preview),
             )
-            add_partition_metadata(context, TASKS_KEY, by_partition)
             return dg.MaterializeResult(
-                metadata={
-                    "rows_landed_in_run": sum(landed.values()),
-                    "history_versions_recorded": history.versions,
-                    "history_tasks_removed": history.removed,
-                    "partitions_in_run": len(windows),
-                    "api_requests": int(stats["requests"]),
-                    "api_pages": int(stats["pages"]),
-                    "api_retries": int(stats["retries"]),
-                    "api_rate_limited_429": int(stats["rate_limited"]),
-                    "api_server_errors": int(stats["server_errors"]),
-                    "api_transport_errors": int(stats["transport_errors"]),
-                    "api_malformed_bodies": int(stats["malformed_bodies"]),
-                    "window_rereads": int(stats["rereads"]),
-                    "tie_rereads": int(stats["tie_rereads"]),
-                    "api_seconds": round(stats["api_seconds"], 3),
-                    "wait_seconds": round(stats["wait_seconds"], 3),
-                    "fetch_wall_seconds": round(fetch_seconds, 3),
-                    "land_wall_seconds": round(land_seconds, 3),
-                    **repeats.metadata(),
-                    "dagster/table_name": "topo.tasks",
-                },
-                check_results=[
-                    _check_result(outcome)
-                    for outcome in [*outcomes, duplicates.check_duplicates(repeats)]
-                ],
+                metadata=run_metadata(fetched.stats, fetched.seconds, fetched.repeats, landing),
+                check_results=check_results,
             )
 
     return topo_tasks
 
 
-def _partition_metadata(
-    window: PartitionWindow, result: WindowResult, landed: int
-) -> dict[str, object]:
-    return {
-        "dagster/row_count": landed,
-        "api_in_window_count": result.expected_in_window,
-        "api_out_of_bounds": result.out_of_bounds,
-        "api_total_count_for_query": result.api_total,
-        "window_start_utc": window.start.astimezone(UTC).isoformat(),
-        "window_end_utc": window.end.astimezone(UTC).isoformat(),
-        "pages": result.pages,
-        "reads": result.reads,
-    }
+@dataclass(frozen=True)
+class Fetched:
+    """What :func:`fetch` brought into the stage."""
+
+    windows: list[PartitionWindow]
+    results: list[WindowResult]
+    """One per window, in the same order."""
+    stats: dict[str, float]
+    """The client's counters (:meth:`~topo_pipeline.api.stats.FetchStats.as_dict`)."""
+    seconds: float
+    """Wall time of the fetch."""
+    finished_at: datetime
+    """When the fetch ended: the ``loaded_at`` of the rows it lands."""
+    repeats: DuplicateReport
+    """The ids staged more than once, and whether their copies conflict."""
+
+    @property
+    def api_totals(self) -> dict[date, int]:
+        """Topo's own count for each day, so tasks it sent outside the bounds (not landed)
+        show up as a mismatch instead of vanishing."""
+        return {
+            window.partition_date: result.expected_in_window
+            for window, result in zip(self.windows, self.results, strict=True)
+        }
 
 
-def _per_day_table(
-    windows: list[PartitionWindow], results: list[WindowResult], landed: dict[date, int]
-) -> str:
-    """The run's days, one row each (the latest :data:`PER_DAY_ROWS` of a longer range)."""
-    rows = []
-    for window, result in list(zip(windows, results, strict=True))[-PER_DAY_ROWS:]:
-        rows.append(
-            (
-                window.partition_date,
-                f"{window.start.astimezone(UTC):%Y-%m-%d %H:%M}",
-                f"{window.end.astimezone(UTC):%Y-%m-%d %H:%M}",
-                result.expected_in_window,
-                landed[window.partition_date],
-                result.pages,
-            )
+def fetch(topo_api: TopoApiResource, stage: TaskStage, log: dg.DagsterLogManager) -> Fetched:
+    """Fetch the stage's windows from Topo into ``stage``, writing progress lines to ``log``.
+
+    Pages go to the stage as they arrive, so memory stays flat however many days the run
+    covers; every window is reconciled with Topo's ``total_count`` before this returns.
+
+    Raises:
+        TopoError: as :meth:`~topo_pipeline.api.client.TopoClient.fetch_windows`.
+    """
+    windows = stage.windows
+    started = time.monotonic()
+    with topo_api.client() as client:
+        progress = FetchProgress(
+            stage,
+            total_days=len(windows),
+            counters=client.stats.as_dict,
+            log=log.info,
+            rate_in_force=lambda: client.rate.rate_in_force,
+            interval=topo_api.progress_interval_seconds,
         )
-    text = markdown_table(
-        ["partition", "window start (UTC)", "window end (UTC)", "API tasks", "landed", "pages"],
-        rows,
+        with progress:
+            results = client.fetch_windows(windows, progress)
+        stats = client.stats.as_dict()
+    seconds = time.monotonic() - started
+    log.info(
+        "fetched %d partition(s) in %.1fs: %d requests, %d retries, %d rate-limited",
+        len(windows),
+        seconds,
+        stats["requests"],
+        stats["retries"],
+        stats["rate_limited"],
     )
-    if len(rows) < len(results):
-        text = f"The last {len(rows)} of the run's {len(results)} days.\n\n{text}"
-    return text
+    return Fetched(
+        windows=windows,
+        results=results,
+        stats=stats,
+        seconds=seconds,
+        finished_at=datetime.now(UTC),
+        repeats=stage.duplicates(),
+    )
+
+
+def land(
+    con: duckdb.DuckDBPyConnection,
+    stage: TaskStage,
+    *,
+    loaded_at: datetime,
+    log: dg.DagsterLogManager,
+) -> Landing:
+    """Land ``stage`` in the warehouse: replace its partitions of ``topo.tasks`` and record
+    the versions that changed in ``topo.task_history``, in one transaction.
+
+    Raises:
+        DuplicateTaskIdError: as :func:`~topo_pipeline.warehouse.staging.land_stage`.
+        HistoryOrderError: as :func:`~topo_pipeline.warehouse.staging.land_stage`.
+    """
+    ensure_tasks_table(con)
+    landing = land_stage(con, stage, loaded_at=loaded_at)
+    log.info(
+        "landed %d tasks in %d partition(s) of topo.tasks in %.1fs",
+        sum(landing.rows.values()),
+        len(landing.rows),
+        landing.seconds,
+    )
+    return landing
+
+
+def check(con: duckdb.DuckDBPyConnection, fetched: Fetched) -> list[dg.AssetCheckResult]:
+    """Every check of ``topo/tasks`` on the partitions ``fetched`` covered, once landed."""
+    outcomes = task_checks.evaluate_task_checks(con, fetched.windows, fetched.api_totals)
+    return [
+        _check_result(outcome)
+        for outcome in [*outcomes, duplicates.check_duplicates(fetched.repeats)]
+    ]
+
+
+def _stage_directory(warehouse: WarehouseResource) -> Path:
+    """Beside the warehouse file: that disk has room for the data, a tmpfs /tmp may not."""
+    directory = Path(warehouse.database).parent
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def _check_result(outcome: task_checks.CheckOutcome) -> dg.AssetCheckResult:
