@@ -420,6 +420,13 @@ def test_a_task_served_twice_lands_once_and_only_a_conflict_fails(
         assert f"updated_at {stamp} and {stamp}" in (check.description or "")
         assert counts["duplicates_conflicting"] == 1
         assert row["priority"] != first["priority"]  # the copy fetched last
+        # The run log (and the console) says what the check found.
+        logged = [
+            entry.user_message
+            for entry in pipeline.instance.all_logs(result.run_id)
+            if entry.dagster_event is None and entry.level >= logging.ERROR
+        ]
+        assert any(first["id"] in m and "no_conflicting_duplicates" in m for m in logged)
     assert all(c.passed for name, c in checks.items() if name != "no_conflicting_duplicates")
 
 

@@ -89,7 +89,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
                 # The warehouse is only opened, and locked, once every window reconciled.
                 with warehouse.get_connection() as con:
                     landing = land(con, stage, loaded_at=fetched.finished_at, log=context.log)
-                    check_results = check(con, fetched)
+                    check_results = check(con, fetched, log=context.log)
                     dates = [window.partition_date for window in windows]
                     preview = preview_tasks(con, dates, PREVIEW_ROWS)
             add_partition_metadata(
@@ -198,13 +198,20 @@ def land(
     return landing
 
 
-def check(con: duckdb.DuckDBPyConnection, fetched: Fetched) -> list[dg.AssetCheckResult]:
-    """Every check of ``topo/tasks`` on the partitions ``fetched`` covered, once landed."""
+def check(
+    con: duckdb.DuckDBPyConnection, fetched: Fetched, *, log: dg.DagsterLogManager
+) -> list[dg.AssetCheckResult]:
+    """Every check of ``topo/tasks`` on the partitions ``fetched`` covered, once landed.
+
+    A check that fails with ERROR (a blocking one stops the run) is also logged with its
+    description, so the console says what it found.
+    """
     outcomes = task_checks.evaluate_task_checks(con, fetched.windows, fetched.api_totals)
-    return [
-        _check_result(outcome)
-        for outcome in [*outcomes, duplicates.check_duplicates(fetched.repeats)]
-    ]
+    outcomes = [*outcomes, duplicates.check_duplicates(fetched.repeats)]
+    for outcome in outcomes:
+        if not outcome.passed and outcome.severity == dg.AssetCheckSeverity.ERROR.value:
+            log.error("check %s failed: %s", outcome.name, outcome.description)
+    return [_check_result(outcome) for outcome in outcomes]
 
 
 def _stage_directory(warehouse: WarehouseResource) -> Path:
