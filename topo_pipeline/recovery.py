@@ -156,8 +156,9 @@ def recover(
     report = RecoveryReport()
     holders = slot_run_ids(instance)
     if slot_holders_only:
-        filters = dg.RunsFilter(run_ids=sorted(holders), statuses=_JUDGED)
-        judged = instance.get_runs(filters=filters) if holders else []
+        # Dagster refuses a RunsFilter with an empty list of run ids: no holder, no query.
+        filters = dg.RunsFilter(run_ids=sorted(holders), statuses=_JUDGED) if holders else None
+        judged = instance.get_runs(filters=filters) if filters is not None else []
     else:
         judged = instance.get_runs(filters=dg.RunsFilter(statuses=_JUDGED))
     failing = set()
