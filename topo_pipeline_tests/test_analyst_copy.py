@@ -374,7 +374,7 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
 ) -> None:
     monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
     settings = Settings(
-        api_base_url=api.base_url,
+        base_url=api.base_url,
         duckdb_path=tmp_path / "pipeline.duckdb",
         analyst_duckdb_path=tmp_path / "analyst.duckdb",
         start_date=START,

@@ -96,21 +96,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 webhook_url=settings.alert_webhook_url, ui_base_url=settings.ui_base_url
             ),
         ],
+        # Configured from the settings' declarations: each resource's config is a group of
+        # them (FetchSettings, WarehouseSettings).
         resources={
-            "topo_api": TopoApiResource(
-                base_url=settings.api_base_url,
-                requests_per_minute=settings.requests_per_minute,
-                concurrency=settings.concurrency,
-                timeout_seconds=settings.request_timeout_seconds,
-                max_attempts=settings.max_attempts,
-                max_retry_after_seconds=settings.max_retry_after_seconds,
-                request_deadline_seconds=settings.request_deadline_seconds,
-                max_tasks_per_window=settings.max_tasks_per_window,
-                progress_interval_seconds=settings.progress_interval_seconds,
-            ),
-            "warehouse": WarehouseResource(
-                database=str(settings.duckdb_path),
-                lock_timeout_seconds=settings.lock_timeout_seconds,
-            ),
+            "topo_api": TopoApiResource.from_settings(settings),
+            "warehouse": WarehouseResource.from_settings(settings),
         },
     )
