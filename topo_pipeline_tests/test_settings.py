@@ -149,6 +149,7 @@ def test_the_code_location_hands_the_settings_to_its_resources(
         {
             "TOPO_API_BASE_URL": "http://127.0.0.1:9/v1",
             "TOPO_DUCKDB_PATH": str(tmp_path / "p.duckdb"),
+            "TOPO_ANALYST_DUCKDB_PATH": str(tmp_path / "a.duckdb"),
             "TOPO_API_REQUESTS_PER_MINUTE": "90",
             "TOPO_API_CONCURRENCY": "3",
             "TOPO_API_TIMEOUT_SECONDS": "7",
@@ -171,6 +172,7 @@ def test_the_code_location_hands_the_settings_to_its_resources(
             assert getattr(client.config, name) == getattr(settings, name), name
         assert client.rate.rate_in_force == 90.0
     assert warehouse.database == str(tmp_path / "p.duckdb")
+    assert warehouse.analyst_database == str(tmp_path / "a.duckdb")
     assert warehouse.lock_timeout_seconds == 11.0
 
 
@@ -187,6 +189,10 @@ def test_the_resources_config_is_the_declarations() -> None:
             assert fields[name].default == declaration.default, (resource, name)
             assert fields[name].description == declaration.description, (resource, name)
     assert "timeout_seconds" not in TopoApiResource.model_fields
+    defaults = Settings()
+    assert WarehouseResource(database="x.duckdb").analyst_database == str(
+        defaults.analyst_duckdb_path
+    )
 
 
 def test_every_priority_has_its_sla_setting() -> None:

@@ -40,6 +40,7 @@ from topo_pipeline.settings import Settings
 def build_defs(settings: Settings) -> dg.Definitions:
     """Every asset, check, schedule, sensor and resource, wired for ``settings``."""
     partitions_def = daily_partitions(settings)
+    warehouse = WarehouseResource.from_settings(settings)
     pipeline_assets = [
         build_tasks_asset(partitions_def),
         build_assignees_asset(settings.assignees_path),
@@ -70,9 +71,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets=with_catalog(
             [
                 *with_downstream_automation(pipeline_assets),
-                build_analyst_copy_asset(settings.analyst_duckdb_path, published, info),
+                build_analyst_copy_asset(published, info),
             ],
             settings.asset_owners,
+            uris={ANALYST_COPY_KEY: warehouse.analyst_copy_uri},
         ),
         asset_checks=freshness_checks,
         jobs=[REFRESH_JOB, PUBLISH_JOB, build_freshness_job(freshness_checks)],
@@ -96,10 +98,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 webhook_url=settings.alert_webhook_url, ui_base_url=settings.ui_base_url
             ),
         ],
-        # Configured from the settings' declarations: each resource's config is a group of
-        # them (FetchSettings, WarehouseSettings).
-        resources={
-            "topo_api": TopoApiResource.from_settings(settings),
-            "warehouse": WarehouseResource.from_settings(settings),
-        },
+        # The DuckDB files and the client's and warehouse's settings reach steps and sensors
+        # through these resources, configured from the settings' declarations.
+        resources={"topo_api": TopoApiResource.from_settings(settings), "warehouse": warehouse},
     )

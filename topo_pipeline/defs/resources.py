@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -79,8 +80,15 @@ def read_api_key(variable: str) -> str:
     return key
 
 
+_ANALYST_COPY = Settings.model_fields["analyst_duckdb_path"]
+"""The declaration of ``TOPO_ANALYST_DUCKDB_PATH``, whose default and meaning
+``WarehouseResource.analyst_database`` takes."""
+
+
 class WarehouseResource(DuckDBResource, WarehouseSettings):
-    """The pipeline's DuckDB file (``TOPO_DUCKDB_PATH``); only the pipeline writes it.
+    """The pipeline's DuckDB file (``TOPO_DUCKDB_PATH``, written by the pipeline alone) and
+    its analyst copy (``TOPO_ANALYST_DUCKDB_PATH``: the publish writes it, the open-task
+    sensor reads it).
 
     A ``dagster_duckdb.DuckDBResource`` (``database`` is the file, ``connection_config``
     DuckDB's settings), whose :meth:`get_connection` adds what the pipeline needs:
@@ -97,13 +105,23 @@ class WarehouseResource(DuckDBResource, WarehouseSettings):
     and while the run goes on (:mod:`topo_pipeline.defs.run_guard`).
     """
 
+    analyst_database: str = Field(
+        default=str(_ANALYST_COPY.default), description=_ANALYST_COPY.description
+    )
+
     @classmethod
     def from_settings(cls, settings: Settings) -> WarehouseResource:
-        """The resource for the file and every warehouse setting of ``settings``."""
+        """The resource for the files and every warehouse setting of ``settings``."""
         return cls(
             database=str(settings.duckdb_path),
+            analyst_database=str(settings.analyst_duckdb_path),
             **{name: getattr(settings, name) for name in WarehouseSettings.model_fields},
         )
+
+    @property
+    def analyst_copy_uri(self) -> str:
+        """The analyst copy's ``file://`` URI, as the catalog shows it."""
+        return Path(self.analyst_database).resolve().as_uri()
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
