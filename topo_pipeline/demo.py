@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -69,12 +68,12 @@ def main() -> int:
         as_of=now,
     )
     dataset = generate_dataset(spec)
-    settings = replace(settings, start_date=min(settings.start_date, first))
+    settings = settings.model_copy(update={"start_date": min(settings.start_date, first)})
 
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
         print(f"Simulated Topo API at {api.base_url} ({len(dataset.tasks)} tasks)")  # noqa: T201
         os.environ[API_KEY_ENV] = DEMO_API_KEY
-        settings = replace(settings, api_base_url=api.base_url)
+        settings = settings.model_copy(update={"base_url": api.base_url})
         print(f"Materializing {first} .. {last} of topo/tasks and everything downstream")  # noqa: T201
         result = _materialize(settings, first.isoformat(), last.isoformat())
         if result.success:

@@ -117,7 +117,7 @@ def _serve(host: str, port: int, sim_days: int) -> int:
         return 2
     with ExitStack() as stack:
         if _api_key_set(os.environ):
-            _say(f"Topo API: {settings.api_base_url} (key from {API_KEY_ENV}, not shown)")
+            _say(f"Topo API: {settings.base_url} (key from {API_KEY_ENV}, not shown)")
         else:
             spec = _simulated_data(settings.timezone, sim_days)
             api = stack.enter_context(_simulator(spec))

@@ -1,23 +1,44 @@
-"""The pipeline's settings, read from ``TOPO_*`` environment variables in one place.
+"""The pipeline's settings: each declared once, read from ``TOPO_*`` environment variables.
 
-:func:`Settings.from_env` validates everything up front so a bad value fails when the code
-location loads, naming the variable, instead of deep inside a run. The API key is not part
-of :class:`Settings`: the API resource reads ``TOPO_API_KEY`` when a step builds its client,
-so the key never appears in definitions, config or the UI.
+:class:`Settings` declares every setting with
+:func:`~topo_pipeline.declarations.setting` (name, type, default, bounds, variable,
+meaning); the client's are declared in :class:`~topo_pipeline.api.config.ClientSettings`
+and inherited. :meth:`Settings.from_env` validates everything up front, so a bad value
+fails when the code location loads, with a message naming the variable, instead of deep
+inside a run. The resources take their config from the declarations (``TopoApiResource``
+inherits :class:`FetchSettings`, ``WarehouseResource`` :class:`WarehouseSettings`), and
+``test_settings.py`` checks the README's configuration table against them.
+
+A new setting is one declaration in :class:`Settings` (in a group a resource inherits, if
+a resource uses it; in ``ClientSettings`` for a knob of the client) plus its row in the
+README's table::
+
+    report_path: Path = setting(
+        Path("data/topo_report.html"), env="TOPO_REPORT_PATH", meaning="where the report goes"
+    )
+
+The API key is not part of :class:`Settings`: the API resource reads ``TOPO_API_KEY`` when a
+step builds its client, so the key never appears in definitions, config or the UI.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, validate_base_url
+from pydantic import BaseModel, field_validator, model_validator
+
+from topo_pipeline.api.config import ClientSettings
 from topo_pipeline.api.errors import TopoConfigError
+from topo_pipeline.declarations import (
+    SETTINGS_CONFIG,
+    CommaSeparated,
+    DeclaredSettings,
+    setting,
+)
 from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 from topo_pipeline.warehouse.business_hours import (
     WorkingCalendar,
@@ -35,202 +56,246 @@ DEFAULT_INTERVAL_SECONDS = 15.0
 """Shortest gap between two progress lines (``TOPO_PROGRESS_INTERVAL_SECONDS``)."""
 
 
-_CLIENT_DEFAULTS = ClientConfig()
-"""The client's own defaults are the settings' defaults."""
+class FetchSettings(ClientSettings):
+    """What a fetch of ``topo/tasks`` is configured with: the client's settings and its
+    progress lines. ``TopoApiResource`` inherits these fields as its config."""
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything configurable without editing code (see the README's configuration table)."""
-
-    api_base_url: str = DEFAULT_BASE_URL
-    duckdb_path: Path = Path("data/topo_pipeline.duckdb")
-    analyst_duckdb_path: Path = Path("data/topo_analytics.duckdb")
-    # The managers' SLA report (HTML), written at every publish; None: sla_report.html in
-    # the analyst copy's folder (see report_file).
-    report_path: Path | None = None
-    start_date: date = date(2024, 1, 1)
-    timezone: str = "UTC"
-    requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
-    concurrency: int = _CLIENT_DEFAULTS.concurrency
-    request_timeout_seconds: float = _CLIENT_DEFAULTS.request_timeout_seconds
-    max_attempts: int = _CLIENT_DEFAULTS.max_attempts
-    max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after_seconds
-    request_deadline_seconds: float = _CLIENT_DEFAULTS.request_deadline_seconds
-    max_tasks_per_window: int = _CLIENT_DEFAULTS.max_tasks_per_window
-    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
-    sla_target_minutes: Mapping[str, int] = field(
-        default_factory=lambda: dict(DEFAULT_SLA_TARGET_MINUTES)
+    progress_interval_seconds: float = setting(
+        DEFAULT_INTERVAL_SECONDS,
+        env="TOPO_PROGRESS_INTERVAL_SECONDS",
+        gt=0,
+        le=MAX_SILENCE_SECONDS,
+        meaning="shortest gap between two progress lines of a fetch in the run log (a running "
+        "fetch logs at least once a minute)",
     )
-    # Reference data: the assignee directory (names and teams); None means none.
-    assignees_path: Path | None = None
-    # Business-hours SLAs: the working calendar (TOPO_TIMEZONE) and holidays; None: none.
-    business_hours: str | None = None
-    holidays_path: Path | None = None
-    # Operations: the daily schedule and the open-task sensor.
-    schedule_settle_minutes: int = 30
-    refresh_window_days: int = 7
-    open_tasks_max_age_days: int = 30
-    open_tasks_max_partitions_per_tick: int = 5
-    open_tasks_min_interval_minutes: int = 60
-    open_tasks_sensor_interval_seconds: int = 300
-    # Observability: progress lines of a long fetch, failure alerts, freshness.
-    progress_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
-    # A Slack webhook URL is a credential: kept out of reprs.
-    alert_webhook_url: str | None = field(default=None, repr=False)
-    ui_base_url: str = "http://127.0.0.1:3000"
-    freshness_deadline_hour: int = 6
-    analyst_copy_max_lag_minutes: int = 120
-    # Catalog: who answers for the assets (emails or team:name, as Dagster takes them).
-    asset_owners: tuple[str, ...] = ("team:data-engineering",)
 
+
+class WarehouseSettings(BaseModel):
+    """What a connection to the pipeline's DuckDB file is configured with, beside its path.
+    ``WarehouseResource`` inherits these fields as its config."""
+
+    model_config = SETTINGS_CONFIG
+
+    lock_timeout_seconds: float = setting(
+        DEFAULT_LOCK_TIMEOUT_SECONDS,
+        env="TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS",
+        gt=0,
+        meaning="how long a step waits for the DuckDB file lock before failing",
+    )
+
+
+class Settings(DeclaredSettings, FetchSettings, WarehouseSettings):
+    """Everything configurable without editing code (the README's configuration table).
+
+    Frozen. ``Settings(timezone="Europe/Berlin", ...)`` takes Python values by field name,
+    :meth:`from_env` the ``TOPO_*`` variables; both refuse a bad value with a
+    :class:`TopoConfigError` naming the variable. ``settings.model_copy(update={...})``
+    makes a changed copy.
+    """
+
+    # --- the pipeline's files and partitions ------------------------------------------
+    duckdb_path: Path = setting(
+        Path("data/topo_pipeline.duckdb"),
+        env="TOPO_DUCKDB_PATH",
+        meaning="the pipeline's own DuckDB file; only the pipeline writes it",
+    )
+    analyst_duckdb_path: Path = setting(
+        Path("data/topo_analytics.duckdb"),
+        env="TOPO_ANALYST_DUCKDB_PATH",
+        meaning="the published copy analysts open, a file other than TOPO_DUCKDB_PATH",
+    )
+    report_path: Path | None = setting(
+        None,
+        env="TOPO_REPORT_PATH",
+        meaning="the managers' SLA report (HTML), rewritten at every publish; unset: "
+        "sla_report.html beside the analyst copy",
+    )
+    start_date: date = setting(
+        date(2024, 1, 1), env="TOPO_START_DATE", meaning="the first daily partition (YYYY-MM-DD)"
+    )
+    timezone: str = setting(
+        "UTC",
+        env="TOPO_TIMEZONE",
+        meaning="the IANA time zone whose calendar days are the partitions",
+    )
+    # --- SLA targets, one per priority of DEFAULT_SLA_TARGET_MINUTES --------------------
+    sla_hot_minutes: int = setting(
+        DEFAULT_SLA_TARGET_MINUTES["HOT"],
+        env="TOPO_SLA_HOT_MINUTES",
+        ge=1,
+        meaning="SLA target of HOT tasks, in minutes",
+    )
+    sla_today_minutes: int = setting(
+        DEFAULT_SLA_TARGET_MINUTES["TODAY"],
+        env="TOPO_SLA_TODAY_MINUTES",
+        ge=1,
+        meaning="SLA target of TODAY tasks, in minutes",
+    )
+    sla_extra_minutes: int = setting(
+        DEFAULT_SLA_TARGET_MINUTES["EXTRA"],
+        env="TOPO_SLA_EXTRA_MINUTES",
+        ge=1,
+        meaning="SLA target of EXTRA tasks, in minutes",
+    )
+    # --- reference data and business hours (None: none) ---------------------------------
+    assignees_path: Path | None = setting(
+        None,
+        env="TOPO_ASSIGNEES_PATH",
+        meaning="the assignee directory, a CSV with columns user_id,name,team",
+    )
+    business_hours: str | None = setting(
+        None,
+        env="TOPO_BUSINESS_HOURS",
+        meaning="working hours of business-hours SLAs in TOPO_TIMEZONE, like Mon-Fri 09:00-18:00",
+    )
+    holidays_path: Path | None = setting(
+        None,
+        env="TOPO_HOLIDAYS_PATH",
+        meaning="with TOPO_BUSINESS_HOURS, a CSV with a date column of days without working hours",
+    )
+    # --- operations: the daily schedule and the open-task sensor ------------------------
+    schedule_settle_minutes: int = setting(
+        30,
+        env="TOPO_SCHEDULE_SETTLE_MINUTES",
+        ge=0,
+        lt=24 * 60,
+        meaning="how long after local midnight the daily schedule ticks (less than a day)",
+    )
+    refresh_window_days: int = setting(
+        7,
+        env="TOPO_REFRESH_WINDOW_DAYS",
+        ge=1,
+        meaning="days the daily run covers, ending with the day that just ended",
+    )
+    open_tasks_max_age_days: int = setting(
+        30,
+        env="TOPO_OPEN_TASKS_MAX_AGE_DAYS",
+        ge=1,
+        meaning="the oldest day the open-task sensor looks at, in days",
+    )
+    open_tasks_max_partitions_per_tick: int = setting(
+        5,
+        env="TOPO_OPEN_TASKS_MAX_PARTITIONS_PER_TICK",
+        ge=1,
+        meaning="days the open-task sensor requests per tick",
+    )
+    open_tasks_min_interval_minutes: int = setting(
+        60,
+        env="TOPO_OPEN_TASKS_MIN_INTERVAL_MINUTES",
+        ge=1,
+        meaning="the shortest time between two requests of a day by the open-task sensor",
+    )
+    open_tasks_sensor_interval_seconds: int = setting(
+        300,
+        env="TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS",
+        # The daemon evaluates sensors about every 30 s; less only adds load.
+        ge=30,
+        meaning="how often the open-task sensor runs",
+    )
+    # --- observability: failure alerts, freshness ---------------------------------------
+    alert_webhook_url: str | None = setting(
+        None,
+        env="TOPO_ALERT_WEBHOOK_URL",
+        secret=True,  # a webhook URL carries its own credential
+        meaning="a Slack-compatible webhook that hears about every failed run",
+    )
+    ui_base_url: str = setting(
+        "http://127.0.0.1:3000",
+        env="TOPO_UI_BASE_URL",
+        meaning="the Dagster UI's address, for the run links in alerts",
+    )
+    freshness_deadline_hour: int = setting(
+        6,
+        env="TOPO_FRESHNESS_DEADLINE_HOUR",
+        ge=0,
+        le=23,
+        meaning="the hour of the day (TOPO_TIMEZONE) by which yesterday must have landed",
+    )
+    analyst_copy_max_lag_minutes: int = setting(
+        120,
+        env="TOPO_ANALYST_COPY_MAX_LAG_MINUTES",
+        ge=1,
+        meaning="how much older than the pipeline's newest change the analyst copy may be",
+    )
+    # --- catalog -----------------------------------------------------------------------
+    asset_owners: CommaSeparated = setting(
+        ("team:data-engineering",),
+        env="TOPO_ASSET_OWNERS",
+        meaning="who answers for every asset: email addresses or team:<name>, comma-separated",
+    )
+
+    @property
+    def sla_target_minutes(self) -> dict[str, int]:
+        """SLA target in minutes per priority (``TOPO_SLA_<PRIORITY>_MINUTES``)."""
+        return {
+            "HOT": self.sla_hot_minutes,
+            "TODAY": self.sla_today_minutes,
+            "EXTRA": self.sla_extra_minutes,
+        }
+
+    @field_validator("timezone")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: the process environment).
-
-        Raises:
-            TopoConfigError: naming the variable whose value cannot work.
-        """
-        env = os.environ if environ is None else environ
-        reader = _Reader(env)
-        defaults = cls()
-        settings = cls(
-            api_base_url=reader.text("TOPO_API_BASE_URL", defaults.api_base_url),
-            duckdb_path=Path(reader.text("TOPO_DUCKDB_PATH", str(defaults.duckdb_path))),
-            analyst_duckdb_path=Path(
-                reader.text("TOPO_ANALYST_DUCKDB_PATH", str(defaults.analyst_duckdb_path))
-            ),
-            report_path=reader.path("TOPO_REPORT_PATH"),
-            start_date=reader.date("TOPO_START_DATE", defaults.start_date),
-            timezone=reader.text("TOPO_TIMEZONE", defaults.timezone),
-            requests_per_minute=reader.number(
-                "TOPO_API_REQUESTS_PER_MINUTE", defaults.requests_per_minute or 0, zero_ok=True
-            )
-            or None,
-            concurrency=reader.integer("TOPO_API_CONCURRENCY", defaults.concurrency),
-            request_timeout_seconds=reader.number(
-                "TOPO_API_TIMEOUT_SECONDS", defaults.request_timeout_seconds
-            ),
-            max_attempts=reader.integer("TOPO_API_MAX_ATTEMPTS", defaults.max_attempts),
-            max_retry_after_seconds=reader.number(
-                "TOPO_API_MAX_RETRY_AFTER_SECONDS", defaults.max_retry_after_seconds, zero_ok=True
-            ),
-            request_deadline_seconds=reader.number(
-                "TOPO_API_REQUEST_DEADLINE_SECONDS", defaults.request_deadline_seconds
-            ),
-            max_tasks_per_window=reader.integer(
-                "TOPO_API_MAX_TASKS_PER_WINDOW", defaults.max_tasks_per_window
-            ),
-            lock_timeout_seconds=reader.number(
-                "TOPO_DUCKDB_LOCK_TIMEOUT_SECONDS", defaults.lock_timeout_seconds
-            ),
-            sla_target_minutes={
-                priority: reader.integer(f"TOPO_SLA_{priority}_MINUTES", minutes)
-                for priority, minutes in DEFAULT_SLA_TARGET_MINUTES.items()
-            },
-            assignees_path=reader.path("TOPO_ASSIGNEES_PATH"),
-            business_hours=reader.text("TOPO_BUSINESS_HOURS", "") or None,
-            holidays_path=reader.path("TOPO_HOLIDAYS_PATH"),
-            schedule_settle_minutes=reader.integer(
-                "TOPO_SCHEDULE_SETTLE_MINUTES", defaults.schedule_settle_minutes, minimum=0
-            ),
-            refresh_window_days=reader.integer(
-                "TOPO_REFRESH_WINDOW_DAYS", defaults.refresh_window_days
-            ),
-            open_tasks_max_age_days=reader.integer(
-                "TOPO_OPEN_TASKS_MAX_AGE_DAYS", defaults.open_tasks_max_age_days
-            ),
-            open_tasks_max_partitions_per_tick=reader.integer(
-                "TOPO_OPEN_TASKS_MAX_PARTITIONS_PER_TICK",
-                defaults.open_tasks_max_partitions_per_tick,
-            ),
-            open_tasks_min_interval_minutes=reader.integer(
-                "TOPO_OPEN_TASKS_MIN_INTERVAL_MINUTES", defaults.open_tasks_min_interval_minutes
-            ),
-            open_tasks_sensor_interval_seconds=reader.integer(
-                "TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS",
-                defaults.open_tasks_sensor_interval_seconds,
-            ),
-            progress_interval_seconds=reader.number(
-                "TOPO_PROGRESS_INTERVAL_SECONDS", defaults.progress_interval_seconds
-            ),
-            alert_webhook_url=reader.text("TOPO_ALERT_WEBHOOK_URL", "") or None,
-            ui_base_url=reader.text("TOPO_UI_BASE_URL", defaults.ui_base_url),
-            freshness_deadline_hour=reader.integer(
-                "TOPO_FRESHNESS_DEADLINE_HOUR", defaults.freshness_deadline_hour, minimum=0
-            ),
-            analyst_copy_max_lag_minutes=reader.integer(
-                "TOPO_ANALYST_COPY_MAX_LAG_MINUTES", defaults.analyst_copy_max_lag_minutes
-            ),
-            asset_owners=reader.items("TOPO_ASSET_OWNERS", defaults.asset_owners),
-        )
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        """Check the values that can be wrong in ways the types do not catch.
-
-        Raises:
-            TopoConfigError: naming the setting.
-        """
-        validate_base_url(self.api_base_url)
+    def known_time_zone(cls, zone: str) -> str:
         try:
-            ZoneInfo(self.timezone)
+            ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise TopoConfigError(
-                f"TOPO_TIMEZONE {self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)"
-            ) from None
+            raise ValueError(f"{zone!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return zone
+
+    @field_validator("assignees_path")
+    @classmethod
+    def assignees_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(
+                f"{str(path)!r} is not a file (a CSV with columns user_id,name,team; leave the "
+                "variable unset for no directory)"
+            )
+        return path
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def webhook_url(cls, url: str | None) -> str | None:
+        if url is not None and not _is_http_url(url):
+            raise ValueError("must be an http(s) URL")  # never echoed: it is a credential
+        return url
+
+    @field_validator("ui_base_url")
+    @classmethod
+    def ui_url(cls, url: str) -> str:
+        if not _is_http_url(url):
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:3000, got {url!r}")
+        return url
+
+    @field_validator("asset_owners")
+    @classmethod
+    def owners(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
+        if not owners:
+            raise ValueError("must name at least one owner: an email address or team:<name>")
+        for owner in owners:
+            if not (owner.startswith("team:") and len(owner) > 5) and "@" not in owner:
+                raise ValueError(
+                    f"holds {owner!r}: each owner is an email address or team:<name>, "
+                    "separated by commas"
+                )
+        return owners
+
+    @model_validator(mode="after")
+    def consistent(self) -> Settings:
+        """The checks of several settings together, and of the world (files, today)."""
         today = datetime.now(ZoneInfo(self.timezone)).date()
         if self.start_date > today:
             # Dagster would only fail later, with a partition-subset error naming no setting.
-            raise TopoConfigError(
+            raise ValueError(
                 f"TOPO_START_DATE {self.start_date.isoformat()} is in the future (today is "
                 f"{today.isoformat()} in {self.timezone}): there is no day to fetch yet; set "
                 "it to the first past day to backfill, e.g. 2024-01-01"
             )
         if self.duckdb_path.resolve() == self.analyst_duckdb_path.resolve():
-            raise TopoConfigError(
+            raise ValueError(
                 "TOPO_DUCKDB_PATH and TOPO_ANALYST_DUCKDB_PATH must be different files"
             )
         self.working_calendar()  # raises naming TOPO_BUSINESS_HOURS or TOPO_HOLIDAYS_PATH
-        if self.assignees_path is not None and not self.assignees_path.is_file():
-            raise TopoConfigError(
-                f"TOPO_ASSIGNEES_PATH {str(self.assignees_path)!r} is not a file (a CSV with "
-                "columns user_id,name,team; leave the variable unset for no directory)"
-            )
-        if self.concurrency < 1:
-            raise TopoConfigError("TOPO_API_CONCURRENCY must be at least 1")
-        if self.max_attempts < 1:
-            raise TopoConfigError("TOPO_API_MAX_ATTEMPTS must be at least 1")
-        if not 0 <= self.schedule_settle_minutes < 24 * 60:
-            # The schedule ticks once a day at local midnight plus this delay.
-            raise TopoConfigError(
-                "TOPO_SCHEDULE_SETTLE_MINUTES must be from 0 to 1439 (less than a day)"
-            )
-        if not 0 < self.progress_interval_seconds <= MAX_SILENCE_SECONDS:
-            raise TopoConfigError(
-                "TOPO_PROGRESS_INTERVAL_SECONDS must be more than 0 and at most "
-                f"{MAX_SILENCE_SECONDS:.0f} (a fetch logs progress at least once a minute)"
-            )
-        if self.alert_webhook_url is not None and not _is_http_url(self.alert_webhook_url):
-            # Never echo the value: a webhook URL carries its own credential.
-            raise TopoConfigError("TOPO_ALERT_WEBHOOK_URL must be an http(s) URL")
-        if not _is_http_url(self.ui_base_url):
-            raise TopoConfigError(
-                f"TOPO_UI_BASE_URL must be an http(s) URL such as http://127.0.0.1:3000, "
-                f"got {self.ui_base_url!r}"
-            )
-        if not 0 <= self.freshness_deadline_hour <= 23:
-            raise TopoConfigError("TOPO_FRESHNESS_DEADLINE_HOUR must be an hour from 0 to 23")
-        for owner in self.asset_owners:
-            if not (owner.startswith("team:") and len(owner) > 5) and "@" not in owner:
-                raise TopoConfigError(
-                    f"TOPO_ASSET_OWNERS holds {owner!r}: each owner is an email address or "
-                    "team:<name>, separated by commas"
-                )
-        if self.open_tasks_sensor_interval_seconds < 30:
-            # The daemon evaluates sensors about every 30 s; less only adds load.
-            raise TopoConfigError("TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS must be at least 30")
+        return self
 
     @property
     def report_file(self) -> Path:
@@ -271,54 +336,3 @@ class Settings:
 def _is_http_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-@dataclass(frozen=True)
-class _Reader:
-    env: Mapping[str, str]
-
-    def text(self, name: str, default: str) -> str:
-        value = self.env.get(name, "").strip()
-        return value or default
-
-    def items(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.env.get(name, "")
-        found = tuple(item.strip() for item in value.split(",") if item.strip())
-        return found or default
-
-    def path(self, name: str) -> Path | None:
-        value = self.env.get(name, "").strip()
-        return Path(value) if value else None
-
-    def date(self, name: str, default: date) -> date:
-        value = self.env.get(name, "").strip()
-        if not value:
-            return default
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise TopoConfigError(f"{name} must be a date like 2024-01-01, got {value!r}") from None
-
-    def number(self, name: str, default: float, *, zero_ok: bool = False) -> float:
-        value = self.env.get(name, "").strip()
-        if not value:
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            raise TopoConfigError(f"{name} must be a number, got {value!r}") from None
-        if number < 0 or (number == 0 and not zero_ok) or number != number:
-            raise TopoConfigError(f"{name} must be a positive number, got {value!r}")
-        return number
-
-    def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
-        value = self.env.get(name, "").strip()
-        if not value:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise TopoConfigError(f"{name} must be a whole number, got {value!r}") from None
-        if number < minimum:
-            raise TopoConfigError(f"{name} must be at least {minimum}, got {value!r}")
-        return number

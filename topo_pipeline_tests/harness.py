@@ -111,7 +111,7 @@ def simulated_pipelines(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
                 SimulatedTopoApi(TaskStore(data.tasks, data.sequence_templates))
             )
             settings = Settings(
-                api_base_url=api.base_url,
+                base_url=api.base_url,
                 duckdb_path=folder / file_name,
                 analyst_duckdb_path=folder / "published" / "topo_analytics.duckdb",
                 start_date=spec.start_date - timedelta(days=5),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -29,7 +28,7 @@ class Pipeline(SimulatedPipeline):
     def failed_run(self) -> dg.DagsterRun:
         """A run of topo/tasks over two days that fails: the API answers only 5xx."""
         self.api.faults = FaultPlan(error_5xx_rate=1.0, retry_after_seconds=0)
-        defs = build_defs(replace(self.settings, max_attempts=1))
+        defs = build_defs(self.settings.model_copy(update={"max_attempts": 1}))
         result = dg.materialize(
             defs.assets,
             selection=dg.AssetSelection.assets(["topo", "tasks"]),

@@ -374,7 +374,7 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
 ) -> None:
     monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
     settings = Settings(
-        api_base_url=api.base_url,
+        base_url=api.base_url,
         duckdb_path=tmp_path / "pipeline.duckdb",
         analyst_duckdb_path=tmp_path / "analyst.duckdb",
         start_date=START,
@@ -426,7 +426,8 @@ def test_runs_publish_while_an_analyst_session_holds_the_copy(
             open_tasks = build_open_tasks_sensor(
                 settings, clock=lambda: datetime.now(UTC) + timedelta(hours=2)
             )
-            ticked = open_tasks.evaluate_tick(dg.build_sensor_context(definitions=defs))
+            with dg.build_sensor_context(definitions=defs, resources=defs.resources) as context:
+                ticked = open_tasks.evaluate_tick(context)
             request = ticked.run_requests[0]
             day = date.fromisoformat(request.partition_key)
             # Meanwhile in Topo: an open task of that day is completed, and one is added.

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -328,7 +328,7 @@ def test_a_bad_as_of_fails_the_run_and_keeps_the_tables(landed: Pipeline) -> Non
 def test_sla_targets_from_the_environment_reach_tables_and_metadata(pipeline: Pipeline) -> None:
     settings = Settings.from_env(
         {
-            "TOPO_API_BASE_URL": pipeline.settings.api_base_url,
+            "TOPO_API_BASE_URL": pipeline.settings.base_url,
             "TOPO_DUCKDB_PATH": str(pipeline.settings.duckdb_path),
             "TOPO_ANALYST_DUCKDB_PATH": str(pipeline.settings.analyst_duckdb_path),
             "TOPO_START_DATE": pipeline.settings.start_date.isoformat(),
@@ -542,7 +542,7 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> DemoDatabase:
     ):
         monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
         settings = Settings(
-            api_base_url=api.base_url,
+            base_url=api.base_url,
             duckdb_path=path,
             analyst_duckdb_path=path.parent / "published" / "topo_analytics.duckdb",
             start_date=spec.start_date,
@@ -653,7 +653,7 @@ def test_a_range_run_writes_about_two_events_per_day(make_pipeline: PipelineFact
 
 def test_each_build_records_its_settings_and_a_change_is_logged(landed: Pipeline) -> None:
     landed.materialize(DAYS[0], tasks=False, as_of=AS_OF)
-    changed = replace(landed.settings, sla_target_minutes={"HOT": 30, "TODAY": 1440, "EXTRA": 4320})
+    changed = landed.settings.model_copy(update={"sla_hot_minutes": 30})
     result = landed.materialize(DAYS[0], tasks=False, as_of=AS_OF, settings=changed)
 
     with connect(landed.settings.duckdb_path, read_only=True) as con:
@@ -683,7 +683,7 @@ def test_each_build_records_its_settings_and_a_change_is_logged(landed: Pipeline
 
 def test_a_new_time_zone_is_logged_with_how_to_land_the_days_again(landed: Pipeline) -> None:
     landed.materialize(DAYS[0], tasks=False, as_of=AS_OF)
-    berlin = replace(landed.settings, timezone="Europe/Berlin")
+    berlin = landed.settings.model_copy(update={"timezone": "Europe/Berlin"})
     result = landed.materialize(DAYS[0], tasks=False, as_of=AS_OF, settings=berlin)
     logged = [
         entry.user_message

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -272,7 +271,7 @@ class Pipeline(SimulatedPipeline):
 @pytest.fixture
 def pipeline(pipeline_factory) -> Pipeline:  # type: ignore[no-untyped-def]
     made = pipeline_factory(SPEC, Pipeline)
-    made.settings = replace(made.settings, assignees_path=EXAMPLE)
+    made.settings = made.settings.model_copy(update={"assignees_path": EXAMPLE})
     return made
 
 
@@ -330,7 +329,7 @@ def test_a_bad_file_fails_naming_its_lines_and_keeps_the_directory(
     assert pipeline.directory().success
     loaded = len(read_assignees(EXAMPLE))
     bad = write(tmp_path, f"user_id,name,team\n{ID_1},A,B\nnot-an-id,C,D\n")
-    pipeline.settings = replace(pipeline.settings, assignees_path=bad)
+    pipeline.settings = pipeline.settings.model_copy(update={"assignees_path": bad})
     result = pipeline.directory()
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -345,7 +344,7 @@ def test_a_bad_file_fails_naming_its_lines_and_keeps_the_directory(
 
 
 def test_without_a_directory_the_check_passes_and_the_table_is_empty(pipeline: Pipeline) -> None:
-    pipeline.settings = replace(pipeline.settings, assignees_path=None)
+    pipeline.settings = pipeline.settings.model_copy(update={"assignees_path": None})
     result = pipeline.directory()
     assert result.success
     assert check_result(result).passed
@@ -393,7 +392,7 @@ def test_a_source_unset_missing_or_empty_keeps_the_loaded_directory(
         before = read_table_of(con)
     assert len(before) == loaded
 
-    pipeline.settings = replace(pipeline.settings, assignees_path=source(tmp_path))
+    pipeline.settings = pipeline.settings.model_copy(update={"assignees_path": source(tmp_path)})
     result = pipeline.directory()
 
     assert result.success
@@ -417,7 +416,7 @@ def test_a_source_unset_missing_or_empty_keeps_the_loaded_directory(
 def test_clear_empties_the_directory_when_asked(pipeline: Pipeline) -> None:
     assert pipeline.directory().success
     assert pipeline.directory_rows() == len(read_assignees(EXAMPLE))
-    pipeline.settings = replace(pipeline.settings, assignees_path=None)
+    pipeline.settings = pipeline.settings.model_copy(update={"assignees_path": None})
     assert pipeline.directory(clear=False).success
     assert pipeline.directory_rows() == len(read_assignees(EXAMPLE))
 

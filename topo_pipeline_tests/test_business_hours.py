@@ -4,7 +4,6 @@ weekends, holidays and both DST changes of America/New_York; and the calendar's 
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -213,8 +212,8 @@ def test_the_settings_reach_the_assets_end_to_end(pipeline_factory, tmp_path: Pa
         tie_group_size=0,
     )
     made = pipeline_factory(spec, AutumnPipeline)
-    made.settings = replace(
-        made.settings, business_hours="Mon-Fri 09:00-18:00", holidays_path=holidays
+    made.settings = made.settings.model_copy(
+        update={"business_hours": "Mon-Fri 09:00-18:00", "holidays_path": holidays}
     )
     assert made.everything().success
     calendar = made.settings.working_calendar()

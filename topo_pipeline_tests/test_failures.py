@@ -288,7 +288,9 @@ def test_a_locked_warehouse_fails_the_step_with_a_paragraph_saying_so(
     pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert pipeline.materialize(TASKS_KEY).success
-    locked = replace(pipeline, settings=replace(pipeline.settings, lock_timeout_seconds=0.5))
+    locked = replace(
+        pipeline, settings=pipeline.settings.model_copy(update={"lock_timeout_seconds": 0.5})
+    )
     capsys.readouterr()
 
     with hold_duckdb(pipeline.settings.duckdb_path, read_only=True):

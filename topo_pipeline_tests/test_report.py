@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from html import unescape
 from pathlib import Path
@@ -88,10 +88,11 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
         simulated_pipelines(folder, monkeypatch) as make,
     ):
         pipeline = make(SPEC, Pipeline)
-        pipeline.settings = replace(
-            pipeline.settings,
-            assignees_path=EXAMPLES / "assignees.csv",
-            business_hours="Mon-Fri 09:00-18:00",
+        pipeline.settings = pipeline.settings.model_copy(
+            update={
+                "assignees_path": EXAMPLES / "assignees.csv",
+                "business_hours": "Mon-Fri 09:00-18:00",
+            }
         )
         assert pipeline.run(dg.AssetSelection.assets(ASSIGNEES_KEY)).success
         first = pipeline.run(

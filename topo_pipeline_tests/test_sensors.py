@@ -265,9 +265,13 @@ def copy_settings(seeded_copy: Path, tmp_path: Path) -> Settings:
 
 def tick(settings: Settings, at: datetime, cursor: str | None, **kwargs: float) -> dg.SensorResult:
     sensor = build_open_tasks_sensor(settings, clock=lambda: at, **kwargs)
-    # The code location resolves the job of partitioned run requests.
-    context = dg.build_sensor_context(cursor=cursor, definitions=build_defs(settings))
-    return sensor.evaluate_tick(context)
+    # The code location resolves the job of partitioned run requests; its warehouse
+    # resource names the analyst copy the sensor reads.
+    defs = build_defs(settings)
+    with dg.build_sensor_context(
+        cursor=cursor, definitions=defs, resources=defs.resources
+    ) as context:
+        return sensor.evaluate_tick(context)
 
 
 def test_the_sensor_requests_days_with_open_tasks(copy_settings: Settings) -> None:

@@ -278,7 +278,7 @@ def test_an_api_that_keeps_failing_fails_the_run_and_keeps_the_previous_rows(
     before = landed.rows()
     landed.store.upsert(make_task(created_at=f"{DAYS[0]}T10:00:00Z"))
     landed.api.faults = FaultPlan(error_5xx_rate=1.0, retry_after_seconds=0)
-    settings = replace(landed.settings, max_attempts=2)
+    settings = landed.settings.model_copy(update={"max_attempts": 2})
 
     result = replace(landed, settings=settings).materialize(DAYS[0], DAYS[-1], raise_on_error=False)
 
@@ -443,7 +443,7 @@ def test_the_api_key_is_in_no_event_metadata_or_log(
     assert records
     serialized = "\n".join(repr(record) for record in records)
     captured = capsys.readouterr()
-    resource = TopoApiResource(api_key=DEMO_API_KEY, base_url=pipeline.settings.api_base_url)
+    resource = TopoApiResource(api_key=DEMO_API_KEY, base_url=pipeline.settings.base_url)
     with resource.client() as client:
         client_repr = repr(client)
     for text in (serialized, captured.out, captured.err, caplog.text, repr(resource), client_repr):
@@ -489,7 +489,9 @@ def test_a_run_with_retries_tells_its_story_in_the_run_log_without_the_key(
     pipeline.api.faults = FaultPlan(
         latency_seconds=0.02, error_5xx_rate=0.25, force_429_count=2, retry_after_seconds=0, seed=5
     )
-    settings = replace(pipeline.settings, progress_interval_seconds=0.1, max_attempts=10)
+    settings = pipeline.settings.model_copy(
+        update={"progress_interval_seconds": 0.1, "max_attempts": 10}
+    )
 
     result = replace(pipeline, settings=settings).materialize(DAYS[0], DAYS[-1])
 

@@ -1,85 +1,134 @@
-"""The Topo client's configuration: :class:`ClientConfig`, and the checks of its URL and key.
+"""The Topo client's configuration: :class:`ClientSettings`, :class:`ClientConfig`, and the
+checks of its URL and key.
 
-Field names are the settings' names (:class:`topo_pipeline.settings.Settings`), so one
-knob has one name from the environment variable to the client.
+:class:`ClientSettings` declares each knob of the client that the environment sets, once
+(:func:`~topo_pipeline.declarations.setting`: name, variable, default, bounds, meaning).
+The client's :class:`ClientConfig`, the pipeline's
+:class:`~topo_pipeline.settings.Settings` and Dagster's ``TopoApiResource`` inherit these
+fields, so one knob has one name from the environment variable to the client, and a knob
+declared here reaches all three.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, Field, field_validator
+
 from topo_pipeline.api.errors import TopoConfigError
+from topo_pipeline.declarations import SETTINGS_CONFIG, DeclaredSettings, setting
 
 DEFAULT_BASE_URL = "https://api.topo.io/v1"
 
 
-@dataclass(frozen=True, slots=True)
-class ClientConfig:
-    """Tuning of a :class:`~topo_pipeline.api.client.TopoClient`; every default is production-safe.
+class ClientSettings(BaseModel):
+    """The client's settings that the environment sets; every default is production-safe.
 
-    Attributes:
-        base_url: API root as Topo documents it (``/tasks`` is appended). ``https`` only,
-            except for a loopback host.
-        requests_per_minute: a hard cap on the request rate, on top of the adaptive rate
-            control; ``None`` or ``0``: no cap (the default).
-        concurrency: most requests in flight at once (pages and windows together).
-        connect_timeout_seconds: to establish a connection.
-        request_timeout_seconds: the longest wait for the next bytes of an answer (a read
-            timeout: it restarts with every byte).
-        request_deadline_seconds: the longest one request may take in all, connecting and
-            reading included.
-        max_attempts: tries per request, the first included.
-        backoff_base_seconds: first backoff step (doubles each retry).
-        backoff_cap_seconds: longest single backoff (``Retry-After`` may exceed it).
-        max_retry_after_seconds: the longest ``Retry-After`` the client waits; a longer one
-            fails the fetch at once with an error naming the wait.
-        max_tasks_per_window: the largest ``total_count`` believed for one window; a
-            larger one fails the fetch naming it instead of requesting its pages.
-        max_rereads: extra reads of a window whose ids do not reconcile with ``total_count``.
-        max_tie_rereads: rounds of re-reading only the pages around ties that straddle a
-            page boundary, tried before a whole window is read again.
-
-    Raises:
-        TopoConfigError: on construction, for a refused base URL or an impossible number.
+    A plain pydantic model (no Dagster) that :class:`ClientConfig`, ``Settings`` and
+    ``TopoApiResource`` inherit.
     """
 
-    base_url: str = DEFAULT_BASE_URL
-    requests_per_minute: float | None = None
-    concurrency: int = 8
-    connect_timeout_seconds: float = 10.0
-    request_timeout_seconds: float = 60.0
-    request_deadline_seconds: float = 120.0
-    max_attempts: int = 8
-    backoff_base_seconds: float = 0.5
-    backoff_cap_seconds: float = 60.0
-    max_retry_after_seconds: float = 300.0
-    max_tasks_per_window: int = 1_000_000
-    max_rereads: int = 3
-    max_tie_rereads: int = 20
+    model_config = SETTINGS_CONFIG
 
-    def __post_init__(self) -> None:
-        validate_base_url(self.base_url)
-        if self.requests_per_minute is not None and self.requests_per_minute < 0:
-            raise TopoConfigError("requests_per_minute must not be negative (0: no cap)")
-        if self.max_retry_after_seconds < 0:
-            raise TopoConfigError("max_retry_after_seconds must not be negative")
-        if self.concurrency < 1:
-            raise TopoConfigError("concurrency must be at least 1")
-        if self.max_attempts < 1:
-            raise TopoConfigError("max_attempts must be at least 1")
-        if self.max_rereads < 0 or self.max_tie_rereads < 0:
-            raise TopoConfigError("max_rereads and max_tie_rereads must not be negative")
-        timeouts = (
-            self.connect_timeout_seconds,
-            self.request_timeout_seconds,
-            self.request_deadline_seconds,
-        )
-        if min(timeouts) <= 0:
-            raise TopoConfigError("timeouts and the request deadline must be positive")
-        if self.max_tasks_per_window < 1:
-            raise TopoConfigError("max_tasks_per_window must be at least 1")
+    base_url: str = setting(
+        DEFAULT_BASE_URL,
+        env="TOPO_API_BASE_URL",
+        meaning="API root as Topo documents it (/tasks is appended); https, or http on a "
+        "loopback host",
+    )
+    requests_per_minute: float | None = setting(
+        None,
+        env="TOPO_API_REQUESTS_PER_MINUTE",
+        ge=0,
+        meaning="a hard cap on the request rate, on top of the adaptive rate control; unset "
+        "or 0: no cap",
+    )
+    concurrency: int = setting(
+        8,
+        env="TOPO_API_CONCURRENCY",
+        ge=1,
+        meaning="most requests in flight at once (pages and windows together)",
+    )
+    request_timeout_seconds: float = setting(
+        60.0,
+        env="TOPO_API_TIMEOUT_SECONDS",
+        gt=0,
+        meaning="the longest wait for the next bytes of an answer (a read timeout: it restarts "
+        "with every byte)",
+    )
+    request_deadline_seconds: float = setting(
+        120.0,
+        env="TOPO_API_REQUEST_DEADLINE_SECONDS",
+        gt=0,
+        meaning="the longest one request may take in all, connecting and reading included",
+    )
+    max_attempts: int = setting(
+        8, env="TOPO_API_MAX_ATTEMPTS", ge=1, meaning="tries per request, the first included"
+    )
+    max_retry_after_seconds: float = setting(
+        300.0,
+        env="TOPO_API_MAX_RETRY_AFTER_SECONDS",
+        ge=0,
+        meaning="the longest Retry-After the client waits; a longer one fails the fetch at "
+        "once, naming the wait",
+    )
+    max_tasks_per_window: int = setting(
+        1_000_000,
+        env="TOPO_API_MAX_TASKS_PER_WINDOW",
+        ge=1,
+        meaning="the largest total_count believed for one day; a larger one fails the fetch "
+        "instead of requesting its pages",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def refuse_unsafe_base_url(cls, url: str) -> str:
+        """:func:`validate_base_url`; the URL is kept as given."""
+        try:
+            validate_base_url(url)
+        except TopoConfigError as error:
+            raise ValueError(str(error)) from None
+        return url
+
+    @field_validator("requests_per_minute")
+    @classmethod
+    def zero_is_no_cap(cls, rate: float | None) -> float | None:
+        """``0`` means no cap, as unset does."""
+        return rate or None
+
+    def client_config(self) -> ClientConfig:
+        """A :class:`ClientConfig` with these settings (the other knobs at their defaults)."""
+        return ClientConfig(**{name: getattr(self, name) for name in ClientSettings.model_fields})
+
+
+class ClientConfig(DeclaredSettings, ClientSettings):
+    """Tuning of a :class:`~topo_pipeline.api.client.TopoClient`: its settings
+    (:class:`ClientSettings`) and knobs no variable sets; every default is production-safe.
+
+    Raises:
+        TopoConfigError: on construction, for a refused base URL or an impossible number,
+            naming the variable.
+    """
+
+    connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="the longest wait to establish a connection"
+    )
+    backoff_base_seconds: float = Field(
+        0.5, ge=0, description="first backoff step (doubles each retry)"
+    )
+    backoff_cap_seconds: float = Field(
+        60.0, ge=0, description="longest single backoff (Retry-After may exceed it)"
+    )
+    max_rereads: int = Field(
+        3, ge=0, description="extra reads of a window whose ids do not reconcile with total_count"
+    )
+    max_tie_rereads: int = Field(
+        20,
+        ge=0,
+        description="rounds of re-reading only the pages around ties that straddle a page "
+        "boundary, tried before a whole window is read again",
+    )
 
 
 def validate_base_url(url: str) -> str:

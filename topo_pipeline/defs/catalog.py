@@ -5,10 +5,11 @@
 ``dagster/column_schema`` read from the warehouse's table declarations
 (:data:`topo_pipeline.warehouse.schema.TABLES`, the same ones the DDL and comments are
 rendered from), gives every asset its owners (``TOPO_ASSET_OWNERS``) and links each to
-the source file that defines it.
+the source file that defines it; an asset that is a file outside the warehouse (the
+analyst copy) gets its ``dagster/uri``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
@@ -17,14 +18,20 @@ from topo_pipeline.warehouse.tables import Table
 
 
 def with_catalog(
-    assets: Sequence[dg.AssetsDefinition], owners: Sequence[str]
+    assets: Sequence[dg.AssetsDefinition],
+    owners: Sequence[str],
+    uris: Mapping[dg.AssetKey, str] | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """``assets`` with table name, column schema, owners and source code references."""
+    """``assets`` with table name, column schema, owners, source code references, and the
+    ``dagster/uri`` of those in ``uris``."""
     tables = {table.display_name: table for table in TABLES}
+    uris = uris or {}
 
     def annotate(spec: dg.AssetSpec) -> dg.AssetSpec:
         table = tables.get(".".join(spec.key.path))
         metadata = table_metadata(table) if table is not None else {}
+        if spec.key in uris:
+            metadata["dagster/uri"] = uris[spec.key]
         return spec.merge_attributes(metadata=metadata, owners=list(owners))
 
     annotated = [asset.map_asset_specs(annotate) for asset in assets]

@@ -43,6 +43,7 @@ from topo_pipeline.settings import Settings
 def build_defs(settings: Settings) -> dg.Definitions:
     """Every asset, check, schedule, sensor and resource, wired for ``settings``."""
     partitions_def = daily_partitions(settings)
+    warehouse = WarehouseResource.from_settings(settings)
     pipeline_assets = [
         build_tasks_asset(partitions_def),
         task_history,
@@ -74,7 +75,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets=with_catalog(
             [
                 *with_downstream_automation(pipeline_assets),
-                build_analyst_copy_asset(settings.analyst_duckdb_path, published, info),
+                build_analyst_copy_asset(published, info),
                 build_report_asset(
                     settings.report_file,
                     settings.analyst_duckdb_path,
@@ -85,6 +86,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 ),
             ],
             settings.asset_owners,
+            uris={ANALYST_COPY_KEY: warehouse.analyst_copy_uri},
         ),
         asset_checks=freshness_checks,
         jobs=[REFRESH_JOB, PUBLISH_JOB, build_freshness_job(freshness_checks)],
@@ -108,21 +110,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 webhook_url=settings.alert_webhook_url, ui_base_url=settings.ui_base_url
             ),
         ],
-        resources={
-            "topo_api": TopoApiResource(
-                base_url=settings.api_base_url,
-                requests_per_minute=settings.requests_per_minute,
-                concurrency=settings.concurrency,
-                timeout_seconds=settings.request_timeout_seconds,
-                max_attempts=settings.max_attempts,
-                max_retry_after_seconds=settings.max_retry_after_seconds,
-                request_deadline_seconds=settings.request_deadline_seconds,
-                max_tasks_per_window=settings.max_tasks_per_window,
-                progress_interval_seconds=settings.progress_interval_seconds,
-            ),
-            "warehouse": WarehouseResource(
-                database=str(settings.duckdb_path),
-                lock_timeout_seconds=settings.lock_timeout_seconds,
-            ),
-        },
+        # The DuckDB files and the client's and warehouse's settings reach steps and sensors
+        # through these resources, configured from the settings' declarations.
+        resources={"topo_api": TopoApiResource.from_settings(settings), "warehouse": warehouse},
     )

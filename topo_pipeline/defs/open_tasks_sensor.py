@@ -27,6 +27,7 @@ import duckdb
 
 from topo_pipeline.defs.clock import Clock, utc_now
 from topo_pipeline.defs.jobs import REFRESH_JOB
+from topo_pipeline.defs.resources import WarehouseResource
 from topo_pipeline.settings import Settings
 from topo_pipeline.warehouse.duckdb import WarehouseLockedError
 from topo_pipeline.warehouse.open_tasks import (
@@ -191,13 +192,14 @@ def build_open_tasks_sensor(
 ) -> dg.SensorDefinition:
     """The :data:`OPEN_TASKS_SENSOR_NAME` sensor, on by default, launching the refresh job.
 
+    It reads the analyst copy of the ``warehouse`` resource (``analyst_database``).
+
     Args:
-        settings: the limits and the analyst copy's path.
+        settings: the limits.
         clock: the current time; tests pass a fixed one.
         read_lock_timeout: seconds to wait for a lock on the analyst copy before skipping.
     """
     policy = OpenTaskPolicy.from_settings(settings)
-    copy_path = settings.analyst_duckdb_path
 
     @dg.sensor(
         name=OPEN_TASKS_SENSOR_NAME,
@@ -211,12 +213,16 @@ def build_open_tasks_sensor(
             f"{policy.min_interval}. Reads the analyst copy, never the pipeline's file."
         ),
     )
-    def open_tasks_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def open_tasks_sensor(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    ) -> dg.SensorResult:
         now = clock()
         cursor = load_open_tasks_cursor(context.cursor)
         first, _last = policy.window(now)
         try:
-            stored = read_open_task_partitions(copy_path, first, lock_timeout=read_lock_timeout)
+            stored = read_open_task_partitions(
+                warehouse.analyst_database, first, lock_timeout=read_lock_timeout
+            )
         except (OpenTasksUnavailableError, WarehouseLockedError, duckdb.Error) as error:
             # Never fail the tick: the next one reads again.
             return dg.SensorResult(skip_reason=f"cannot read open tasks this tick: {error}")

@@ -5,23 +5,26 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from topo_pipeline.api.client import DEFAULT_BASE_URL, ClientConfig, TopoClient
+from topo_pipeline.api.client import TopoClient
 from topo_pipeline.api.errors import TopoConfigError
-from topo_pipeline.defs.progress import DEFAULT_INTERVAL_SECONDS
-from topo_pipeline.settings import API_KEY_ENV
-from topo_pipeline.warehouse.duckdb import DEFAULT_LOCK_TIMEOUT_SECONDS, connect
-
-_CLIENT_DEFAULTS = ClientConfig()
+from topo_pipeline.settings import API_KEY_ENV, FetchSettings, Settings, WarehouseSettings
+from topo_pipeline.warehouse.duckdb import connect
 
 
-class TopoApiResource(dg.ConfigurableResource):
+class TopoApiResource(dg.ConfigurableResource, FetchSettings):
     """Access to Topo's API.
+
+    Its config is :class:`~topo_pipeline.settings.FetchSettings` (the client's settings and
+    the fetch's progress lines), inherited field by field: the same names, defaults,
+    bounds and descriptions as the ``TOPO_API_*`` settings. :meth:`from_settings` copies
+    them from :class:`~topo_pipeline.settings.Settings`.
 
     The key is read from the environment variable ``api_key_env`` (``TOPO_API_KEY``) when
     a step builds its client, so it never enters definitions, run config or the UI, and
@@ -40,34 +43,17 @@ class TopoApiResource(dg.ConfigurableResource):
         description="Environment variable holding the bearer key (scope tasks:read), read "
         "when a step starts.",
     )
-    base_url: str = DEFAULT_BASE_URL
-    requests_per_minute: float | None = _CLIENT_DEFAULTS.requests_per_minute
-    concurrency: int = _CLIENT_DEFAULTS.concurrency
-    timeout_seconds: float = _CLIENT_DEFAULTS.request_timeout_seconds
-    max_attempts: int = _CLIENT_DEFAULTS.max_attempts
-    max_retry_after_seconds: float = _CLIENT_DEFAULTS.max_retry_after_seconds
-    request_deadline_seconds: float = _CLIENT_DEFAULTS.request_deadline_seconds
-    max_tasks_per_window: int = _CLIENT_DEFAULTS.max_tasks_per_window
-    progress_interval_seconds: float = Field(
-        default=DEFAULT_INTERVAL_SECONDS,
-        description="Shortest gap between two progress lines of a fetch in the run log.",
-    )
+
+    @classmethod
+    def from_settings(cls, settings: FetchSettings) -> TopoApiResource:
+        """The resource configured with every fetch setting of ``settings``."""
+        return cls(**{name: getattr(settings, name) for name in FetchSettings.model_fields})
 
     @contextmanager
     def client(self) -> Iterator[TopoClient]:
         """A :class:`TopoClient` for one step, closed afterwards."""
-        config = ClientConfig(
-            base_url=self.base_url,
-            requests_per_minute=self.requests_per_minute,
-            concurrency=self.concurrency,
-            request_timeout_seconds=self.timeout_seconds,
-            max_attempts=self.max_attempts,
-            max_retry_after_seconds=self.max_retry_after_seconds,
-            request_deadline_seconds=self.request_deadline_seconds,
-            max_tasks_per_window=self.max_tasks_per_window,
-        )
         key = self.api_key if self.api_key is not None else read_api_key(self.api_key_env)
-        with TopoClient(key, config) as client:
+        with TopoClient(key, self.client_config()) as client:
             yield client
 
 
@@ -94,8 +80,15 @@ def read_api_key(variable: str) -> str:
     return key
 
 
-class WarehouseResource(DuckDBResource):
-    """The pipeline's DuckDB file (``TOPO_DUCKDB_PATH``); only the pipeline writes it.
+_ANALYST_COPY = Settings.model_fields["analyst_duckdb_path"]
+"""The declaration of ``TOPO_ANALYST_DUCKDB_PATH``, whose default and meaning
+``WarehouseResource.analyst_database`` takes."""
+
+
+class WarehouseResource(DuckDBResource, WarehouseSettings):
+    """The pipeline's DuckDB file (``TOPO_DUCKDB_PATH``, written by the pipeline alone) and
+    its analyst copy (``TOPO_ANALYST_DUCKDB_PATH``: the publish writes it, the open-task
+    sensor reads it).
 
     A ``dagster_duckdb.DuckDBResource`` (``database`` is the file, ``connection_config``
     DuckDB's settings), whose :meth:`get_connection` adds what the pipeline needs:
@@ -103,7 +96,8 @@ class WarehouseResource(DuckDBResource):
     holds (the stock resource gives up after about 100 s and always opens read-write), the
     file attached under the catalog alias ``warehouse`` so any file name works, the session
     in UTC, and a connection closed even when the block fails (so no lock outlives a
-    failed step).
+    failed step). The rest of its config is
+    :class:`~topo_pipeline.settings.WarehouseSettings`, inherited field by field.
 
     When a run initialises it (once per run, before any step claims a slot of pool
     ``duckdb``), it also guards the run against runs that died holding that slot: it tags
@@ -111,10 +105,23 @@ class WarehouseResource(DuckDBResource):
     and while the run goes on (:mod:`topo_pipeline.defs.run_guard`).
     """
 
-    lock_timeout_seconds: float = Field(
-        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
-        description="How long a step waits for the DuckDB file lock before failing.",
+    analyst_database: str = Field(
+        default=str(_ANALYST_COPY.default), description=_ANALYST_COPY.description
     )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WarehouseResource:
+        """The resource for the files and every warehouse setting of ``settings``."""
+        return cls(
+            database=str(settings.duckdb_path),
+            analyst_database=str(settings.analyst_duckdb_path),
+            **{name: getattr(settings, name) for name in WarehouseSettings.model_fields},
+        )
+
+    @property
+    def analyst_copy_uri(self) -> str:
+        """The analyst copy's ``file://`` URI, as the catalog shows it."""
+        return Path(self.analyst_database).resolve().as_uri()
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:

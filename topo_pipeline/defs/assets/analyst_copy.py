@@ -9,7 +9,6 @@ event it includes, so the sensor does not publish again what a run did.
 """
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import dagster as dg
 
@@ -85,12 +84,11 @@ def publish_metadata(result: PublishResult, covers_through: int) -> Mapping[str,
 
 
 def build_analyst_copy_asset(
-    analyst_path: Path, watched: Sequence[dg.AssetKey], info: PipelineInfo
+    watched: Sequence[dg.AssetKey], info: PipelineInfo
 ) -> dg.AssetsDefinition:
-    """The ``publish/analyst_copy`` asset, writing ``analyst_path``.
+    """The ``publish/analyst_copy`` asset, writing the warehouse resource's ``analyst_database``.
 
     Args:
-        analyst_path: the analyst copy (``TOPO_ANALYST_DUCKDB_PATH``).
         watched: the assets whose materializations change published tables.
         info: what the copy says about itself (:func:`pipeline_info`).
     """
@@ -104,20 +102,18 @@ def build_analyst_copy_asset(
         pool=POOL,
         kinds={"duckdb"},
         group_name="publish",
-        # Where analysts find it, in the catalog before the first publish.
-        metadata={"dagster/uri": analyst_path.resolve().as_uri()},
         # A publish fails only on a lock held longer than the lock timeout or on I/O;
         # the old copy stays in place meanwhile.
         retry_policy=dg.RetryPolicy(
             max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
         ),
         description=(
-            f"The analyst copy ({analyst_path}): every topo, reference and analytics table of the "
-            "pipeline's DuckDB file, with comments, built aside and swapped in atomically, "
-            "in a storage format DuckDB 1.4 clients can read. Analysts open this file, "
-            "never the pipeline's. Published by every run whose selection reaches it (or by "
-            "analyst_copy_sensor after runs that changed tables without it); materialize it "
-            "by hand to publish now."
+            "The analyst copy (TOPO_ANALYST_DUCKDB_PATH, the file its dagster/uri names): every "
+            "topo, reference and analytics table of the pipeline's DuckDB file, with comments, "
+            "built aside and swapped in atomically, in a storage format DuckDB 1.4 clients can "
+            "read. Analysts open this file, never the pipeline's. Published by every run whose "
+            "selection reaches it (or by analyst_copy_sensor after runs that changed tables "
+            "without it); materialize it by hand to publish now."
         ),
     )
     def analyst_copy(
@@ -127,7 +123,7 @@ def build_analyst_copy_asset(
             covers_through = latest_change_event(context.instance, watched)
             result = publish_analyst_copy(
                 warehouse.database,
-                analyst_path,
+                warehouse.analyst_database,
                 lock_timeout=warehouse.lock_timeout_seconds,
                 info=info,
             )
