@@ -21,6 +21,7 @@ from topo_pipeline.defs.automation import (
     with_downstream_automation,
 )
 from topo_pipeline.defs.catalog import with_catalog
+from topo_pipeline.defs.clock import Clock, utc_now
 from topo_pipeline.defs.console import console_logger
 from topo_pipeline.defs.freshness import (
     build_analyst_copy_current_check,
@@ -36,11 +37,14 @@ from topo_pipeline.defs.schedules import build_daily_refresh_schedule
 from topo_pipeline.settings import Settings
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    """Every asset, check, schedule, sensor and resource, wired for ``settings``."""
+def build_defs(settings: Settings, *, clock: Clock = utc_now) -> dg.Definitions:
+    """Every asset, check, schedule, sensor and resource, wired for ``settings``.
+
+    ``clock`` is the time the completeness of a fetched day goes by (tests drive it).
+    """
     partitions_def = daily_partitions(settings)
     pipeline_assets = [
-        build_tasks_asset(partitions_def),
+        build_tasks_asset(partitions_def, clock=clock),
         build_assignees_asset(settings.assignees_path),
         build_analytics_assets(
             settings.sla_target_minutes,

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from topo_pipeline.api.client import WindowResult
+from topo_pipeline.defs.clock import Clock, utc_now
 from topo_pipeline.defs.failures import user_errors
 from topo_pipeline.defs.metadata import (
     PER_DAY_ROWS,
@@ -14,7 +15,7 @@ from topo_pipeline.defs.metadata import (
     markdown_table,
     table_value,
 )
-from topo_pipeline.defs.partitions import partition_windows
+from topo_pipeline.defs.partitions import DAY_COMPLETE_METADATA, partition_windows
 from topo_pipeline.defs.progress import FetchProgress
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.warehouse import duplicates, task_checks
@@ -53,8 +54,13 @@ _CHECKS: dict[str, tuple[str, bool]] = {
 PREVIEW_ROWS = 10
 
 
-def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
-    """The ``topo/tasks`` asset over ``partitions_def``."""
+def build_tasks_asset(
+    partitions_def: dg.TimeWindowPartitionsDefinition, *, clock: Clock = utc_now
+) -> dg.AssetsDefinition:
+    """The ``topo/tasks`` asset over ``partitions_def``.
+
+    ``clock`` says when a fetch starts: a day fetched before it ended is not complete.
+    """
 
     @dg.asset(
         key=TASKS_KEY,
@@ -89,6 +95,8 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
             stage_dir.mkdir(parents=True, exist_ok=True)
             with task_stage(windows, directory=stage_dir) as stage:
                 fetch_started = time.monotonic()
+                # A day fetched before it ended (today's, by the live refresh) is not complete.
+                fetch_started_at = clock()
                 with topo_api.client() as client:
                     progress = FetchProgress(
                         stage,
@@ -145,7 +153,7 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
 
             by_partition = {
                 window.partition_date.isoformat(): _partition_metadata(
-                    window, result, landed[window.partition_date]
+                    window, result, landed[window.partition_date], fetch_started_at
                 )
                 for window, result in zip(windows, results, strict=True)
             }
@@ -190,10 +198,11 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
 
 
 def _partition_metadata(
-    window: PartitionWindow, result: WindowResult, landed: int
+    window: PartitionWindow, result: WindowResult, landed: int, fetch_started_at: datetime
 ) -> dict[str, object]:
     return {
         "dagster/row_count": landed,
+        DAY_COMPLETE_METADATA: window.end <= fetch_started_at,
         "api_in_window_count": result.expected_in_window,
         "api_out_of_bounds": result.out_of_bounds,
         "api_total_count_for_query": result.api_total,
