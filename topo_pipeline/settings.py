@@ -73,6 +73,12 @@ class Settings:
     ui_base_url: str = "http://127.0.0.1:3000"
     freshness_deadline_hour: int = 6
     analyst_copy_max_lag_minutes: int = 120
+    # Live: today's partition refreshed every few minutes; SLA alerts on open tasks.
+    live_refresh_minutes: int = 10
+    sla_warning_minutes: int = 15
+    sla_alert_priorities: tuple[str, ...] = ("HOT",)
+    # Where a task opens in Topo's app, "{id}" standing for the task id; None: the id alone.
+    task_url_template: str | None = None
     # Catalog: who answers for the assets (emails or team:name, as Dagster takes them).
     asset_owners: tuple[str, ...] = ("team:data-engineering",)
 
@@ -154,6 +160,19 @@ class Settings:
                 "TOPO_ANALYST_COPY_MAX_LAG_MINUTES", defaults.analyst_copy_max_lag_minutes
             ),
             asset_owners=reader.items("TOPO_ASSET_OWNERS", defaults.asset_owners),
+            live_refresh_minutes=reader.integer(
+                "TOPO_LIVE_REFRESH_MINUTES", defaults.live_refresh_minutes, minimum=0
+            ),
+            sla_warning_minutes=reader.integer(
+                "TOPO_SLA_WARNING_MINUTES", defaults.sla_warning_minutes, minimum=0
+            ),
+            sla_alert_priorities=tuple(
+                priority.upper()
+                for priority in reader.items(
+                    "TOPO_SLA_ALERT_PRIORITIES", defaults.sla_alert_priorities
+                )
+            ),
+            task_url_template=reader.text("TOPO_TASK_URL_TEMPLATE", "") or None,
         )
         settings.validate()
         return settings
@@ -219,6 +238,25 @@ class Settings:
                     f"TOPO_ASSET_OWNERS holds {owner!r}: each owner is an email address or "
                     "team:<name>, separated by commas"
                 )
+        if self.live_refresh_minutes > 24 * 60:
+            raise TopoConfigError(
+                "TOPO_LIVE_REFRESH_MINUTES must be from 0 (off) to 1440 minutes, got "
+                f"{self.live_refresh_minutes}"
+            )
+        unknown = [p for p in self.sla_alert_priorities if p not in self.sla_target_minutes]
+        if unknown:
+            raise TopoConfigError(
+                f"TOPO_SLA_ALERT_PRIORITIES names {', '.join(unknown)}, which has no SLA target: "
+                f"use some of {', '.join(self.sla_target_minutes)}, separated by commas"
+            )
+        if self.task_url_template is not None and (
+            "{id}" not in self.task_url_template
+            or not _is_http_url(self.task_url_template.replace("{id}", "x"))
+        ):
+            raise TopoConfigError(
+                "TOPO_TASK_URL_TEMPLATE must be an http(s) URL holding {id}, e.g. "
+                f"https://app.topo.io/tasks/{{id}}, got {self.task_url_template!r}"
+            )
         if self.open_tasks_sensor_interval_seconds < 30:
             # The daemon evaluates sensors about every 30 s; less only adds load.
             raise TopoConfigError("TOPO_OPEN_TASKS_SENSOR_INTERVAL_SECONDS must be at least 30")

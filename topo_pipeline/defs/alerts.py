@@ -102,16 +102,25 @@ def describe_failure(
         partitions=_partitions(tags),
         step=step,
         error_class=error_class,
-        message=_redact(first_line, secrets)[:MESSAGE_CHARS],
+        message=redact(first_line, secrets)[:MESSAGE_CHARS],
         run_url=f"{ui_base_url.rstrip('/')}/runs/{run_id}",
     )
 
 
 def post_alert(url: str, alert: FailureAlert) -> None:
-    """POST the alert to a Slack-compatible webhook.
+    """POST the alert to a Slack-compatible webhook (:func:`post_text`).
+
+    Raises:
+        OSError: as :func:`post_text`.
+    """
+    post_text(url, alert.text())
+
+
+def post_text(url: str, text: str) -> None:
+    """POST ``{"text": text}`` to a Slack-compatible webhook.
 
     Plain ``urllib`` rather than ``httpx``: httpx logs every request's URL at INFO, and a
-    webhook URL is a credential.
+    webhook URL is a credential. Every alert of the code location is posted here.
 
     Raises:
         OSError: if the webhook could not be reached or did not answer 2xx
@@ -119,7 +128,7 @@ def post_alert(url: str, alert: FailureAlert) -> None:
     """
     request = urllib.request.Request(  # noqa: S310 - Settings admits http(s) URLs only
         url,
-        data=json.dumps({"text": alert.text()}).encode(),
+        data=json.dumps({"text": text}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -185,7 +194,8 @@ def _without_class_prefix(message: str, cls_name: str) -> str:
     return message
 
 
-def _redact(text: str, secrets: Iterable[str]) -> str:
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret of ``secrets`` (4 characters or more) replaced."""
     for secret in secrets:
         if secret and len(secret.strip()) >= 4:
             text = text.replace(secret.strip(), _REDACTED)

@@ -15,6 +15,7 @@ from topo_pipeline.defs.assets.analyst_copy import (
 from topo_pipeline.defs.assets.analytics import build_analytics_assets
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY, build_tasks_asset
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, build_assignees_asset
+from topo_pipeline.defs.assets.sla_alerts import build_sla_alerts_asset
 from topo_pipeline.defs.automation import (
     build_downstream_automation_sensor,
     pipeline_asset_keys,
@@ -40,7 +41,8 @@ from topo_pipeline.settings import Settings
 def build_defs(settings: Settings, *, clock: Clock = utc_now) -> dg.Definitions:
     """Every asset, check, schedule, sensor and resource, wired for ``settings``.
 
-    ``clock`` is the time the completeness of a fetched day goes by (tests drive it).
+    ``clock`` is the time the live refresh, the SLA notifications and the completeness of a
+    fetched day go by (tests drive it).
     """
     partitions_def = daily_partitions(settings)
     pipeline_assets = [
@@ -50,6 +52,15 @@ def build_defs(settings: Settings, *, clock: Clock = utc_now) -> dg.Definitions:
             settings.sla_target_minutes,
             calendar=settings.working_calendar(),
             timezone=settings.timezone,
+        ),
+        # SLA notifications on today's open tasks: defs/assets/sla_alerts.py.
+        build_sla_alerts_asset(
+            webhook_url=settings.alert_webhook_url,
+            warning_minutes=settings.sla_warning_minutes,
+            priorities=settings.sla_alert_priorities,
+            timezone=settings.timezone,
+            task_url_template=settings.task_url_template,
+            clock=clock,
         ),
     ]
     # The tables the analyst copy publishes: topo/tasks, everything downstream of it, and
