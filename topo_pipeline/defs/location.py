@@ -31,6 +31,7 @@ from topo_pipeline.defs.freshness import (
     build_landed_by_deadline_checks,
 )
 from topo_pipeline.defs.jobs import REFRESH_JOB
+from topo_pipeline.defs.live_refresh import build_live_refresh_sensor
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
 from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
@@ -101,6 +102,8 @@ def build_defs(settings: Settings, *, clock: Clock = utc_now) -> dg.Definitions:
         ],
         sensors=[
             build_open_tasks_sensor(settings),
+            # Today's partition every TOPO_LIVE_REFRESH_MINUTES: defs/live_refresh.py.
+            build_live_refresh_sensor(settings, partitions_def, clock=clock),
             build_analyst_copy_sensor(published),
             build_downstream_automation_sensor(),
             build_run_failure_alert_sensor(
