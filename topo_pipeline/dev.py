@@ -8,7 +8,11 @@
    seeded with ``--sim-days`` days of tasks up to now (recent ones still open, so the
    schedule and the open-task sensor have work), and points ``TOPO_API_BASE_URL`` and
    ``TOPO_API_KEY`` at it. ``TOPO_START_DATE``, when unset, becomes the first simulated
-   day so the partitions match the data. With ``TOPO_API_KEY`` set it runs against Topo.
+   day so the partitions match the data, and ``TOPO_ASSIGNEES_PATH`` the example directory
+   that names the simulated assignees. New tasks keep arriving in the simulated Topo
+   (``--sim-tasks-per-hour``, created "now", most answered in time, some HOT ones late or
+   never), so the live refresh and the SLA notifications have work. With ``TOPO_API_KEY``
+   set it runs against Topo.
 3. Runs ``dg dev`` (the project as ``[tool.dg]`` in ``pyproject.toml`` describes it) until
    Ctrl-C, then stops it and the simulator, and exits 0: a stop asked for is no error, so
    ``make dev`` ends without ``make: *** ... Error``.
@@ -48,6 +52,7 @@ from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
     DatasetSpec,
+    LiveTraffic,
     SimulatedTopoApi,
     TaskStore,
     generate_dataset,
@@ -56,6 +61,8 @@ from topo_pipeline.simulator import (
 SHUTDOWN_GRACE_SECONDS = 30.0
 """How long ``dg dev`` gets to stop its webserver, daemon and code servers."""
 READY_TIMEOUT_SECONDS = 300.0
+EXAMPLE_ASSIGNEES = REPO_ROOT / "examples" / "assignees.csv"
+"""Names the simulated data set's assignees (the default seed's)."""
 
 
 STOPPED = 0
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with _terminal_interrupts_this_process_alone():
         try:
-            return _serve(args.host, args.port, args.sim_days)
+            return _serve(args.host, args.port, args.sim_days, args.sim_tasks_per_hour)
         except KeyboardInterrupt:  # before dg dev started: nothing else to stop
             return STOPPED
 
@@ -116,7 +123,7 @@ def _hand_terminal_to(terminal: int, group: int) -> None:
         signal.signal(signal.SIGTTOU, previous)
 
 
-def _serve(host: str, port: int, sim_days: int) -> int:
+def _serve(host: str, port: int, sim_days: int, tasks_per_hour: float) -> int:
     home = prepare_dagster_home()
     _say(home.describe())
     try:
@@ -129,11 +136,12 @@ def _serve(host: str, port: int, sim_days: int) -> int:
             _say(f"Topo API: {settings.api_base_url} (key from {API_KEY_ENV}, not shown)")
         else:
             spec = _simulated_data(settings.timezone, sim_days)
-            api = stack.enter_context(_simulator(spec))
+            api = stack.enter_context(_simulator(spec, tasks_per_hour))
             _use_simulator(os.environ, api.base_url, spec.start_date)
             _say(
                 f"{API_KEY_ENV} is not set: simulated Topo API at {api.base_url} with "
-                f"{len(api.store)} tasks from {spec.start_date} to now ({settings.timezone})"
+                f"{len(api.store)} tasks from {spec.start_date} to now ({settings.timezone}); "
+                f"about {tasks_per_hour:g} new tasks an hour arrive"
             )
             try:
                 settings = Settings.from_env()
@@ -160,6 +168,12 @@ def _parser() -> argparse.ArgumentParser:
         default=14,
         help="days of simulated tasks, ending today (only without TOPO_API_KEY)",
     )
+    parser.add_argument(
+        "--sim-tasks-per-hour",
+        type=_non_negative_float,
+        default=60.0,
+        help="new simulated tasks an hour, created as time passes (0: none)",
+    )
     return parser
 
 
@@ -167,6 +181,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return number
 
 
@@ -187,11 +208,22 @@ def _simulated_data(timezone: str, days: int) -> DatasetSpec:
 
 
 @contextmanager
-def _simulator(spec: DatasetSpec) -> Iterator[SimulatedTopoApi]:
-    """The simulated API serving ``spec``'s tasks on a free loopback port."""
+def _simulator(spec: DatasetSpec, tasks_per_hour: float) -> Iterator[SimulatedTopoApi]:
+    """The simulated API serving ``spec``'s tasks on a free loopback port, with new tasks
+    arriving (and being worked) as the wall clock moves."""
     dataset = generate_dataset(spec)
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
-        yield api
+        traffic = LiveTraffic(
+            api.store, start=spec.effective_as_of(), tasks_per_hour=tasks_per_hour
+        )
+        stop = threading.Event()
+        worker = threading.Thread(target=traffic.run, args=(stop,), daemon=True)
+        worker.start()
+        try:
+            yield api
+        finally:
+            stop.set()
+            worker.join(timeout=5)
 
 
 def _use_simulator(environ: MutableMapping[str, str], base_url: str, first_day: date) -> None:
@@ -200,6 +232,8 @@ def _use_simulator(environ: MutableMapping[str, str], base_url: str, first_day: 
     environ[API_KEY_ENV] = DEMO_API_KEY
     if not environ.get("TOPO_START_DATE", "").strip():
         environ["TOPO_START_DATE"] = first_day.isoformat()
+    if not environ.get("TOPO_ASSIGNEES_PATH", "").strip():
+        environ["TOPO_ASSIGNEES_PATH"] = str(EXAMPLE_ASSIGNEES)
 
 
 def _run_dagster_dev(host: str, port: int) -> int:
