@@ -1,0 +1,165 @@
+"""Live refreshes of today and the SLA notifications, end to end on a driven clock.
+
+A simulated Topo whose users keep creating and answering tasks (``LiveTraffic``), the live
+refresh sensor's run requests executed as the daemon would launch them every ten minutes
+of simulated time, and a webhook receiver standing in for the chat: a HOT task nobody
+answers is notified once when it enters the warning window and once when it breaches, at
+the refreshes where that happens; ``analytics.sla_watch`` lists it; a task answered in time
+gets no breach; a failed refresh or webhook loses nothing; a restart repeats nothing. For
+the live refresh itself, the day's completeness and the day's final results:
+``test_live_refresh.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+
+from topo_pipeline.defs.assets.sla_alerts import AT_RISK_CHECK, DELIVERED_CHECK
+from topo_pipeline.settings import API_KEY_ENV
+from topo_pipeline.simulator import DEMO_API_KEY
+from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.sla_watch import sent_notifications
+from topo_pipeline_tests.harness import fresh_instance
+from topo_pipeline_tests.live_harness import MORNING, NAMED, Live, live_pipeline, minutes
+from topo_pipeline_tests.webhook import WebhookReceiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as running:
+        yield running
+
+
+@pytest.fixture
+def live(pipeline_factory: Callable[..., Live], receiver: WebhookReceiver) -> Live:
+    return live_pipeline(pipeline_factory, receiver)
+
+
+def test_a_hot_task_nobody_answers_is_notified_once_at_risk_and_once_breached(
+    live: Live,
+) -> None:
+    assert live.traffic is not None
+    unanswered = live.traffic.add(
+        created_at=MORNING + minutes(2), priority="HOT", type="CALL", assignee_user_id=NAMED
+    )["id"]  # due 10:02
+    answered = live.traffic.add(
+        created_at=MORNING + minutes(5), priority="HOT", type="EMAIL_REPLY"
+    )["id"]  # due 10:05
+
+    for m in range(10, 50, 10):
+        live.refresh(MORNING + minutes(m))
+    assert live.notified(unanswered) == []  # 22 minutes left at 09:40: not yet at risk
+    assert unanswered not in live.watch()
+
+    live.refresh(MORNING + minutes(50))  # 12 minutes left
+    assert live.notified(unanswered) == [
+        ":warning: HOT CALL task at risk: 12 min left (due 10:02 UTC)"
+    ]
+    (text,) = [b["text"] for b in live.receiver.received() if unanswered in b["text"]]
+    assert "Assignee: Maya Chen (Enterprise)" in text
+    assert f"<https://app.topo.example/tasks/{unanswered}|{unanswered}>" in text
+    # Listed with its name and team, in the pipeline's file and in the analyst copy.
+    row = live.watch()[unanswered]
+    assert (row["watch_state"], row["minutes_left"]) == ("WARNING", 12.0)
+    assert (row["assignee_name"], row["team"], row["priority"], row["type"]) == (
+        "Maya Chen",
+        "Enterprise",
+        "HOT",
+        "CALL",
+    )
+    assert row["as_of"] == MORNING + minutes(50)
+    assert live.watch(live.settings.analyst_duckdb_path)[unanswered]["watch_state"] == "WARNING"
+    # The other HOT task is at risk too (15 minutes left), then answered in time.
+    assert live.notified(answered) == [
+        ":warning: HOT EMAIL_REPLY task at risk: 15 min left (due 10:05 UTC)"
+    ]
+    live.traffic.answer(answered, MORNING + minutes(58))
+
+    live.refresh(MORNING + minutes(60))  # 2 minutes left: still at risk, nothing new
+    assert len(live.notified(unanswered)) == 1
+    assert answered not in live.watch()
+
+    result = live.refresh(MORNING + minutes(70))  # 8 minutes past its deadline
+    assert live.notified(unanswered)[1:] == [
+        ":red_circle: HOT CALL task breached its SLA: 8 min overdue (was due 10:02 UTC)"
+    ]
+    assert live.watch()[unanswered]["watch_state"] == "BREACHED"
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks[AT_RISK_CHECK].passed  # one HOT task breached in the last 24 hours
+    assert checks[AT_RISK_CHECK].metadata["recently_breached"].value >= 1
+    assert checks[DELIVERED_CHECK].passed
+
+    for m in (80, 90):
+        live.refresh(MORNING + minutes(m))
+    assert len(live.notified(unanswered)) == 2
+    assert live.notified(answered) == [live.notified(answered)[0]]  # never breached
+
+    # Answered at last: it leaves the watch, and nothing more is said about it.
+    live.traffic.answer(unanswered, MORNING + minutes(95))
+    live.refresh(MORNING + minutes(100))
+    assert unanswered not in live.watch()
+    assert len(live.notified(unanswered)) == 2
+    with connect(live.settings.duckdb_path, read_only=True) as con:
+        sent = sent_notifications(con)
+    assert {s for s in sent if s[0] in (unanswered, answered)} == {
+        (unanswered, "WARNING"),
+        (answered, "WARNING"),
+        (unanswered, "BREACHED"),
+    }
+    # Every notification of the morning went out once per task and state.
+    assert len(sent) == len(set(sent)) == len(live.receiver.received())
+
+
+def test_a_failed_refresh_or_webhook_loses_nothing_and_a_restart_repeats_nothing(
+    live: Live, monkeypatch: pytest.MonkeyPatch, receiver: WebhookReceiver
+) -> None:
+    assert live.traffic is not None
+    task = live.traffic.add(
+        created_at=MORNING + minutes(2), priority="HOT", type="CALL", assignee_user_id=NAMED
+    )["id"]
+    live.refresh(MORNING + minutes(40))
+
+    # 09:50: Topo rejects the key, the refresh fails: nothing is judged or posted.
+    monkeypatch.setenv(API_KEY_ENV, "revoked-key")
+    live.refresh(MORNING + minutes(50), expect_success=False)
+    monkeypatch.setenv(API_KEY_ENV, DEMO_API_KEY)
+    assert live.notified(task) == []
+
+    # 10:00: the webhook is down: the warning is not recorded as sent ...
+    reachable = live.settings
+    live.settings = replace(reachable, alert_webhook_url="http://127.0.0.1:9/unreachable")
+    result = live.refresh(MORNING + minutes(60))
+    (delivered,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == DELIVERED_CHECK
+    ]
+    assert not delivered.passed
+    assert live.notified(task) == []
+
+    # ... so the next refresh posts it, once.
+    live.settings = reachable
+    live.refresh(MORNING + minutes(61))
+    assert live.notified(task) == [":warning: HOT CALL task at risk: 1 min left (due 10:02 UTC)"]
+
+    # 10:10 on a restarted Dagster (a new instance, the same DuckDB file): the breach, once.
+    with fresh_instance() as restarted:
+        live.instance = restarted
+        live.refresh(MORNING + minutes(70))
+        live.refresh(MORNING + minutes(80))
+    assert live.notified(task)[1:] == [
+        ":red_circle: HOT CALL task breached its SLA: 8 min overdue (was due 10:02 UTC)"
+    ]
+
+
+def test_a_task_breached_unseen_gets_the_breach_alone(live: Live) -> None:
+    assert live.traffic is not None
+    task = live.traffic.add(
+        created_at=MORNING + minutes(2), priority="HOT", type="CALL", assignee_user_id=NAMED
+    )["id"]
+    live.refresh(MORNING + minutes(40))
+    live.refresh(MORNING + minutes(75))  # the refreshes in between did not happen
+    assert live.notified(task) == [
+        ":red_circle: HOT CALL task breached its SLA: 13 min overdue (was due 10:02 UTC)"
+    ]
