@@ -78,10 +78,16 @@ class Live(SimulatedPipeline):
         return self.run(run, at, expect_success=expect_success)
 
     def run(
-        self, request: dg.RunRequest, at: datetime, *, expect_success: bool = True
+        self,
+        request: dg.RunRequest,
+        at: datetime,
+        *,
+        now: datetime | None = None,
+        expect_success: bool = True,
     ) -> dg.ExecuteInProcessResult:
-        """Run ``request`` of ``topo_refresh_job`` at ``at`` (its SLA judged then)."""
-        self.clock.now = at
+        """Run ``request`` of ``topo_refresh_job``, its SLA judged at ``at`` (run config
+        ``as_of``), the clock at ``now`` (default: ``at`` too)."""
+        self.clock.now = now or at
         result = (
             self.defs()
             .resolve_job_def(REFRESH_JOB_NAME)

@@ -14,14 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import dagster as dg
 import pytest
 
-from topo_pipeline.defs.assets.sla_alerts import AT_RISK_CHECK, DELIVERED_CHECK
+from topo_pipeline.defs.assets.sla_alerts import (
+    AT_RISK_CHECK,
+    DELIVERED_CHECK,
+    hold_back_reason,
+    notification_text,
+)
 from topo_pipeline.settings import API_KEY_ENV
 from topo_pipeline.simulator import DEMO_API_KEY
 from topo_pipeline.warehouse.duckdb import connect
-from topo_pipeline.warehouse.sla_watch import sent_notifications
+from topo_pipeline.warehouse.sla_watch import Notification, sent_notifications
 from topo_pipeline_tests.harness import fresh_instance
 from topo_pipeline_tests.live_harness import MORNING, NAMED, Live, live_pipeline, minutes
 from topo_pipeline_tests.webhook import WebhookReceiver
@@ -163,3 +171,104 @@ def test_a_task_breached_unseen_gets_the_breach_alone(live: Live) -> None:
     assert live.notified(task) == [
         ":red_circle: HOT CALL task breached its SLA: 13 min overdue (was due 10:02 UTC)"
     ]
+
+
+# -- the message and when it is held back -------------------------------------------------
+
+
+def notification(**overrides: Any) -> Notification:
+    values: dict[str, Any] = {
+        "id": "0d6f6c5e-1111-4a4a-8b8b-222233334444",
+        "state": "WARNING",
+        "partition_date": MORNING.date(),
+        "priority": "HOT",
+        "type": "LINKEDIN_REPLY",
+        "status": "IN_PROGRESS",
+        "assignee_user_id": NAMED,
+        "assignee_name": "Maya Chen",
+        "team": None,
+        "created_at": MORNING,
+        "sla_due_at": MORNING + minutes(60),
+        "minutes_left": 9.6,
+        "business_sla_due_at": None,
+        "business_minutes_left": None,
+        "as_of": MORNING + minutes(50),
+    }
+    values.update(overrides)
+    return Notification(**values)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "timezone", "lines"),
+    [
+        (
+            {},
+            "UTC",
+            [
+                ":warning: HOT LINKEDIN_REPLY task at risk: 10 min left (due 10:00 UTC)",
+                "Assignee: Maya Chen",
+                "Task `0d6f6c5e-1111-4a4a-8b8b-222233334444`: IN_PROGRESS, created 09:00",
+            ],
+        ),
+        (
+            # Times in the pipeline's zone; a deadline on another day names its date.
+            {
+                "state": "BREACHED",
+                "minutes_left": -75.2,
+                "sla_due_at": datetime(2026, 3, 9, 23, 30, tzinfo=UTC),
+                "assignee_name": None,
+            },
+            "Europe/Berlin",
+            [
+                ":red_circle: HOT LINKEDIN_REPLY task breached its SLA: 75 min overdue "
+                "(was due 00:30 Europe/Berlin)",
+                f"Assignee: {NAMED} (not in the assignee directory)",
+                "Task `0d6f6c5e-1111-4a4a-8b8b-222233334444`: IN_PROGRESS, created 10:00",
+            ],
+        ),
+        (
+            {
+                "assignee_user_id": None,
+                "assignee_name": None,
+                "business_sla_due_at": datetime(2026, 3, 11, 9, 30, tzinfo=UTC),
+                "business_minutes_left": 1420.0,
+            },
+            "UTC",
+            [
+                ":warning: HOT LINKEDIN_REPLY task at risk: 10 min left (due 10:00 UTC)",
+                "Assignee: unassigned",
+                "Business hours: 1420 min left (due 2026-03-11 09:30)",
+                "Task `0d6f6c5e-1111-4a4a-8b8b-222233334444`: IN_PROGRESS, created 09:00",
+            ],
+        ),
+    ],
+)
+def test_the_message_names_what_a_manager_acts_on(
+    overrides: dict[str, Any], timezone: str, lines: list[str]
+) -> None:
+    text = notification_text(notification(**overrides), timezone=timezone)
+    assert text.splitlines() == lines
+
+
+def test_notifications_are_held_back_for_an_old_or_future_evaluation() -> None:
+    now = MORNING + minutes(50)
+    assert hold_back_reason(now - minutes(59), now) is None
+    assert "more than 60 minutes ago" in (hold_back_reason(now - minutes(61), now) or "")
+    assert "in the future" in (hold_back_reason(now + minutes(61), now) or "")
+    assert "not been built" in (hold_back_reason(None, now) or "")
+
+
+def test_a_rebuild_with_a_past_as_of_posts_nothing(live: Live) -> None:
+    assert live.traffic is not None
+    task = live.traffic.add(created_at=MORNING + minutes(2), priority="HOT")["id"]
+    live.clock.now = MORNING + minutes(50)
+    live.traffic.advance(live.clock.now)
+    # Analysts recompute the morning at 09:50 a day later: the SLA is judged then, but
+    # nothing is posted for a past evaluation.
+    request = dg.RunRequest(partition_key=MORNING.date().isoformat())
+    result = live.run(request, MORNING + minutes(50), now=MORNING + timedelta(days=1))
+    assert live.notified(task) == []
+    (delivered,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == DELIVERED_CHECK
+    ]
+    assert "more than 60 minutes ago" in (delivered.description or "")

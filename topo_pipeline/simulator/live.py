@@ -186,8 +186,10 @@ class LiveTraffic:
         target = RESPONSE_MINUTES.get(priority, 60)
         late = self._rng.random() < self.late_share
         share = self._rng.uniform(1.05, 1.6) if late else self._rng.uniform(0.1, 0.95)
-        answer_at = created_at + timedelta(minutes=target * share)
-        start_at = created_at + (answer_at - created_at) * self._rng.uniform(0.2, 0.8)
+        answer_at = _to_millisecond(created_at + timedelta(minutes=target * share))
+        start_at = _to_millisecond(
+            created_at + (answer_at - created_at) * self._rng.uniform(0.2, 0.8)
+        )
         outcome = "SKIPPED" if self._rng.random() < 0.1 else "COMPLETED"
         return _Plan(start_at, answer_at, outcome)
 
@@ -210,6 +212,11 @@ class LiveTraffic:
                 self.store.upsert(dict(task, status="IN_PROGRESS", updated_at=stamp))
                 started.append(task_id)
         return started, completed, skipped
+
+
+def _to_millisecond(instant: datetime) -> datetime:
+    """``instant`` in whole milliseconds, as Topo's timestamps come."""
+    return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
 
 
 def _answered(task: Mapping[str, Any], at: datetime, outcome: str) -> dict[str, Any]:
