@@ -8,6 +8,11 @@ Rocket.Chat, Discord's ``/slack`` endpoints and most chat bridges take it too). 
 names the job, the partitions, the failing step and the error's class and first line, and
 links to the run in the UI (``TOPO_UI_BASE_URL``).
 
+A live refresh of today (``defs/live_refresh.py``) runs every few minutes, so while Topo is
+down each of its runs would fail: only the first failure of such a streak is posted (the
+live refresh before it succeeded); the later ones are logged in the tick log only. Every
+other failed run is posted.
+
 The API key never appears in an alert: the pipeline's errors never contain it, and any
 text that would is redacted here as well. The webhook URL itself (a secret for Slack) is
 never logged. A webhook that cannot be reached is logged and does not fail the tick, so
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from topo_pipeline.defs.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from topo_pipeline.defs.live_refresh import LIVE_REFRESH_TAG
 from topo_pipeline.settings import API_KEY_ENV
 
 RUN_FAILURE_ALERT_SENSOR_NAME = "run_failure_alert_sensor"
@@ -136,6 +142,27 @@ def post_text(url: str, text: str) -> None:
         pass
 
 
+def repeated_live_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """The id of the live refresh that ended before ``run``, if ``run`` is a live refresh
+    and that one failed too (the streak's first failure was posted already); else ``None``."""
+    if run.tags.get(LIVE_REFRESH_TAG) != "true":
+        return None
+    record = instance.get_run_record_by_id(run.run_id)
+    if record is None:
+        return None
+    earlier = instance.get_run_records(
+        filters=dg.RunsFilter(
+            tags={LIVE_REFRESH_TAG: "true"},
+            statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+            created_before=record.create_timestamp,
+        ),
+        limit=1,
+    )
+    if earlier and earlier[0].dagster_run.status == dg.DagsterRunStatus.FAILURE:
+        return earlier[0].dagster_run.run_id
+    return None
+
+
 def build_run_failure_alert_sensor(
     *, webhook_url: str | None, ui_base_url: str
 ) -> dg.SensorDefinition:
@@ -163,6 +190,14 @@ def build_run_failure_alert_sensor(
         )
         context.log.error(alert.text())
         if not webhook_url:
+            return
+        streak = repeated_live_failure(context.instance, run)
+        if streak:
+            context.log.info(
+                "not posted: the live refresh before it (run %s) failed too, and the first "
+                "failure of the streak was posted",
+                streak,
+            )
             return
         try:
             post_alert(webhook_url, alert)
