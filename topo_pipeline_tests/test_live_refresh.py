@@ -20,6 +20,7 @@ import pytest
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY
 from topo_pipeline.defs.automation import pipeline_asset_keys
 from topo_pipeline.defs.freshness import LANDED_BY_DEADLINE, build_landed_by_deadline_checks
+from topo_pipeline.defs.jobs import REFRESH_SELECTION
 from topo_pipeline.defs.live_refresh import (
     LIVE_REFRESH_SENSOR_NAME,
     LIVE_REFRESH_TAG,
@@ -275,3 +276,14 @@ def test_the_days_results_after_the_daily_run_are_those_without_live_refreshes(
     live_rows = _day_rows(live.settings.duckdb_path, DAY)
     assert len(live_rows["topo.tasks"]) > 60  # the morning's tasks and the day's new ones
     assert live_rows == _day_rows(settings.duckdb_path, DAY)
+
+
+def test_every_asset_of_the_refresh_job_runs_a_range_in_one_run(tmp_path: Path) -> None:
+    """The live refresh's range (yesterday and today), the daily run's and the CLI's
+    ``--partition-range`` need a single-run backfill policy on every selected asset."""
+    defs = build_defs(settings_for(tmp_path))
+    graph = defs.resolve_asset_graph()
+    for key in REFRESH_SELECTION.resolve(graph):
+        policy = graph.get(key).backfill_policy
+        assert policy is not None, key
+        assert policy.max_partitions_per_run is None, key

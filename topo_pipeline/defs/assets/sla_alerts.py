@@ -162,6 +162,8 @@ def build_sla_alerts_asset(
     @dg.asset(
         key=SLA_ALERTS_KEY,
         deps=[TASK_SLA_KEY, ASSIGNEES_KEY],
+        # In a range run of topo/tasks (the CLI requires it of every selected asset).
+        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=POOL,
         kinds={"duckdb"},
         group_name="alerts",
