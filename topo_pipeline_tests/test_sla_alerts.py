@@ -173,6 +173,27 @@ def test_a_task_breached_unseen_gets_the_breach_alone(live: Live) -> None:
     ]
 
 
+def test_the_first_run_posts_what_is_at_risk_not_the_backlog_it_finds(live: Live) -> None:
+    assert live.traffic is not None
+    backlog = live.traffic.add(created_at=MORNING - minutes(120), priority="HOT", type="CALL")[
+        "id"
+    ]  # due 08:00, an hour before the pipeline first watched
+    at_risk = live.traffic.add(created_at=MORNING - minutes(50), priority="HOT", type="CALL")[
+        "id"
+    ]  # due 09:10
+    live.refresh(MORNING)
+    assert live.watch()[backlog]["watch_state"] == "BREACHED"  # listed all the same
+    assert live.notified(backlog) == []
+    assert live.notified(at_risk) == [
+        ":warning: HOT CALL task at risk: 10 min left (due 09:10 UTC)"
+    ]
+    live.refresh(MORNING + minutes(20))
+    assert live.notified(backlog) == []
+    assert live.notified(at_risk)[1:] == [
+        ":red_circle: HOT CALL task breached its SLA: 10 min overdue (was due 09:10 UTC)"
+    ]
+
+
 # -- the message and when it is held back -------------------------------------------------
 
 
@@ -261,12 +282,13 @@ def test_notifications_are_held_back_for_an_old_or_future_evaluation() -> None:
 def test_a_rebuild_with_a_past_as_of_posts_nothing(live: Live) -> None:
     assert live.traffic is not None
     task = live.traffic.add(created_at=MORNING + minutes(2), priority="HOT")["id"]
-    live.clock.now = MORNING + minutes(50)
-    live.traffic.advance(live.clock.now)
-    # Analysts recompute the morning at 09:50 a day later: the SLA is judged then, but
-    # nothing is posted for a past evaluation.
+    live.refresh(MORNING + minutes(40))  # not at risk yet
+    live.traffic.advance(MORNING + minutes(50))
+    # A day later someone recomputes 09:50 (run config as_of): the SLA is judged then, the
+    # task is at risk in it, but nothing is posted for a past evaluation.
     request = dg.RunRequest(partition_key=MORNING.date().isoformat())
     result = live.run(request, MORNING + minutes(50), now=MORNING + timedelta(days=1))
+    assert live.watch()[task]["watch_state"] == "WARNING"
     assert live.notified(task) == []
     (delivered,) = [
         e for e in result.get_asset_check_evaluations() if e.check_name == DELIVERED_CHECK

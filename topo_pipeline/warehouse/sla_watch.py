@@ -33,8 +33,9 @@ BREACHED = "BREACHED"
 
 ALERT_HORIZON_MINUTES = 24 * 60
 """Only deadlines at most this long before ``as_of`` are notified: a task that breached
-yesterday or earlier is listed in the view, but no longer worth a message (and a first
-deployment over a year of history does not post every old open task)."""
+yesterday or earlier is listed in the view, but no longer worth a message. Nor are
+deadlines before the watch first ran (``watching_since``): a first deployment does not post
+the backlog it finds."""
 
 SLA_WATCH_SETTINGS = Table(
     "analytics",
@@ -56,6 +57,13 @@ SLA_WATCH_SETTINGS = Table(
             not_null=True,
         ),
         Column("updated_at", "TIMESTAMPTZ", "When this row was written.", not_null=True),
+        Column(
+            "watching_since",
+            "TIMESTAMPTZ",
+            "When the SLA watch first ran on this file: deadlines before it are not notified "
+            "(a first deployment does not post the backlog it finds).",
+            not_null=True,
+        ),
     ),
 )
 
@@ -139,6 +147,8 @@ def record_watch_settings(
 ) -> None:
     """Replace the row of ``analytics.sla_watch_settings``, in one transaction.
 
+    ``watching_since`` is kept from the row replaced (``at`` for the first one).
+
     Raises:
         ValueError: if ``warning_minutes`` is negative or ``at`` is naive.
     """
@@ -146,11 +156,19 @@ def record_watch_settings(
         raise ValueError("warning_minutes must not be negative")
     if at.tzinfo is None:
         raise ValueError("at must be timezone-aware")
+    table = SLA_WATCH_SETTINGS.qualified
     with transaction(con):
-        con.execute(f"DELETE FROM {SLA_WATCH_SETTINGS.qualified}")
+        row = con.execute(f"SELECT min(watching_since) FROM {table}").fetchone()
+        since = row[0] if row and row[0] is not None else at
+        con.execute(f"DELETE FROM {table}")
         con.execute(
             load_sql("replace_sla_watch_settings"),
-            {"warning_minutes": warning_minutes, "priorities": list(priorities), "updated_at": at},
+            {
+                "warning_minutes": warning_minutes,
+                "priorities": list(priorities),
+                "updated_at": at,
+                "watching_since": since,
+            },
         )
 
 
@@ -173,7 +191,7 @@ def notifications_due(
 
     One per task of ``priorities`` in ``analytics.sla_watch`` whose state was not notified
     yet (a breached task whose breach was notified gets no warning either), deadlines at
-    most :data:`ALERT_HORIZON_MINUTES` before ``as_of``.
+    most :data:`ALERT_HORIZON_MINUTES` before ``as_of`` and not before ``watching_since``.
     """
     cursor = con.execute(
         load_sql("sla_alerts_due"),
