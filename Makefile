@@ -71,6 +71,7 @@ recover: setup
 bench: setup
 	$(UV) run --no-sync python bench/ingest_bench.py
 	$(UV) run --no-sync python bench/warehouse_bench.py
+	$(UV) run --no-sync python bench/live_bench.py
 
 clean:
 	rm -rf $(VENV) .uv data .pytest_cache .ruff_cache

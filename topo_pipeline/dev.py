@@ -3,11 +3,12 @@
     python -m topo_pipeline.dev [--host 127.0.0.1] [--port 3000] [--sim-days 14]
 
 Prepares ``$DAGSTER_HOME`` with the repository's ``dagster.yaml``; unless ``TOPO_API_KEY``
-is set, starts the simulated Topo API with ``--sim-days`` days of tasks up to now and points
-the ``TOPO_API_*`` settings at it; then runs ``dg dev`` until Ctrl-C and exits 0. In a
-terminal it takes the terminal's foreground while it runs, so Ctrl-C reaches it alone and
-``make dev`` ends without an error (why: ``docs/design.md``, "``make dev``"). The API key
-is never printed.
+is set, starts the simulated Topo API with ``--sim-days`` days of tasks up to now, new
+tasks arriving "now" (``--sim-tasks-per-hour``, so the live refresh and the SLA
+notifications have work), and points the ``TOPO_API_*`` settings at it; then runs ``dg
+dev`` until Ctrl-C and exits 0. In a terminal it takes the terminal's foreground while it
+runs, so Ctrl-C reaches it alone and ``make dev`` ends without an error (why:
+``docs/design.md``, "``make dev``"). The API key is never printed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from topo_pipeline.settings import API_KEY_ENV, Settings
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
     DatasetSpec,
+    LiveTraffic,
     SimulatedTopoApi,
     TaskStore,
     generate_dataset,
@@ -43,6 +45,8 @@ from topo_pipeline.simulator import (
 SHUTDOWN_GRACE_SECONDS = 30.0
 """How long ``dg dev`` gets to stop its webserver, daemon and code servers."""
 READY_TIMEOUT_SECONDS = 300.0
+EXAMPLE_ASSIGNEES = REPO_ROOT / "examples" / "assignees.csv"
+"""Names the simulated data set's assignees (the default seed's)."""
 
 
 STOPPED = 0
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with _terminal_interrupts_this_process_alone():
         try:
-            return _serve(args.host, args.port, args.sim_days)
+            return _serve(args.host, args.port, args.sim_days, args.sim_tasks_per_hour)
         except KeyboardInterrupt:  # before dg dev started: nothing else to stop
             return STOPPED
 
@@ -103,7 +107,7 @@ def _hand_terminal_to(terminal: int, group: int) -> None:
         signal.signal(signal.SIGTTOU, previous)
 
 
-def _serve(host: str, port: int, sim_days: int) -> int:
+def _serve(host: str, port: int, sim_days: int, tasks_per_hour: float) -> int:
     home = prepare_dagster_home()
     _say(home.describe())
     # As dg dev does for its processes: the same settings as make demo and the CLI.
@@ -120,11 +124,12 @@ def _serve(host: str, port: int, sim_days: int) -> int:
             _say(f"Topo API: {settings.base_url} (key from {API_KEY_ENV}, not shown)")
         else:
             spec = _simulated_data(settings.timezone, sim_days)
-            api = stack.enter_context(_simulator(spec))
+            api = stack.enter_context(_simulator(spec, tasks_per_hour))
             _use_simulator(os.environ, api.base_url, spec.start_date)
             _say(
                 f"{API_KEY_ENV} is not set: simulated Topo API at {api.base_url} with "
-                f"{len(api.store)} tasks from {spec.start_date} to now ({settings.timezone})"
+                f"{len(api.store)} tasks from {spec.start_date} to now ({settings.timezone}); "
+                f"about {tasks_per_hour:g} new tasks an hour arrive"
             )
             try:
                 settings = Settings.from_env()
@@ -151,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
         default=14,
         help="days of simulated tasks, ending today (only without TOPO_API_KEY)",
     )
+    parser.add_argument(
+        "--sim-tasks-per-hour",
+        type=_non_negative_float,
+        default=60.0,
+        help="new simulated tasks an hour, created as time passes (0: none)",
+    )
     return parser
 
 
@@ -158,6 +169,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return number
 
 
@@ -178,11 +196,22 @@ def _simulated_data(timezone: str, days: int) -> DatasetSpec:
 
 
 @contextmanager
-def _simulator(spec: DatasetSpec) -> Iterator[SimulatedTopoApi]:
-    """The simulated API serving ``spec``'s tasks on a free loopback port."""
+def _simulator(spec: DatasetSpec, tasks_per_hour: float) -> Iterator[SimulatedTopoApi]:
+    """The simulated API serving ``spec``'s tasks on a free loopback port, with new tasks
+    arriving (and being worked) as the wall clock moves."""
     dataset = generate_dataset(spec)
     with SimulatedTopoApi(TaskStore(dataset.tasks, dataset.sequence_templates)) as api:
-        yield api
+        traffic = LiveTraffic(
+            api.store, start=spec.effective_as_of(), tasks_per_hour=tasks_per_hour
+        )
+        stop = threading.Event()
+        worker = threading.Thread(target=traffic.run, args=(stop,), daemon=True)
+        worker.start()
+        try:
+            yield api
+        finally:
+            stop.set()
+            worker.join(timeout=5)
 
 
 def _use_simulator(environ: MutableMapping[str, str], base_url: str, first_day: date) -> None:
@@ -191,6 +220,8 @@ def _use_simulator(environ: MutableMapping[str, str], base_url: str, first_day: 
     environ[API_KEY_ENV] = DEMO_API_KEY
     if not environ.get("TOPO_START_DATE", "").strip():
         environ["TOPO_START_DATE"] = first_day.isoformat()
+    if not environ.get("TOPO_ASSIGNEES_PATH", "").strip():
+        environ["TOPO_ASSIGNEES_PATH"] = str(EXAMPLE_ASSIGNEES)
 
 
 def _run_dagster_dev(host: str, port: int) -> int:

@@ -217,6 +217,33 @@ class Settings(DeclaredSettings, FetchSettings, WarehouseSettings):
         ge=1,
         meaning="how much older than the pipeline's newest change the analyst copy may be",
     )
+    # --- live: today refreshed every few minutes, SLA alerts on open tasks ---------------
+    live_refresh_minutes: int = setting(
+        10,
+        env="TOPO_LIVE_REFRESH_MINUTES",
+        ge=0,
+        le=24 * 60,
+        meaning="how often today's partition is refreshed under the daemon, in minutes; 0: off",
+    )
+    sla_warning_minutes: int = setting(
+        15,
+        env="TOPO_SLA_WARNING_MINUTES",
+        ge=0,
+        meaning="how long before its deadline an open task is at risk (analytics.sla_watch, "
+        "alerts), in minutes",
+    )
+    sla_alert_priorities: CommaSeparated = setting(
+        ("HOT",),
+        env="TOPO_SLA_ALERT_PRIORITIES",
+        meaning="the priorities whose tasks at risk or breached are posted to the webhook, "
+        "comma-separated",
+    )
+    task_url_template: str | None = setting(
+        None,
+        env="TOPO_TASK_URL_TEMPLATE",
+        meaning="where a task opens in Topo's app, {id} standing for its id, e.g. "
+        "https://app.topo.io/tasks/{id}; unset: alerts show the id alone",
+    )
     # --- catalog -----------------------------------------------------------------------
     asset_owners: CommaSeparated = setting(
         ("team:data-engineering",),
@@ -259,6 +286,23 @@ class Settings(DeclaredSettings, FetchSettings, WarehouseSettings):
             raise ValueError("must be an http(s) URL")  # never echoed: it is a credential
         return url
 
+    @field_validator("sla_alert_priorities")
+    @classmethod
+    def upper_priorities(cls, priorities: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(priority.upper() for priority in priorities)
+
+    @field_validator("task_url_template")
+    @classmethod
+    def task_url(cls, template: str | None) -> str | None:
+        if template is not None and (
+            "{id}" not in template or not _is_http_url(template.replace("{id}", "x"))
+        ):
+            raise ValueError(
+                "must be an http(s) URL holding {id}, e.g. https://app.topo.io/tasks/{id}, "
+                f"got {template!r}"
+            )
+        return template
+
     @field_validator("ui_base_url")
     @classmethod
     def ui_url(cls, url: str) -> str:
@@ -295,6 +339,12 @@ class Settings(DeclaredSettings, FetchSettings, WarehouseSettings):
                 "TOPO_DUCKDB_PATH and TOPO_ANALYST_DUCKDB_PATH must be different files"
             )
         self.working_calendar()  # raises naming TOPO_BUSINESS_HOURS or TOPO_HOLIDAYS_PATH
+        unknown = [p for p in self.sla_alert_priorities if p not in self.sla_target_minutes]
+        if unknown:
+            raise ValueError(
+                f"TOPO_SLA_ALERT_PRIORITIES names {', '.join(unknown)}, which has no SLA target: "
+                f"use some of {', '.join(self.sla_target_minutes)}, separated by commas"
+            )
         return self
 
     @property

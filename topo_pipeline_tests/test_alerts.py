@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 
 import dagster as dg
@@ -14,6 +14,7 @@ from topo_pipeline.defs.alerts import (
     describe_failure,
 )
 from topo_pipeline.defs.jobs import partition_range_tags
+from topo_pipeline.defs.live_refresh import LIVE_REFRESH_TAG
 from topo_pipeline.defs.location import build_defs
 from topo_pipeline.simulator import DEMO_API_KEY, DatasetSpec, FaultPlan
 from topo_pipeline_tests.harness import SimulatedPipeline
@@ -25,19 +26,24 @@ UI = "http://dagster.example:3000/"
 
 
 class Pipeline(SimulatedPipeline):
-    def failed_run(self) -> dg.DagsterRun:
+    def failed_run(self, tags: Mapping[str, str] | None = None) -> dg.DagsterRun:
         """A run of topo/tasks over two days that fails: the API answers only 5xx."""
         self.api.faults = FaultPlan(error_5xx_rate=1.0, retry_after_seconds=0)
+        return self.run_tasks(tags, success=False)
+
+    def run_tasks(
+        self, tags: Mapping[str, str] | None = None, *, success: bool = True
+    ) -> dg.DagsterRun:
         defs = build_defs(self.settings.model_copy(update={"max_attempts": 1}))
         result = dg.materialize(
             defs.assets,
             selection=dg.AssetSelection.assets(["topo", "tasks"]),
             resources=defs.resources,
             instance=self.instance,
-            tags=partition_range_tags("2026-03-02", "2026-03-03"),
+            tags={**partition_range_tags("2026-03-02", "2026-03-03"), **(tags or {})},
             raise_on_error=False,
         )
-        assert not result.success
+        assert result.success is success
         return result.dagster_run
 
     def alert_sensor_on(self, run: dg.DagsterRun, webhook_url: str | None) -> None:
@@ -114,6 +120,26 @@ def test_an_unreachable_webhook_is_logged_without_its_url(
 
     assert "could not post the alert" in logged
     assert gone not in logged
+
+
+def test_a_failing_live_refresh_is_posted_once_per_streak(pipeline: Pipeline) -> None:
+    live = {LIVE_REFRESH_TAG: "true"}
+    first = pipeline.failed_run(live)
+    other = pipeline.failed_run()  # not a live refresh: always posted
+    second = pipeline.failed_run(live)
+    with WebhookReceiver() as hook:
+        for run in (first, other, second):
+            pipeline.alert_sensor_on(run, hook.url)
+        assert [b["text"] for b in hook.received() if first.run_id in b["text"]]
+        assert [b["text"] for b in hook.received() if other.run_id in b["text"]]
+        assert not [b["text"] for b in hook.received() if second.run_id in b["text"]]
+
+        # Once a live refresh succeeded, the next failure starts a new streak: posted.
+        pipeline.api.faults = FaultPlan()
+        pipeline.run_tasks(live)
+        third = pipeline.failed_run(live)
+        pipeline.alert_sensor_on(third, hook.url)
+        assert [b["text"] for b in hook.received() if third.run_id in b["text"]]
 
 
 def test_a_key_inside_an_error_message_is_redacted() -> None:

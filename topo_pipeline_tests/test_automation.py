@@ -86,7 +86,8 @@ def test_a_manual_materialization_of_old_task_days_propagates(tmp_path: Path) ->
 
 
 def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path: Path) -> None:
-    """An update of reference/assignees requests the by-assignee and by-team rollups."""
+    """An update of reference/assignees requests the by-assignee and by-team rollups, and the
+    SLA notifications (they name assignees)."""
     defs = build_defs(settings_for(tmp_path))
     graph = defs.resolve_asset_graph()
     analytics = DOWNSTREAM_SELECTION.resolve(graph) - PUBLISHED - {TASK_HISTORY_KEY}
@@ -96,6 +97,7 @@ def test_a_new_assignee_directory_rebuilds_the_rollups_that_name_people(tmp_path
         "completion_rate_by_assignee",
         "sla_by_team",
         "completion_rate_by_team",
+        "sla_alerts_sent",
     }
     task_sla = dg.AssetKey(["analytics", "task_sla"])
     with fresh_instance() as instance:

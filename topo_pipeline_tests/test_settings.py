@@ -380,3 +380,39 @@ def test_the_readme_has_a_row_for_every_setting_with_its_default_and_no_other() 
         default, meaning = rows[variable]
         assert default == readme_default(field.default), variable
         assert meaning.strip(), variable
+
+
+def test_live_and_sla_alert_settings() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.live_refresh_minutes == 10
+    assert defaults.sla_warning_minutes == 15
+    assert defaults.sla_alert_priorities == ("HOT",)
+    assert defaults.task_url_template is None
+    settings = Settings.from_env(
+        {
+            "TOPO_LIVE_REFRESH_MINUTES": "0",
+            "TOPO_SLA_WARNING_MINUTES": "30",
+            "TOPO_SLA_ALERT_PRIORITIES": "hot, TODAY",
+            "TOPO_TASK_URL_TEMPLATE": "https://app.topo.io/tasks/{id}",
+        }
+    )
+    assert settings.live_refresh_minutes == 0  # off
+    assert settings.sla_warning_minutes == 30
+    assert settings.sla_alert_priorities == ("HOT", "TODAY")
+    assert settings.task_url_template == "https://app.topo.io/tasks/{id}"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TOPO_LIVE_REFRESH_MINUTES": "-1"}, "TOPO_LIVE_REFRESH_MINUTES must be at least 0"),
+        ({"TOPO_LIVE_REFRESH_MINUTES": "2000"}, "TOPO_LIVE_REFRESH_MINUTES must be at most 1440"),
+        ({"TOPO_SLA_WARNING_MINUTES": "soon"}, "TOPO_SLA_WARNING_MINUTES must be a whole"),
+        ({"TOPO_SLA_ALERT_PRIORITIES": "HOT,URGENT"}, "names URGENT, which has no SLA target"),
+        ({"TOPO_TASK_URL_TEMPLATE": "https://app.topo.io/tasks/"}, "TOPO_TASK_URL_TEMPLATE"),
+        ({"TOPO_TASK_URL_TEMPLATE": "app.topo.io/tasks/{id}"}, "TOPO_TASK_URL_TEMPLATE"),
+    ],
+)
+def test_bad_live_and_sla_alert_values_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(TopoConfigError, match=message):
+        Settings.from_env(env)

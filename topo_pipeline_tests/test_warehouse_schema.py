@@ -229,6 +229,8 @@ def test_a_file_of_the_first_release_is_migrated_and_keeps_every_row(tmp_path: P
             *(f"analytics.{t}" for t in ROLLUP_TABLES if t not in V1_ROLLUPS),
             "topo.pipeline_info",  # filled by the first publish
             "analytics.builds",  # by the first build
+            "analytics.sla_watch_settings",  # filled by the first run of the SLA alerts
+            "analytics.sla_alerts_sent",
         }
         assert not any(after[name] for name in added)
         assert con.execute(

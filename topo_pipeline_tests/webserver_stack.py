@@ -13,8 +13,9 @@ multi-partition "Materialize" is ``launchPartitionBackfill`` with the asset sele
 the partition keys; a single-partition one is ``launchPipelineExecution`` on the assets'
 job with the partition's tags.
 
-The simulated days lie far in the past, outside the open-task sensor's maximum age, so
-only the runs launched here and the automation they trigger touch them (the analytics of
+The simulated days lie far in the past, outside the open-task sensor's maximum age, and
+the live refresh of today is off, so only the runs launched here and the automation they
+trigger touch them (the analytics of
 days more than a year old follow a ``topo/tasks`` run of those days alone); the schedule,
 the sensors and the automation run in the daemon the whole time.
 """
@@ -457,6 +458,9 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "TOPO_API_MAX_ATTEMPTS": "2",
                 "TOPO_ALERT_WEBHOOK_URL": webhook.url,
                 "TOPO_UI_BASE_URL": f"http://127.0.0.1:{port}",
+                # No live refresh of today: only the runs these tests launch touch the data
+                # (the sensor still ticks, saying it is off).
+                "TOPO_LIVE_REFRESH_MINUTES": "0",
             }
         )
         workspace = str(REPO_ROOT / "workspace.yaml")

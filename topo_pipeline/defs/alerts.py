@@ -8,6 +8,11 @@ Rocket.Chat, Discord's ``/slack`` endpoints and most chat bridges take it too). 
 names the job, the partitions, the failing step and the error's class and first line, and
 links to the run in the UI (``TOPO_UI_BASE_URL``).
 
+A live refresh of today (``defs/live_refresh.py``) runs every few minutes, so while Topo is
+down each of its runs would fail: only the first failure of such a streak is posted (the
+live refresh before it succeeded); the later ones are logged in the tick log only. Every
+other failed run is posted.
+
 The API key never appears in an alert: the pipeline's errors never contain it, and any
 text that would is redacted here as well. The webhook URL itself (a secret for Slack) is
 never logged. A webhook that cannot be reached is logged and does not fail the tick, so
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from topo_pipeline.defs.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from topo_pipeline.defs.live_refresh import LIVE_REFRESH_TAG
 from topo_pipeline.settings import API_KEY_ENV
 
 RUN_FAILURE_ALERT_SENSOR_NAME = "run_failure_alert_sensor"
@@ -102,16 +108,25 @@ def describe_failure(
         partitions=_partitions(tags),
         step=step,
         error_class=error_class,
-        message=_redact(first_line, secrets)[:MESSAGE_CHARS],
+        message=redact(first_line, secrets)[:MESSAGE_CHARS],
         run_url=f"{ui_base_url.rstrip('/')}/runs/{run_id}",
     )
 
 
 def post_alert(url: str, alert: FailureAlert) -> None:
-    """POST the alert to a Slack-compatible webhook.
+    """POST the alert to a Slack-compatible webhook (:func:`post_text`).
+
+    Raises:
+        OSError: as :func:`post_text`.
+    """
+    post_text(url, alert.text())
+
+
+def post_text(url: str, text: str) -> None:
+    """POST ``{"text": text}`` to a Slack-compatible webhook.
 
     Plain ``urllib`` rather than ``httpx``: httpx logs every request's URL at INFO, and a
-    webhook URL is a credential.
+    webhook URL is a credential. Every alert of the code location is posted here.
 
     Raises:
         OSError: if the webhook could not be reached or did not answer 2xx
@@ -119,12 +134,33 @@ def post_alert(url: str, alert: FailureAlert) -> None:
     """
     request = urllib.request.Request(  # noqa: S310 - Settings admits http(s) URLs only
         url,
-        data=json.dumps({"text": alert.text()}).encode(),
+        data=json.dumps({"text": text}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS):  # noqa: S310
         pass
+
+
+def repeated_live_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """The id of the live refresh that ended before ``run``, if ``run`` is a live refresh
+    and that one failed too (the streak's first failure was posted already); else ``None``."""
+    if run.tags.get(LIVE_REFRESH_TAG) != "true":
+        return None
+    record = instance.get_run_record_by_id(run.run_id)
+    if record is None:
+        return None
+    earlier = instance.get_run_records(
+        filters=dg.RunsFilter(
+            tags={LIVE_REFRESH_TAG: "true"},
+            statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+            created_before=record.create_timestamp,
+        ),
+        limit=1,
+    )
+    if earlier and earlier[0].dagster_run.status == dg.DagsterRunStatus.FAILURE:
+        return earlier[0].dagster_run.run_id
+    return None
 
 
 def build_run_failure_alert_sensor(
@@ -154,6 +190,14 @@ def build_run_failure_alert_sensor(
         )
         context.log.error(alert.text())
         if not webhook_url:
+            return
+        streak = repeated_live_failure(context.instance, run)
+        if streak:
+            context.log.info(
+                "not posted: the live refresh before it (run %s) failed too, and the first "
+                "failure of the streak was posted",
+                streak,
+            )
             return
         try:
             post_alert(webhook_url, alert)
@@ -185,7 +229,8 @@ def _without_class_prefix(message: str, cls_name: str) -> str:
     return message
 
 
-def _redact(text: str, secrets: Iterable[str]) -> str:
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret of ``secrets`` (4 characters or more) replaced."""
     for secret in secrets:
         if secret and len(secret.strip()) >= 4:
             text = text.replace(secret.strip(), _REDACTED)

@@ -2,7 +2,8 @@
 
 - ``landed_by_deadline`` on ``topo/tasks`` and every asset downstream of it: from
   ``TOPO_FRESHNESS_DEADLINE_HOUR`` o'clock in ``TOPO_TIMEZONE`` on, the day that ended
-  before that deadline (yesterday) must have a materialization; before the hour, the day
+  before that deadline (yesterday) must have a materialization fetched after it ended (a
+  live refresh of the day while in progress does not count); before the hour, the day
   before is expected. It fails (ERROR) naming the missing day and how long it is overdue.
 - ``current`` on ``publish/analyst_copy``: the copy was published after the newest
   materialization of a pipeline asset, or at most ``TOPO_ANALYST_COPY_MAX_LAG_MINUTES``
@@ -22,6 +23,7 @@ import dagster as dg
 
 from topo_pipeline.defs.clock import Clock, utc_now
 from topo_pipeline.defs.jobs import CONSOLE_PARAGRAPHS
+from topo_pipeline.defs.partitions import DAY_COMPLETE_METADATA, complete_partition_keys
 
 LANDED_BY_DEADLINE = "landed_by_deadline"
 LANDED_BY_DEADLINE_OP = "landed_by_deadline_checks"
@@ -42,8 +44,11 @@ def last_deadline(now: datetime, deadline_hour: int, timezone: str) -> datetime:
 def expected_partition(
     partitions_def: dg.TimeWindowPartitionsDefinition, deadline: datetime
 ) -> str | None:
-    """The latest partition that had ended by ``deadline`` (``None`` before the first)."""
-    keys = partitions_def.get_partition_keys(current_time=deadline)
+    """The latest partition that had ended by ``deadline`` (``None`` before the first).
+
+    Never the day in progress, though the partitions include it (the live refresh).
+    """
+    keys = complete_partition_keys(partitions_def, deadline)
     return keys[-1] if keys else None
 
 
@@ -89,7 +94,17 @@ def build_landed_by_deadline_checks(
         for key in asset_keys:
             if dg.AssetCheckKey(key, LANDED_BY_DEADLINE) in selected:
                 yield _landed_result(
-                    context.instance, key, partitioned_key, partition, deadline, now
+                    context.instance,
+                    key,
+                    partitioned_key,
+                    partition,
+                    deadline,
+                    now,
+                    day_end=(
+                        partitions_def.time_window_for_partition_key(partition).end
+                        if partition
+                        else None
+                    ),
                 )
 
     return landed_by_deadline_checks
@@ -102,6 +117,8 @@ def _landed_result(
     partition: str | None,
     deadline: datetime,
     now: datetime,
+    *,
+    day_end: datetime | None,
 ) -> dg.AssetCheckResult:
     metadata: dict[str, object] = {
         "expected_partition": partition or "(none yet)",
@@ -115,9 +132,7 @@ def _landed_result(
             metadata=metadata,
             description="No partition had ended by the last deadline.",
         )
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=partitioned_key, asset_partitions=[partition]), limit=1
-    ).records
+    records = _complete_materializations(instance, partitioned_key, partition, day_end)
     if records and key != partitioned_key:
         # Built from topo/tasks: landed if materialized since that day landed.
         day_landed = records[0].storage_id
@@ -149,6 +164,37 @@ def _landed_result(
             "(README: Troubleshooting)."
         ),
     )
+
+
+_RECENT_MATERIALIZATIONS = 25
+"""Materializations of the expected day looked at for a complete one (newest first)."""
+
+
+def _complete_materializations(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    partition: str,
+    day_end: datetime | None,
+) -> list[dg.EventLogRecord]:
+    """The newest materialization of ``partition`` taken after its day ended, if any.
+
+    A live refresh of the day in progress (metadata ``day_complete: false``) does not count:
+    the day landed only once a fetch started after it ended. A materialization recorded
+    without that metadata counts when it was recorded after the day's end.
+    """
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]),
+        limit=_RECENT_MATERIALIZATIONS,
+    ).records
+    for record in records:
+        materialization = record.asset_materialization
+        flag = materialization.metadata.get(DAY_COMPLETE_METADATA) if materialization else None
+        complete = getattr(flag, "value", None)
+        if complete is None:
+            complete = day_end is None or record.timestamp >= day_end.timestamp()
+        if complete:
+            return [record]
+    return []
 
 
 def build_analyst_copy_current_check(

@@ -1,8 +1,8 @@
 """The job that refreshes ``topo/tasks`` partitions with everything downstream of them.
 
-The daily schedule and the open-task sensor both launch :data:`REFRESH_JOB_NAME`: ``topo/tasks``
-for a partition or a range, ``topo/task_history``, the ``analytics/*`` tables and the analyst
-copy, in one run.
+The daily schedule, the open-task sensor and the live refresh of today all launch
+:data:`REFRESH_JOB_NAME`: ``topo/tasks`` for a partition or a range, ``topo/task_history``,
+the ``analytics/*`` tables (the SLA notifications included) and the analyst copy, in one run.
 """
 
 from collections.abc import Mapping
@@ -38,7 +38,7 @@ REFRESH_JOB = dg.define_asset_job(
     description=(
         "Fetch topo/tasks for a partition (or a range of partitions, in one run), rebuild "
         "every table downstream of it and publish the analyst copy. Launched by the daily "
-        "refresh schedule and the open-task sensor."
+        "refresh schedule, the open-task sensor and the live refresh of today."
     ),
 )
 """The :data:`REFRESH_JOB_NAME` job over :data:`REFRESH_SELECTION`."""

@@ -17,12 +17,14 @@ from topo_pipeline.defs.assets.history import task_history
 from topo_pipeline.defs.assets.ingestion import TASKS_KEY, build_tasks_asset
 from topo_pipeline.defs.assets.reference import ASSIGNEES_KEY, build_assignees_asset
 from topo_pipeline.defs.assets.report import build_report_asset
+from topo_pipeline.defs.assets.sla_alerts import build_sla_alerts_asset
 from topo_pipeline.defs.automation import (
     build_downstream_automation_sensor,
     pipeline_asset_keys,
     with_downstream_automation,
 )
 from topo_pipeline.defs.catalog import with_catalog
+from topo_pipeline.defs.clock import Clock, utc_now
 from topo_pipeline.defs.console import console_logger
 from topo_pipeline.defs.freshness import (
     build_analyst_copy_current_check,
@@ -31,6 +33,7 @@ from topo_pipeline.defs.freshness import (
     build_landed_by_deadline_checks,
 )
 from topo_pipeline.defs.jobs import REFRESH_JOB
+from topo_pipeline.defs.live_refresh import build_live_refresh_sensor
 from topo_pipeline.defs.open_tasks_sensor import build_open_tasks_sensor
 from topo_pipeline.defs.partitions import daily_partitions
 from topo_pipeline.defs.recovery_sensor import build_dead_run_sensor
@@ -40,18 +43,31 @@ from topo_pipeline.report.build import describe_business_hours
 from topo_pipeline.settings import Settings
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    """Every asset, check, schedule, sensor and resource, wired for ``settings``."""
+def build_defs(settings: Settings, *, clock: Clock = utc_now) -> dg.Definitions:
+    """Every asset, check, schedule, sensor and resource, wired for ``settings``.
+
+    ``clock`` is the time the live refresh, the SLA notifications and the completeness of a
+    fetched day go by (tests drive it).
+    """
     partitions_def = daily_partitions(settings)
     warehouse = WarehouseResource.from_settings(settings)
     pipeline_assets = [
-        build_tasks_asset(partitions_def),
+        build_tasks_asset(partitions_def, clock=clock),
         task_history,
         build_assignees_asset(settings.assignees_path),
         build_analytics_assets(
             settings.sla_target_minutes,
             calendar=settings.working_calendar(),
             timezone=settings.timezone,
+        ),
+        # SLA notifications on today's open tasks: defs/assets/sla_alerts.py.
+        build_sla_alerts_asset(
+            webhook_url=settings.alert_webhook_url,
+            warning_minutes=settings.sla_warning_minutes,
+            priorities=settings.sla_alert_priorities,
+            timezone=settings.timezone,
+            task_url_template=settings.task_url_template,
+            clock=clock,
         ),
     ]
     # The tables the analyst copy publishes: topo/tasks, everything downstream of it (the
@@ -101,6 +117,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
         ],
         sensors=[
             build_open_tasks_sensor(settings),
+            # Today's partition every TOPO_LIVE_REFRESH_MINUTES: defs/live_refresh.py.
+            build_live_refresh_sensor(settings, partitions_def, clock=clock),
             build_analyst_copy_sensor(published),
             build_downstream_automation_sensor(),
             # Fails runs whose process died and frees their pool slots (defs/run_guard.py

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from topo_pipeline.defs.jobs import REFRESH_JOB, partition_range_tags
+from topo_pipeline.defs.partitions import complete_partition_keys
 from topo_pipeline.settings import Settings
 
 DAILY_REFRESH_SCHEDULE_NAME = "daily_refresh_schedule"
@@ -54,7 +55,8 @@ def plan_daily_refresh(
         window_days: how many days the range covers, ending with the last complete day
             as of ``tick``; fewer when the partitions start later than that.
     """
-    complete = partitions_def.get_partition_keys(current_time=tick)
+    # Today's partition exists (the live refresh fetches it) but has not ended yet.
+    complete = complete_partition_keys(partitions_def, tick)
     if not complete:
         return None
     keys = complete[-window_days:]

@@ -10,12 +10,13 @@ itself, which Dagster copies onto every partition of the run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
 from topo_pipeline.api.windows import WindowResult
 from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table, table_value
+from topo_pipeline.defs.partitions import DAY_COMPLETE_METADATA
 from topo_pipeline.warehouse.duplicates import DuplicateReport
 from topo_pipeline.warehouse.staging import Landing
 from topo_pipeline.warehouse.tasks import PartitionWindow
@@ -26,6 +27,8 @@ def partition_metadata(
     results: Sequence[WindowResult],
     rows: Mapping[date, int],
     preview: tuple[list[str], list[tuple[object, ...]]],
+    *,
+    fetched_from: datetime,
 ) -> dict[str, dict[str, object]]:
     """Metadata per partition key: each day's counts and window, and on the last day the
     run's ``per_day`` table and ``preview`` (columns and rows, as :func:`preview_tasks`
@@ -36,9 +39,14 @@ def partition_metadata(
         results: the fetch's result of each window, in the same order.
         rows: rows landed per partition date.
         preview: the columns and first rows of the run's partitions.
+        fetched_from: when the fetch started: a day that had not ended by then is not
+            complete (:data:`~topo_pipeline.defs.partitions.DAY_COMPLETE_METADATA`).
     """
     by_partition = {
-        window.partition_date.isoformat(): _day(window, result, rows[window.partition_date])
+        window.partition_date.isoformat(): {
+            **_day(window, result, rows[window.partition_date]),
+            DAY_COMPLETE_METADATA: window.end <= fetched_from,
+        }
         for window, result in zip(windows, results, strict=True)
     }
     # Metadata without a partition is copied onto every partition of the run, so the

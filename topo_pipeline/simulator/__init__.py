@@ -14,6 +14,7 @@ from topo_pipeline.simulator.dataset import (
     make_task,
 )
 from topo_pipeline.simulator.faults import FaultPlan
+from topo_pipeline.simulator.live import LiveActivity, LiveTraffic
 from topo_pipeline.simulator.server import (
     DEFAULT_API_KEYS,
     DEMO_API_KEY,
@@ -30,6 +31,8 @@ __all__ = [
     "Activity",
     "DatasetSpec",
     "FaultPlan",
+    "LiveActivity",
+    "LiveTraffic",
     "RequestRecord",
     "SimulatedDataset",
     "SimulatedTopoApi",

@@ -8,6 +8,8 @@ It serves ``--days`` days of seeded tasks ending on ``--end-date`` (default: tod
 ``--timezone``) and prints one line with the base URL and the demo API key. When the
 window reaches today, "now" is the simulated present: tasks are created up to now and
 recent ones are still open. A window wholly in the past is reproducible from the seed.
+With ``--live-tasks-per-hour N`` new tasks keep arriving "now" (and get worked, some late)
+while it runs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from topo_pipeline.simulator.dataset import DatasetSpec, generate_dataset
 from topo_pipeline.simulator.faults import FaultPlan
+from topo_pipeline.simulator.live import LiveTraffic
 from topo_pipeline.simulator.server import DEMO_API_KEY, SimulatedTopoApi
 from topo_pipeline.simulator.store import TaskStore
 
@@ -63,6 +66,12 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timezone", default="UTC", help="IANA zone of the calendar days")
     parser.add_argument(
         "--tasks-per-day", type=int, help="pin every day to this many tasks (default: varies)"
+    )
+    parser.add_argument(
+        "--live-tasks-per-hour",
+        type=float,
+        default=0.0,
+        help="new tasks an hour created as time passes, from now on (default 0: none)",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument(
@@ -192,12 +201,16 @@ def main(argv: list[str] | None = None) -> int:
             as_of=now if end_date >= today else None,
         )
         faults = fault_plan(args)
+        if args.live_tasks_per_hour < 0:
+            raise ValueError("--live-tasks-per-hour must be 0 or more")
     except (ValueError, KeyError) as exc:  # an unknown zone is a KeyError
         parser.error(str(exc))
     dataset = generate_dataset(spec)
     store = TaskStore(dataset.tasks, dataset.sequence_templates)
-
     stop = threading.Event()
+    if args.live_tasks_per_hour:
+        traffic = LiveTraffic(store, start=now, tasks_per_hour=args.live_tasks_per_hour)
+        threading.Thread(target=traffic.run, args=(stop,), daemon=True).start()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with SimulatedTopoApi(store, faults=faults, host=args.host, port=args.port) as api:

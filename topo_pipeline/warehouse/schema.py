@@ -28,6 +28,7 @@ from topo_pipeline.warehouse.registry import (
     PARTITION_COMMENT,
     TASK_SLA,
 )
+from topo_pipeline.warehouse.sla_watch import TABLES as SLA_WATCH_TABLES
 from topo_pipeline.warehouse.tables import Column, Table, View, identifier
 
 SCHEMA_VERSION = 3
@@ -162,6 +163,7 @@ TABLES: tuple[Table, ...] = (
     *ANALYTICS_TABLE_DECLARATIONS,
     BUILDS,
     PIPELINE_INFO,
+    *SLA_WATCH_TABLES,
 )
 """Every table of the warehouse, in creation order."""
 

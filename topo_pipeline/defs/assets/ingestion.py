@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 
 from topo_pipeline.api.windows import WindowResult
+from topo_pipeline.defs.clock import Clock, utc_now
 from topo_pipeline.defs.failures import user_errors
 from topo_pipeline.defs.metadata import add_partition_metadata
 from topo_pipeline.defs.partitions import partition_windows
@@ -56,8 +57,13 @@ _CHECKS: dict[str, tuple[str, bool]] = {
 PREVIEW_ROWS = 10
 
 
-def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
-    """The ``topo/tasks`` asset over ``partitions_def``."""
+def build_tasks_asset(
+    partitions_def: dg.TimeWindowPartitionsDefinition, *, clock: Clock = utc_now
+) -> dg.AssetsDefinition:
+    """The ``topo/tasks`` asset over ``partitions_def``.
+
+    ``clock`` says when a fetch starts: a day fetched before it ended is not complete.
+    """
 
     @dg.asset(
         key=TASKS_KEY,
@@ -85,6 +91,8 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
         with user_errors("topo/tasks"):
             windows = partition_windows(partitions_def, context.partition_keys)
             with task_stage(windows, directory=_stage_directory(warehouse)) as stage:
+                # A day fetched before it ended (today's, by the live refresh) is not complete.
+                fetch_started_at = clock()
                 fetched = fetch(topo_api, stage, context.log)
                 # The warehouse is only opened, and locked, once every window reconciled.
                 with warehouse.get_connection() as con:
@@ -95,7 +103,9 @@ def build_tasks_asset(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.A
             add_partition_metadata(
                 context,
                 TASKS_KEY,
-                partition_metadata(windows, fetched.results, landing.rows, preview),
+                partition_metadata(
+                    windows, fetched.results, landing.rows, preview, fetched_from=fetch_started_at
+                ),
             )
             return dg.MaterializeResult(
                 metadata=run_metadata(fetched.stats, fetched.seconds, fetched.repeats, landing),
