@@ -22,16 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from topo_pipeline.api.models import format_timestamp, parse_timestamp
-from topo_pipeline.simulator.dataset import make_task
+from topo_pipeline.simulator.contract import TASK_TYPES, format_timestamp, parse_timestamp
+from topo_pipeline.simulator.dataset import SLA_TARGET_MINUTES, make_task
 from topo_pipeline.simulator.store import TaskStore
 
-RESPONSE_MINUTES: Mapping[str, int] = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
-"""Each priority's SLA target as Topo's customers commonly set it (the pipeline's defaults):
-the scale of the simulated response times."""
-
 _PRIORITY_WEIGHTS = {"HOT": 30, "TODAY": 50, "EXTRA": 20}
-_TYPES = ("CALL", "EMAIL_REPLY", "LINKEDIN_REPLY", "NEW_LEAD_REVIEW")
+_TYPES = tuple(sorted(TASK_TYPES))
 _OPEN = ("PENDING", "IN_PROGRESS")
 
 
@@ -183,7 +179,8 @@ class LiveTraffic:
     def _plan(self, created_at: datetime, priority: str) -> _Plan:
         if self._rng.random() < self.unanswered_share:
             return _Plan(None, None, "COMPLETED")
-        target = RESPONSE_MINUTES.get(priority, 60)
+        # The scale of the simulated response times: the targets the data set uses.
+        target = SLA_TARGET_MINUTES.get(priority, 60)
         late = self._rng.random() < self.late_share
         share = self._rng.uniform(1.05, 1.6) if late else self._rng.uniform(0.1, 0.95)
         answer_at = _to_millisecond(created_at + timedelta(minutes=target * share))
