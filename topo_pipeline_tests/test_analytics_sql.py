@@ -579,7 +579,8 @@ def test_every_table_and_column_has_a_comment(db: duckdb.DuckDBPyConnection) -> 
             "WHERE database_name = 'warehouse' AND schema_name = 'analytics'"
         ).fetchall()
     )
-    assert set(tables) == {*ANALYTICS_TABLES, "builds"}  # builds: the settings of each build
+    # And the settings of each build, of the SLA watch, and the notifications sent.
+    assert set(tables) == {*ANALYTICS_TABLES, "builds", "sla_watch_settings", "sla_alerts_sent"}
     assert all(comment and "One row per" in comment for comment in tables.values()), tables
     columns = db.execute(
         "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "

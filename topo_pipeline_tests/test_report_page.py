@@ -256,7 +256,8 @@ def test_a_file_with_an_sla_watch_view_lists_it_instead(
     copy = shutil.copyfile(three_years.copy, tmp_path / "copy.duckdb")
     with connect(copy) as con:
         con.execute(
-            "CREATE VIEW warehouse.analytics.sla_watch AS "
+            # A view of another shape than the pipeline's: listed as it is.
+            "CREATE OR REPLACE VIEW warehouse.analytics.sla_watch AS "
             "SELECT id, priority, status, sla_due_at, 'breached' AS watch "
             "FROM warehouse.analytics.task_sla WHERE status = 'PENDING' ORDER BY sla_due_at"
         )

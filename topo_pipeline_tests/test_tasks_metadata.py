@@ -12,6 +12,7 @@ import dagster as dg
 
 from topo_pipeline.api.windows import WindowResult
 from topo_pipeline.defs.metadata import PER_DAY_ROWS
+from topo_pipeline.defs.partitions import DAY_COMPLETE_METADATA
 from topo_pipeline.defs.tasks_metadata import partition_metadata, per_day_table, run_metadata
 from topo_pipeline.warehouse.duplicates import DuplicateReport
 from topo_pipeline.warehouse.history import HistoryChanges
@@ -51,11 +52,19 @@ def test_each_day_gets_its_counts_and_window_and_only_the_last_the_overview() ->
     results = [result(run[0], 5, pages=2), result(run[1], 0), result(run[2], 3, out_of_bounds=1)]
     rows = {run[0]: 5, run[1]: 0, run[2]: 3}
 
-    metadata = partition_metadata(windows, results, rows, PREVIEW)
+    # The fetch started while the last day was still going on (a live refresh).
+    fetched_from = windows[2].start + timedelta(hours=9)
+    metadata = partition_metadata(windows, results, rows, PREVIEW, fetched_from=fetched_from)
 
     assert list(metadata) == [day.isoformat() for day in run]
+    assert [metadata[day.isoformat()][DAY_COMPLETE_METADATA] for day in run] == [
+        True,
+        True,
+        False,
+    ]
     assert metadata[run[0].isoformat()] == {
         "dagster/row_count": 5,
+        DAY_COMPLETE_METADATA: True,
         "api_in_window_count": 5,  # total_count less the second before the window
         "api_out_of_bounds": 0,
         "api_total_count_for_query": 7,

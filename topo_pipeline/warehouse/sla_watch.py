@@ -40,8 +40,8 @@ the backlog it finds."""
 SLA_WATCH_SETTINGS = Table(
     "analytics",
     "sla_watch_settings",
-    "The SLA watch's settings in force: one row, written by every run of "
-    "analytics/sla_alerts_sent; analytics.sla_watch reads its warning window.",
+    "The SLA watch's settings in force. One row per pipeline (there is only one), written "
+    "by every run of analytics/sla_alerts_sent; analytics.sla_watch reads its warning window.",
     (
         Column(
             "warning_minutes",
@@ -70,7 +70,7 @@ SLA_WATCH_SETTINGS = Table(
 SLA_ALERTS_SENT = Table(
     "analytics",
     "sla_alerts_sent",
-    "SLA notifications posted to TOPO_ALERT_WEBHOOK_URL: one row per task and state "
+    "SLA notifications posted to TOPO_ALERT_WEBHOOK_URL. One row per task and state "
     "(WARNING, BREACHED), written once the webhook accepted the post, so that a task is "
     "never notified twice in the same state. Empty without a webhook.",
     (
