@@ -151,7 +151,7 @@ def year(quick: bool) -> list[str]:
         f"    landing          {result.land_seconds:8.1f} s",
         f"    analytics step   {result.analytics_seconds:8.1f} s",
         f"    before the fetch {result.before_fetch_seconds:8.1f} s   (CLI start, code location, "
-        "the run's creation: a planned event per partition of every asset)",
+        "the run's creation: a planned event per asset)",
         f"    after the fetch  {after_fetch:8.1f} s   (to the run's end: landing, checks, "
         "analytics, metadata, the analyst copy's publish)",
         f"    the CLI's exit   {result.cli_exit_seconds:8.1f} s   (after the run's end: "
