@@ -369,6 +369,7 @@ def api() -> Iterator[SimulatedTopoApi]:
         yield server
 
 
+@pytest.mark.slow  # a schedule, a sensor and runs, end to end
 def test_runs_publish_while_an_analyst_session_holds_the_copy(
     api: SimulatedTopoApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -210,6 +210,7 @@ def landed(pipeline: Live, now: datetime) -> dict[str, dg.AssetCheckEvaluation]:
     }
 
 
+@pytest.mark.slow  # many runs on a driven clock
 def test_a_refresh_of_the_day_in_progress_does_not_land_it(live: Live) -> None:
     live.refresh(MORNING + minutes(10))
     live.refresh(datetime(2026, 3, 10, 23, 50, tzinfo=UTC))
@@ -248,6 +249,7 @@ def _day_rows(path: Path, day: date) -> dict[str, list[tuple[Any, ...]]]:
     return rows
 
 
+@pytest.mark.slow  # many runs on a driven clock
 def test_the_days_results_after_the_daily_run_are_those_without_live_refreshes(
     live: Live, tmp_path: Path
 ) -> None:

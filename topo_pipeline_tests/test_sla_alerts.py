@@ -45,6 +45,7 @@ def live(pipeline_factory: Callable[..., Live], receiver: WebhookReceiver) -> Li
     return live_pipeline(pipeline_factory, receiver)
 
 
+@pytest.mark.slow  # many runs on a driven clock
 def test_a_hot_task_nobody_answers_is_notified_once_at_risk_and_once_breached(
     live: Live,
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_hot_task_nobody_answers_is_notified_once_at_risk_and_once_breached(
     assert len(sent) == len(set(sent)) == len(live.receiver.received())
 
 
+@pytest.mark.slow  # many runs on a driven clock
 def test_a_failed_refresh_or_webhook_loses_nothing_and_a_restart_repeats_nothing(
     live: Live, monkeypatch: pytest.MonkeyPatch, receiver: WebhookReceiver
 ) -> None:
