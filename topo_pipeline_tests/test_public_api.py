@@ -21,8 +21,8 @@ SOURCES = sorted(
 
 OWN_PRIVATE_ATTRIBUTES = {
     # The simulator's request handler calls into the simulated API object it serves.
-    ("topo_pipeline/simulator/server.py", "api"),
-    ("topo_pipeline/simulator/server.py", "self.server.api"),
+    ("topo_pipeline/simulator/handler.py", "api"),
+    ("topo_pipeline/simulator/handler.py", "self.server.api"),
     # The test of the stage's memory settings reads its connection.
     ("topo_pipeline_tests/test_warehouse_staging.py", "stage"),
 }

@@ -14,12 +14,12 @@ from topo_pipeline.simulator.dataset import (
     make_task,
 )
 from topo_pipeline.simulator.faults import FaultPlan
+from topo_pipeline.simulator.handler import RequestRecord
 from topo_pipeline.simulator.live import LiveActivity, LiveTraffic
 from topo_pipeline.simulator.server import (
     DEFAULT_API_KEYS,
     DEMO_API_KEY,
     NO_SCOPE_API_KEY,
-    RequestRecord,
     SimulatedTopoApi,
 )
 from topo_pipeline.simulator.store import TaskQuery, TaskStore
