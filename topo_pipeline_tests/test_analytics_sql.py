@@ -34,8 +34,8 @@ from topo_pipeline.warehouse.analytics import (
 from topo_pipeline.warehouse.assignees import Assignee, replace_assignees
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline.warehouse.pipeline_info import PipelineInfo
-from topo_pipeline.warehouse.registry import TASK_SLA
 from topo_pipeline.warehouse.schema import ensure_schema
+from topo_pipeline.warehouse.task_sla import TASK_SLA
 from topo_pipeline_tests.analytics_oracle import (
     Task,
     assert_all_tables_match,

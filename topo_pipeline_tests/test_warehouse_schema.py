@@ -18,7 +18,7 @@ from topo_pipeline.warehouse.analytics import (
 )
 from topo_pipeline.warehouse.duckdb import connect
 from topo_pipeline.warehouse.history import HistoryChanges
-from topo_pipeline.warehouse.registry import ROLLUPS_BY_TABLE, TASK_SLA
+from topo_pipeline.warehouse.registry import ROLLUPS_BY_TABLE
 from topo_pipeline.warehouse.schema import (
     SCHEMA_VERSION,
     STAGED_TASKS,
@@ -28,6 +28,7 @@ from topo_pipeline.warehouse.schema import (
     ensure_schema,
 )
 from topo_pipeline.warehouse.tables import Column, Table
+from topo_pipeline.warehouse.task_sla import TASK_SLA
 from topo_pipeline_tests.warehouse_seed import day_window, replace_task_partitions
 
 FIXTURE_V1 = Path(__file__).parent / "fixtures" / "schema_v1.sql"

@@ -21,15 +21,11 @@ import duckdb
 from topo_pipeline.warehouse.business_hours import WorkingCalendar
 from topo_pipeline.warehouse.duckdb import transaction
 from topo_pipeline.warehouse.queries import load_sql, render_sql
-from topo_pipeline.warehouse.registry import (
-    ROLLUPS,
-    ROLLUPS_BY_TABLE,
-    TASK_SLA,
-    Rollup,
-    headlines_of,
-)
+from topo_pipeline.warehouse.registry import ROLLUPS, ROLLUPS_BY_TABLE, headlines_of
+from topo_pipeline.warehouse.rollup_declarations import Rollup
 from topo_pipeline.warehouse.schema import TOPO_TASKS, ensure_schema
 from topo_pipeline.warehouse.tables import Table
+from topo_pipeline.warehouse.task_sla import TASK_SLA
 
 DEFAULT_SLA_TARGET_MINUTES: Mapping[str, int] = {"HOT": 60, "TODAY": 1440, "EXTRA": 4320}
 """SLA target per priority, in minutes, when nothing else is configured."""

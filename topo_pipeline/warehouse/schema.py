@@ -23,13 +23,10 @@ from topo_pipeline.warehouse.duckdb import CATALOG, transaction
 from topo_pipeline.warehouse.pipeline_info import PIPELINE_INFO
 from topo_pipeline.warehouse.queries import load_sql, render_sql
 from topo_pipeline.warehouse.reference import ASSIGNEES
-from topo_pipeline.warehouse.registry import (
-    ANALYTICS_TABLE_DECLARATIONS,
-    PARTITION_COMMENT,
-    TASK_SLA,
-)
+from topo_pipeline.warehouse.registry import ANALYTICS_TABLE_DECLARATIONS
 from topo_pipeline.warehouse.sla_watch import TABLES as SLA_WATCH_TABLES
 from topo_pipeline.warehouse.tables import Column, Table, View, identifier
+from topo_pipeline.warehouse.task_sla import PARTITION_COMMENT, TASK_SLA
 
 SCHEMA_VERSION = 3
 """The schema version this code writes."""

@@ -33,11 +33,8 @@ from topo_pipeline.warehouse.analytics import (
 )
 from topo_pipeline.warehouse.builds import BuildSettings, record_build
 from topo_pipeline.warehouse.business_hours import WorkingCalendar
-from topo_pipeline.warehouse.registry import (
-    ROLLUPS_BY_TABLE,
-    TASK_SLA_DESCRIPTION,
-    uses_sla,
-)
+from topo_pipeline.warehouse.registry import ROLLUPS_BY_TABLE, uses_sla
+from topo_pipeline.warehouse.task_sla import TASK_SLA_DESCRIPTION
 
 OP_NAME = "analytics_tables"
 """The step building the analytics tables; run config goes under ``ops.analytics_tables``."""
