@@ -21,7 +21,8 @@ from topo_pipeline.warehouse.duplicates import (
     DuplicateReport,
     check_duplicates,
 )
-from topo_pipeline.warehouse.staging import land_stage, task_stage
+from topo_pipeline.warehouse.landing import land_stage
+from topo_pipeline.warehouse.staging import task_stage
 from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table
 from topo_pipeline_tests.warehouse_seed import current_file
 

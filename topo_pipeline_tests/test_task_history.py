@@ -27,8 +27,9 @@ from topo_pipeline.warehouse.history import (
     HistorySummary,
     history_summary,
 )
+from topo_pipeline.warehouse.landing import Landing, land_stage
 from topo_pipeline.warehouse.schema import HISTORY_FIELDS, TASK_HISTORY, VIEWS, ensure_schema
-from topo_pipeline.warehouse.staging import Landing, land_stage, task_stage
+from topo_pipeline.warehouse.staging import task_stage
 from topo_pipeline.warehouse.tasks import DuplicateTaskIdError
 from topo_pipeline_tests import analytics_oracle as oracle
 from topo_pipeline_tests.analytics_oracle import guide_queries, promised_columns

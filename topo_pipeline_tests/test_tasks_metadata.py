@@ -16,7 +16,7 @@ from topo_pipeline.defs.partitions import DAY_COMPLETE_METADATA
 from topo_pipeline.defs.tasks_metadata import partition_metadata, per_day_table, run_metadata
 from topo_pipeline.warehouse.duplicates import DuplicateReport
 from topo_pipeline.warehouse.history import HistoryChanges
-from topo_pipeline.warehouse.staging import Landing
+from topo_pipeline.warehouse.landing import Landing
 from topo_pipeline.warehouse.tasks import PartitionWindow
 
 FIRST = date(2026, 3, 1)

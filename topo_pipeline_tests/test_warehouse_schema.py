@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from topo_pipeline.api.models import TASK_FIELDS, TASK_SCHEMA, Task
-from topo_pipeline.warehouse import schema, staging
+from topo_pipeline.warehouse import landing, schema
 from topo_pipeline.warehouse.analytics import (
     DEFAULT_SLA_TARGET_MINUTES,
     ROLLUP_TABLES,
@@ -168,7 +168,7 @@ def first_release_file(path: Path) -> dict[str, list[tuple]]:
             current = (SCHEMA_VERSION, schema.declarations_fingerprint())
             patch.setattr(schema, "_recorded", lambda con: current)  # no migration yet
             nothing = HistoryChanges(versions=0, removed=0)
-            patch.setattr(staging, "record_task_history", lambda *args: nothing)  # nor history
+            patch.setattr(landing, "record_task_history", lambda *args: nothing)  # nor history
             replace_task_partitions(con, [day_window(DAY)], some_tasks(), loaded_at=LOADED_AT)
             # The business-hours columns came later: present while the SLA is computed only.
             added = [c for c in TASK_SLA.columns if c.name.startswith("business_")]

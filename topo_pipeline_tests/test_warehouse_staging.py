@@ -23,14 +23,10 @@ import pytest
 
 from topo_pipeline.api.models import TASK_FIELDS, TIMESTAMP_FIELDS, Task, parse_timestamp
 from topo_pipeline.api.windows import PageHandler, WindowResult
-from topo_pipeline.warehouse import staging
+from topo_pipeline.warehouse import landing, staging
 from topo_pipeline.warehouse.duckdb import ALLOCATOR_FLUSH_THRESHOLD, connect
-from topo_pipeline.warehouse.staging import (
-    TaskStage,
-    land_stage,
-    landing_memory_limit,
-    task_stage,
-)
+from topo_pipeline.warehouse.landing import land_stage, landing_memory_limit
+from topo_pipeline.warehouse.staging import TaskStage, task_stage
 from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
@@ -332,7 +328,7 @@ def test_an_id_stored_in_another_partition_aborts_the_whole_replace(
     assert rows(db) == before
     # The stage was detached and the connection still works.
     attached = db.execute("SELECT database_name FROM duckdb_databases()").fetchall()
-    assert (staging.STAGE_CATALOG,) not in attached
+    assert (landing.STAGE_CATALOG,) not in attached
     assert land(db, tmp_path, [utc_window(D1)], [task("2025-03-14T21:00:00Z", task_id="x")]) == {
         D1: 1
     }
@@ -504,15 +500,15 @@ def test_a_cap_too_small_rolls_back_and_lands_without_it(
 ) -> None:
     seed(db)
     before = settings_of(db)
-    monkeypatch.setattr(staging, "_LANDING_BASE_BYTES", 2 << 20)
-    monkeypatch.setattr(staging, "_HASHED_BYTES_PER_STAGED_TASK", 0)
+    monkeypatch.setattr(landing, "_LANDING_BASE_BYTES", 2 << 20)
+    monkeypatch.setattr(landing, "_HASHED_BYTES_PER_STAGED_TASK", 0)
     start = datetime(2025, 3, 14, tzinfo=UTC)
     tasks = [
         task((start + timedelta(seconds=n)).isoformat(), task_id=f"n{n:05}", padding="x" * 500)
         for n in range(5_000)
     ]
 
-    with caplog.at_level(logging.WARNING, logger=staging.__name__):
+    with caplog.at_level(logging.WARNING, logger=landing.__name__):
         landed = land(db, tmp_path, [utc_window(D1)], tasks)
 
     assert landed == {D1: 5_000}

@@ -24,8 +24,9 @@ from topo_pipeline.warehouse.analytics import (
     replace_task_sla,
 )
 from topo_pipeline.warehouse.duckdb import connect
+from topo_pipeline.warehouse.landing import land_stage
 from topo_pipeline.warehouse.schema import declarations_fingerprint, ensure_schema
-from topo_pipeline.warehouse.staging import STAGE_BATCH_SIZE, land_stage, task_stage
+from topo_pipeline.warehouse.staging import STAGE_BATCH_SIZE, task_stage
 from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
@@ -77,7 +78,7 @@ def replace_task_partitions(
 
     The path a run takes, without the API: ``tasks`` are drawn from the iterable into a
     stage in batches (a generator is never held in memory at once), then landed with
-    :func:`~topo_pipeline.warehouse.staging.land_stage` (``topo.task_history`` recorded in
+    :func:`~topo_pipeline.warehouse.landing.land_stage` (``topo.task_history`` recorded in
     the same transaction). Any failure, one raised by ``tasks`` itself included, leaves
     every previous row as it was.
 

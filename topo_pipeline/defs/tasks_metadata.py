@@ -18,7 +18,7 @@ from topo_pipeline.api.windows import WindowResult
 from topo_pipeline.defs.metadata import PER_DAY_ROWS, markdown_table, table_value
 from topo_pipeline.defs.partitions import DAY_COMPLETE_METADATA
 from topo_pipeline.warehouse.duplicates import DuplicateReport
-from topo_pipeline.warehouse.staging import Landing
+from topo_pipeline.warehouse.landing import Landing
 from topo_pipeline.warehouse.tasks import PartitionWindow
 
 

@@ -43,7 +43,7 @@ Without one DuckDB may take 80% of RAM, and its buffer pool keeps every block a 
 read: the scan of ``topo.tasks``' ids that keeps them unique would then cache the whole
 column, so a process's memory would grow with the table's history. Under the limit DuckDB
 evicts read blocks and spills what does not fit to ``<path>.tmp``; the landing sets its
-own limit for the rows in flight (:func:`topo_pipeline.warehouse.staging.landing_memory_limit`).
+own limit for the rows in flight (:func:`topo_pipeline.warehouse.landing.landing_memory_limit`).
 """
 
 ALLOCATOR_FLUSH_THRESHOLD = "8MiB"

@@ -1,20 +1,11 @@
-"""Staging a run's fetched tasks on disk while pages arrive, then landing them at once.
+"""Staging a run's fetched tasks on disk while pages arrive, for landing them at once.
 
 A range run can fetch hundreds of thousands of tasks. Holding them all as Python objects
 until the last page arrives costs a few KB each; instead every page goes into a
 :class:`TaskStage` as it arrives: a run-local DuckDB file (never the pipeline's own file,
 so fetching holds no lock on the warehouse), filled in columnar batches of
-:data:`STAGE_BATCH_SIZE` tasks. Memory stays flat whatever the size of the run.
-
-Only when the fetch has finished (every window reconciled with Topo's ``total_count``)
-does :func:`land_stage` land the stage: in one transaction on the warehouse it records in
-``topo.task_history`` what changed against the stored state
-(:mod:`topo_pipeline.warehouse.history`), deletes the run's partitions of ``topo.tasks``
-and inserts the staged tasks, one copy of each id (the latest ``updated_at``, then the
-last arrival; :meth:`TaskStage.duplicates` says beforehand which ids came more than once
-and whether their copies conflict, see :mod:`topo_pipeline.warehouse.duplicates`), then
-commits. A fetch that fails, or a landing that fails part-way, leaves every previous row
-of ``topo.tasks`` and of the history as it was.
+:data:`STAGE_BATCH_SIZE` tasks. Memory stays flat whatever the size of the run. Once the
+fetch has finished, :func:`~topo_pipeline.warehouse.landing.land_stage` lands it.
 
 Each task lands in the partition whose window holds its ``created_at`` (compared in UTC,
 so DST days are 23 or 25 hours), a task in no window is refused when it is staged, and an
@@ -32,9 +23,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 import duckdb
@@ -43,29 +33,15 @@ import numpy as np
 from topo_pipeline.api.models import Task
 from topo_pipeline.api.windows import Window, WindowResult
 from topo_pipeline.liveness import current_owner, is_alive, parse_owner
-from topo_pipeline.warehouse.duckdb import (
-    ALLOCATOR_FLUSH_THRESHOLD,
-    setting_for_block,
-    single_threaded,
-    transaction,
-)
+from topo_pipeline.warehouse.duckdb import ALLOCATOR_FLUSH_THRESHOLD
 from topo_pipeline.warehouse.duplicates import DuplicateReport, staged_duplicates
-from topo_pipeline.warehouse.history import HistoryChanges, record_task_history
 from topo_pipeline.warehouse.queries import load_sql, render_sql
-from topo_pipeline.warehouse.schema import STAGED_TASKS, TASK_COLUMNS
+from topo_pipeline.warehouse.schema import STAGED_TASKS
 from topo_pipeline.warehouse.task_checks import MAX_EXAMPLES
-from topo_pipeline.warehouse.tasks import (
-    DuplicateTaskIdError,
-    PartitionWindow,
-    WindowIndex,
-    task_frame,
-)
+from topo_pipeline.warehouse.tasks import PartitionWindow, WindowIndex, task_frame
 
 STAGE_BATCH_SIZE = 2_000
 """Tasks buffered before they are written to the stage (20 pages: ~6 MB of objects)."""
-
-STAGE_CATALOG = "stage"
-"""The name a stage file is attached under while it is landed."""
 
 STAGE_FILE_NAME = "stage.duckdb"
 
@@ -83,20 +59,13 @@ _BATCH_VIEW = "staged_tasks_batch"
 _STAGE_MEMORY_LIMIT = "32MB"
 """DuckDB memory of the staging connection; beyond it DuckDB writes blocks to disk."""
 
-_LANDING_BASE_BYTES = 32 << 20
-_HASHED_BYTES_PER_STAGED_TASK = 160
-"""Per staged task: the hashes of its id the landing builds (copy that lands, stored ids)."""
-_DUPLICATE_EXAMPLES = 5
-_OUT_OF_MEMORY_PHRASES = ("could not allocate", "failed to allocate", "failed to pin")
-"""How DuckDB's buffer manager words running out of memory (also inside a failed COMMIT)."""
-
 
 class TaskStage:
     """A run's fetched tasks, appended in arrival order to a DuckDB file at ``path``.
 
     Feed it with :meth:`add`, or hand it to :meth:`TopoClient.fetch_windows` as the page
     handler (it is a :class:`~topo_pipeline.api.windows.PageHandler`), then
-    land it with :func:`land_stage`. The same task may be added
+    land it with :func:`~topo_pipeline.warehouse.landing.land_stage`. The same task may be added
     several times; landing keeps the copy with the latest ``updated_at`` (the last one added
     among equals), and :meth:`duplicates` reports them. Not thread-safe: add from one thread.
 
@@ -325,174 +294,8 @@ def remove_dead_stages(directory: str | Path | None = None) -> list[Path]:
     return removed
 
 
-@dataclass(frozen=True)
-class Landing:
-    """What one :func:`land_stage` wrote, in its one transaction."""
-
-    rows: dict[date, int]
-    """Rows of ``topo.tasks`` per partition date, for every window's date (0 for an empty
-    day), in the order of the stage's windows."""
-    history: HistoryChanges
-    """The versions it recorded in ``topo.task_history``."""
-    seconds: float
-    """Wall time of the landing (attaching the stage to the commit)."""
-
-
-def land_stage(
-    con: duckdb.DuckDBPyConnection,
-    stage: TaskStage,
-    *,
-    loaded_at: datetime,
-    capped: bool = True,
-) -> Landing:
-    """Replace the rows of the stage's partitions with the staged tasks, in one transaction.
-
-    Closes the stage (writing what is buffered), attaches its file read-only, and in one
-    transaction records the versions that changed in ``topo.task_history``
-    (:func:`~topo_pipeline.warehouse.history.record_task_history`), deletes every row of
-    the stage's partition dates and inserts the staged tasks, one copy of each id (the
-    latest ``updated_at``, then the last arrival), then commits. ``topo.tasks`` has no PRIMARY
-    KEY (DuckDB would load its index of every stored id on each write): before inserting,
-    the landing looks the staged ids up among the rows left, which all lie outside the
-    run's partitions, and refuses the whole landing if one is there. A window with no tasks is a
-    legitimate empty day: its old rows are deleted. Any failure rolls the whole
-    transaction back, leaving every previous row as it was, and propagates.
-
-    DuckDB keeps a transaction's new rows in memory until it commits, and by default lets
-    that grow up to 80% of RAM: ~1.8 KB per task, 180 MB for a 100,000-task day. With
-    ``capped``, the landing runs under :func:`landing_memory_limit`, so DuckDB spills
-    those rows to its temporary folder instead; should the cap still prove too small,
-    the rolled-back landing is run once more without it.
-
-    Args:
-        con: a connection from :func:`topo_pipeline.warehouse.duckdb.connect`, with
-            ``topo.tasks`` already created and no open transaction.
-        stage: the run's stage.
-        loaded_at: when the tasks were fetched (aware); stored on every row.
-        capped: land under a memory cap (see above).
-
-    Returns:
-        The rows landed per partition, and the versions recorded in the history.
-
-    Raises:
-        ValueError: for a naive ``loaded_at``.
-        RuntimeError: if filling the stage failed (it is incomplete).
-        DuplicateTaskIdError: (a ``duckdb.ConstraintException``) if a task id already
-            sits in a partition outside the stage's windows.
-        HistoryOrderError: if ``loaded_at`` is earlier than a version already recorded
-            for the stage's partitions.
-    """
-    if loaded_at.tzinfo is None or loaded_at.utcoffset() is None:
-        raise ValueError("loaded_at must be timezone-aware")
-    stage.close()
-    if stage.failed:
-        raise RuntimeError(f"stage {stage.path} failed while it was filled; refusing to land it")
-    started = time.monotonic()
-    dates = [w.partition_date for w in stage.windows]
-    con.execute(f"ATTACH ? AS {STAGE_CATALOG} (READ_ONLY)", [str(stage.path)])
-    try:
-        if capped:
-            limit = landing_memory_limit(stage.staged)
-            try:
-                with _memory_capped(con, limit):
-                    counts, changes = _land(con, dates, loaded_at)
-                return _landing(dates, counts, changes, started)
-            except (duckdb.OutOfMemoryException, duckdb.TransactionException) as error:
-                # A failed COMMIT reports running out of memory as a TransactionException.
-                if not _is_out_of_memory(error):
-                    raise
-                log.warning(
-                    "landing %d staged tasks did not fit in %d MB (%s); rolled back, "
-                    "landing again without a memory cap",
-                    stage.staged,
-                    limit >> 20,
-                    str(error).splitlines()[0],
-                )
-        with _memory_capped(con, None):
-            counts, changes = _land(con, dates, loaded_at)
-        return _landing(dates, counts, changes, started)
-    finally:
-        # Only after COMMIT or ROLLBACK; best effort, it must never mask the real error.
-        with suppress(duckdb.Error):
-            con.execute(f"DETACH {STAGE_CATALOG}")
-
-
-def landing_memory_limit(staged_tasks: int) -> int:
-    """Bytes of DuckDB memory to land ``staged_tasks``, whatever the table's size.
-
-    A fixed allowance for the rows in flight (the rest spill to disk), plus the hashes of
-    the staged ids (the copy of each that lands, and the look-up of ids stored elsewhere).
-    ``topo.tasks`` keeps no index of its ids, so nothing grows with the rows stored.
-    """
-    return _LANDING_BASE_BYTES + _HASHED_BYTES_PER_STAGED_TASK * staged_tasks
-
-
 def _insert_batch_sql() -> str:
     casts = ",\n    ".join(
         f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in STAGED_TASKS.columns
     )
     return render_sql("insert_staged_tasks_batch", casts=casts)
-
-
-def _land_sql() -> str:
-    staged = ",\n    ".join(
-        f"s.{c.name}" for c in (*TASK_COLUMNS, STAGED_TASKS.column("partition_date"))
-    )
-    return render_sql(
-        "insert_topo_tasks_from_stage",
-        staged_columns=staged,
-        latest_arrivals=load_sql("staged_latest_arrivals"),
-    )
-
-
-def _landing(
-    dates: list[date], counts: dict[date, int], changes: HistoryChanges, started: float
-) -> Landing:
-    return Landing(
-        rows={d: int(counts.get(d, 0)) for d in dates},
-        history=changes,
-        seconds=time.monotonic() - started,
-    )
-
-
-def _land(
-    con: duckdb.DuckDBPyConnection, dates: list[date], loaded_at: datetime
-) -> tuple[dict[date, int], HistoryChanges]:
-    with single_threaded(con), transaction(con):
-        # Compared with the stored state, so before the partitions are replaced.
-        changes = record_task_history(con, dates, loaded_at)
-        con.execute(load_sql("delete_topo_tasks_partitions"), {"partition_dates": dates})
-        # What a PRIMARY KEY would refuse, checked without one: what remains after the
-        # delete lies outside the run's partitions, so a staged id found there is a clash.
-        stored = con.execute(
-            load_sql("stored_ids_of_stage"), {"limit": _DUPLICATE_EXAMPLES}
-        ).fetchall()
-        if stored:
-            raise DuplicateTaskIdError(stored)
-        con.execute(_land_sql(), {"loaded_at": loaded_at})
-        log.info(
-            "recorded %d task versions in topo.task_history (%d tasks no longer returned)",
-            changes.versions,
-            changes.removed,
-        )
-        counts = con.execute(
-            load_sql("count_topo_tasks_by_partition"), {"partition_dates": dates}
-        ).fetchall()
-        return dict(counts), changes
-
-
-def _memory_capped(
-    con: duckdb.DuckDBPyConnection, limit_bytes: int | None
-) -> AbstractContextManager[None]:
-    """Run the block with DuckDB's memory limit at ``limit_bytes`` (``None``: DuckDB's
-    default, 80% of RAM), then put back the limit the connection had."""
-    return setting_for_block(
-        con, "memory_limit", None if limit_bytes is None else f"{int(limit_bytes)}B"
-    )
-
-
-def _is_out_of_memory(error: duckdb.Error) -> bool:
-    if isinstance(error, duckdb.OutOfMemoryException):
-        return True
-    text = str(error)
-    return any(phrase in text for phrase in _OUT_OF_MEMORY_PHRASES)

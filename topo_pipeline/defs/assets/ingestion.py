@@ -24,7 +24,8 @@ from topo_pipeline.defs.resources import TopoApiResource, WarehouseResource
 from topo_pipeline.defs.tasks_metadata import partition_metadata, run_metadata
 from topo_pipeline.warehouse import duplicates, task_checks
 from topo_pipeline.warehouse.duplicates import DuplicateReport
-from topo_pipeline.warehouse.staging import Landing, TaskStage, land_stage, task_stage
+from topo_pipeline.warehouse.landing import Landing, land_stage
+from topo_pipeline.warehouse.staging import TaskStage, task_stage
 from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table, preview_tasks
 
 TASKS_KEY = dg.AssetKey(["topo", "tasks"])
@@ -194,8 +195,8 @@ def land(
     the versions that changed in ``topo.task_history``, in one transaction.
 
     Raises:
-        DuplicateTaskIdError: as :func:`~topo_pipeline.warehouse.staging.land_stage`.
-        HistoryOrderError: as :func:`~topo_pipeline.warehouse.staging.land_stage`.
+        DuplicateTaskIdError: as :func:`~topo_pipeline.warehouse.landing.land_stage`.
+        HistoryOrderError: as :func:`~topo_pipeline.warehouse.landing.land_stage`.
     """
     ensure_tasks_table(con)
     landing = land_stage(con, stage, loaded_at=loaded_at)
