@@ -58,9 +58,9 @@ from topo_pipeline.simulator.__main__ import (
     fault_plan,
 )
 from topo_pipeline.simulator.__main__ import main as simulator_main
-from topo_pipeline.simulator.dataset import SLA_TARGET_MINUTES
 from topo_pipeline.simulator.faults import FaultInjector
 from topo_pipeline.simulator.store import timestamp_key
+from topo_pipeline.simulator.tasks import SLA_TARGET_MINUTES
 from topo_pipeline.warehouse.analytics import DEFAULT_SLA_TARGET_MINUTES
 
 AUTH = {"Authorization": f"Bearer {DEMO_API_KEY}"}

@@ -5,15 +5,9 @@ this folder, and ``python -m topo_pipeline.simulator --help`` to run it on its o
 """
 
 from topo_pipeline.simulator.activity import Activity, move_on
-from topo_pipeline.simulator.dataset import (
-    DatasetSpec,
-    SimulatedDataset,
-    assignee_ids,
-    generate_dataset,
-    generate_tasks,
-    make_task,
-)
+from topo_pipeline.simulator.dataset import DatasetSpec, SimulatedDataset
 from topo_pipeline.simulator.faults import FaultPlan
+from topo_pipeline.simulator.generation import assignee_ids, generate_dataset, generate_tasks
 from topo_pipeline.simulator.handler import RequestRecord
 from topo_pipeline.simulator.live import LiveActivity, LiveTraffic
 from topo_pipeline.simulator.server import (
@@ -23,6 +17,7 @@ from topo_pipeline.simulator.server import (
     SimulatedTopoApi,
 )
 from topo_pipeline.simulator.store import TaskQuery, TaskStore
+from topo_pipeline.simulator.tasks import make_task
 
 __all__ = [
     "DEFAULT_API_KEYS",

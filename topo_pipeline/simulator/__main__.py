@@ -22,8 +22,9 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from topo_pipeline.simulator.dataset import DatasetSpec, generate_dataset
+from topo_pipeline.simulator.dataset import DatasetSpec
 from topo_pipeline.simulator.faults import FaultPlan
+from topo_pipeline.simulator.generation import generate_dataset
 from topo_pipeline.simulator.live import LiveTraffic
 from topo_pipeline.simulator.server import DEMO_API_KEY, SimulatedTopoApi
 from topo_pipeline.simulator.store import TaskStore

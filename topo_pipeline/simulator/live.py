@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from topo_pipeline.simulator.contract import TASK_TYPES, format_timestamp, parse_timestamp
-from topo_pipeline.simulator.dataset import SLA_TARGET_MINUTES, make_task
 from topo_pipeline.simulator.store import TaskStore
+from topo_pipeline.simulator.tasks import SLA_TARGET_MINUTES, make_task
 
 _PRIORITY_WEIGHTS = {"HOT": 30, "TODAY": 50, "EXTRA": 20}
 _TYPES = tuple(sorted(TASK_TYPES))
