@@ -1,7 +1,8 @@
 """HOT tasks breached or at risk now, for the report.
 
-From the view ``analytics.sla_watch`` where the file has one (listed as it is, its HOT rows
-if it has a ``priority`` column); otherwise derived from ``analytics.task_sla``: open HOT
+From the view ``analytics.sla_watch`` where the file has one (its HOT rows, as the pipeline
+declares the view); otherwise, in a file of an older release, derived from
+``analytics.task_sla``: open HOT
 tasks (PENDING or IN_PROGRESS when last fetched) whose due time has passed, or comes within
 :data:`AT_RISK_MINUTES`, at the report's time. Either way the page says which.
 """
@@ -15,6 +16,8 @@ from typing import Any
 import duckdb
 
 from topo_pipeline.report.queries import relation_exists, report_sql
+from topo_pipeline.warehouse.duckdb import CATALOG
+from topo_pipeline.warehouse.queries import render_sql
 
 HOT_ROWS = 25
 """Most HOT tasks listed as breached or at risk."""
@@ -59,20 +62,16 @@ def load_hot_watch(con: duckdb.DuckDBPyConnection, now: datetime) -> HotWatch:
 
 
 def _sla_watch(con: duckdb.DuckDBPyConnection) -> HotWatch:
-    """The rows of ``analytics.sla_watch`` (HOT ones if it has a priority column), as is."""
+    """The HOT rows of ``analytics.sla_watch``, as the pipeline declares the view.
+
+    Read through the view's declared body on the report's own alias: in a copy named after
+    a schema the file's view names that catalog, which the report's alias does not match.
+    """
     schema, name = SLA_WATCH
-    relation = f"warehouse.{schema}.{name}"
-    columns = [
-        c
-        for (c,) in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = 'warehouse' "
-            "AND schema_name = $schema AND table_name = $name ORDER BY column_index",
-            {"schema": schema, "name": name},
-        ).fetchall()
-    ]
-    where = " WHERE priority = 'HOT'" if "priority" in columns else ""
-    (total,) = con.execute(f"SELECT count(*) FROM {relation}{where}").fetchone() or (0,)
-    cursor = con.execute(f"SELECT * FROM {relation}{where} LIMIT {HOT_ROWS}")
+    body = render_sql("sla_watch_view", catalog=f"{CATALOG}.")
+    relation = f"({body}) AS {name} WHERE priority = 'HOT'"
+    (total,) = con.execute(f"SELECT count(*) FROM {relation}").fetchone() or (0,)
+    cursor = con.execute(f"SELECT * FROM {relation} LIMIT {HOT_ROWS}")
     return HotWatch(
         source=f"{schema}.{name}",
         columns=tuple(d[0] for d in cursor.description),
