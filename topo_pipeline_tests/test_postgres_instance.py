@@ -78,8 +78,9 @@ FOLLOWED_DAYS = [KILLED_DAY, *CLI_DAYS, QUEUED_DAY]
 """The days of the runs of ``topo/tasks`` alone, which the daemon's sensors follow up."""
 HANG_SECONDS = 180.0
 """API latency that keeps the run to be killed inside its pool step."""
-TURN_LATENCY_SECONDS = 3.0
-"""API latency while three runs share the pool: each holds the slot at least this long."""
+TURN_LATENCY_SECONDS = 4.0
+"""API latency while three runs share the pool: each holds the slot at least this long, so
+the two CLI runs, started together, reach their pool step while the other holds it."""
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,14 @@ def runs_of_day(instance: dg.DagsterInstance, day: date) -> list[dg.DagsterRun]:
     return list(
         instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": day.isoformat()}))
     )
+
+
+def outside_the_pool() -> set[str]:
+    """Steps that never open the DuckDB file: the freshness checks read the event log only
+    (a CLI run of ``topo/tasks`` runs them too, as checks of the selected asset)."""
+    from topo_pipeline.definitions import defs
+
+    return set(defs.resolve_job_def(FRESHNESS_JOB_NAME).graph.node_names())
 
 
 def slot_holders(instance: dg.DagsterInstance) -> list[str]:
@@ -168,9 +177,10 @@ def test_two_cli_runs_and_a_queued_run_at_once_take_turns_in_pool_duckdb(
         )
     ]
     assert blocked or waiting_seen, "the runs never contended for the slot: the test proves little"
-    assert not overlapping_steps(runs), "steps ran at the same time despite the pool"
-    expected = {day: stack.tasks_by_day[day] for day in (*CLI_DAYS, QUEUED_DAY)}
-    assert ids_by_day(stack.pipeline_path, "warehouse.topo.tasks", list(expected)) == expected
+    assert not overlapping_steps(runs, ignore=outside_the_pool()), "steps overlapped in the pool"
+    # What they landed is checked in the analyst copy once the daemon has published it
+    # (the last test): reading the pipeline's file now would take its lock from the runs
+    # the daemon starts next.
 
 
 @pytest.mark.timeout(600)
@@ -250,12 +260,13 @@ def test_a_cli_run_killed_inside_its_pool_step_is_recovered(
         assert run.status == dg.DagsterRunStatus.FAILURE
         assert slot_holders(instance) == []
 
-    # The next run of the day takes the slot and lands it.
+    # The next run of the day takes the slot and lands it (its tasks are checked in the
+    # analyst copy by the last test).
     log = tmp_path / "next.log"
     finish(cli_materialize(stack.env, log, "topo/tasks", partition=KILLED_DAY.isoformat()), log)
-    assert ids_by_day(stack.pipeline_path, "warehouse.topo.tasks", [KILLED_DAY]) == {
-        KILLED_DAY: stack.tasks_by_day[KILLED_DAY]
-    }
+    with open_instance(stack) as instance:
+        statuses = sorted(r.status.value for r in runs_of_day(instance, KILLED_DAY))
+    assert statuses == ["FAILURE", "SUCCESS"]
 
 
 @pytest.mark.timeout(900)
@@ -291,11 +302,8 @@ def test_the_daemon_sensors_follow_up_through_the_postgresql_event_log(pg_stack:
 
     # Across every run the instance made: one step at a time in the pool (the killed run's
     # step never ended), no lock error.
-    from topo_pipeline.definitions import defs
-
-    freshness_steps = set(defs.resolve_job_def(FRESHNESS_JOB_NAME).graph.node_names())
     finished = [r for r in every_run if r["status"] in FINISHED]
-    assert not overlapping_steps(finished, ignore=freshness_steps)
+    assert not overlapping_steps(finished, ignore=outside_the_pool())
     assert_no_lock_errors(stack, [r["runId"] for r in finished])
 
     data = stack.graphql(INSTIGATORS_QUERY, {"selector": stack.repository_selector})
