@@ -11,9 +11,10 @@ share it. The tests run in this order on one instance, the daemon working throug
   lock error;
 * a range run of the README's selection ``topo/tasks*`` with the CLI is recorded in
   PostgreSQL, nothing in SQLite, and publishes the analyst copy;
-* a CLI run killed with ``kill -9`` inside its pool step is recovered as on SQLite
-  (``test_recovery_cli.py``): ``topo_pipeline.recovery.recover`` marks it failed and frees
-  its slot through the instance, and the next run takes the slot;
+* a CLI run killed with ``kill -9`` inside its pool step does not wedge the next one, as on
+  SQLite (``test_recovery_cli.py``): with nothing done by hand, the next run (or the
+  daemon's ``dead_run_sensor``) marks it failed and frees its slot through the instance,
+  and takes the slot;
 * meanwhile the daemon's sensors follow up on the runs of ``topo/tasks`` alone through
   the PostgreSQL event log: automation rebuilds the analytics, ``analyst_copy_sensor``
   publishes the copy, and no sensor tick fails.
@@ -38,7 +39,6 @@ from topo_pipeline.defs.alerts import RUN_FAILURE_ALERT_SENSOR_NAME
 from topo_pipeline.defs.analyst_copy_sensor import ANALYST_COPY_SENSOR_NAME
 from topo_pipeline.defs.automation import DOWNSTREAM_AUTOMATION_SENSOR_NAME
 from topo_pipeline.defs.freshness import FRESHNESS_JOB_NAME
-from topo_pipeline.recovery import recover
 from topo_pipeline.simulator import FaultPlan
 from topo_pipeline_tests.postgres_server import (
     PG_URL_ENV,
@@ -222,12 +222,12 @@ def test_a_cli_range_run_is_recorded_in_postgresql_and_publishes_the_copy(
 
 
 @pytest.mark.timeout(600)
-def test_a_cli_run_killed_inside_its_pool_step_is_recovered(
+def test_a_cli_run_killed_inside_its_pool_step_does_not_wedge_the_next(
     pg_stack: Stack, tmp_path: Path
 ) -> None:
-    # How it recovers today: topo_pipeline.recovery.recover (what `make recover` and run
-    # monitoring use) judges the run by the process recorded for it, marks it failed and
-    # frees its slot, all through the instance, here the PostgreSQL one.
+    # Nothing is done by hand: the next run's guard (topo_pipeline/defs/run_guard.py) or the
+    # daemon's dead_run_sensor, whichever looks first, marks the dead run failed and frees
+    # its slot through the instance, here the PostgreSQL one.
     stack = pg_stack
     stack.api.faults = FaultPlan(latency_seconds=HANG_SECONDS)
     log = tmp_path / "killed.log"
@@ -240,31 +240,27 @@ def test_a_cli_run_killed_inside_its_pool_step_is_recovered(
                 ours = {r.run_id for r in runs_of_day(instance, KILLED_DAY)}
                 return next((r for r in slot_holders(instance) if r in ours), None)
 
-            run_id = stack.wait_for("the run to take the duckdb slot", holding, RUN_TIMEOUT, 0.5)
+            dead = stack.wait_for("the run to take the duckdb slot", holding, RUN_TIMEOUT, 0.5)
         finally:
             os.killpg(killed.pid, signal.SIGKILL)
             killed.wait()
             stack.api.faults = FaultPlan()
-        run = instance.get_run_by_id(run_id)
-        assert run is not None
-        assert run.status == dg.DagsterRunStatus.STARTED  # what a kill -9 leaves behind
-        assert slot_holders(instance) == [run_id]
 
-        report = recover(instance)
+        # The next run of the day takes the slot and lands the day (its tasks are checked in
+        # the analyst copy by the last test).
+        log = tmp_path / "next.log"
+        finish(cli_materialize(stack.env, log, "topo/tasks", partition=KILLED_DAY.isoformat()), log)
 
-        assert [failed for failed, _ in report.failed_runs] == [run_id]
-        assert f"pid {killed.pid}" in report.failed_runs[0][1]
-        assert run_id in report.freed_runs
-        run = instance.get_run_by_id(run_id)
+        run = instance.get_run_by_id(dead)
         assert run is not None
         assert run.status == dg.DagsterRunStatus.FAILURE
-        assert slot_holders(instance) == []
-
-    # The next run of the day takes the slot and lands it (its tasks are checked in the
-    # analyst copy by the last test).
-    log = tmp_path / "next.log"
-    finish(cli_materialize(stack.env, log, "topo/tasks", partition=KILLED_DAY.isoformat()), log)
-    with open_instance(stack) as instance:
+        failures = instance.all_logs(dead, of_type=dg.DagsterEventType.RUN_FAILURE)
+        assert any(
+            f"Marked failed by topo_pipeline.recovery: its process (pid {killed.pid}"
+            in entry.message
+            for entry in failures
+        ), [entry.message for entry in failures]
+        assert dead not in slot_holders(instance)
         statuses = sorted(r.status.value for r in runs_of_day(instance, KILLED_DAY))
     assert statuses == ["FAILURE", "SUCCESS"]
 
