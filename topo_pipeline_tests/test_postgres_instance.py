@@ -78,7 +78,7 @@ FOLLOWED_DAYS = [KILLED_DAY, *CLI_DAYS, QUEUED_DAY]
 """The days of the runs of ``topo/tasks`` alone, which the daemon's sensors follow up."""
 HANG_SECONDS = 180.0
 """API latency that keeps the run to be killed inside its pool step."""
-TURN_LATENCY_SECONDS = 4.0
+TURN_LATENCY_SECONDS = 6.0
 """API latency while three runs share the pool: each holds the slot at least this long, so
 the two CLI runs, started together, reach their pool step while the other holds it."""
 
