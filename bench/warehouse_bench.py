@@ -3,6 +3,7 @@
     python bench/warehouse_bench.py               # both scenarios (``make bench`` runs them)
     python bench/warehouse_bench.py --scenario year
     python bench/warehouse_bench.py --quick       # 60 days, a 1-million-row table
+    python bench/warehouse_bench.py --scenario year --instance postgres
 
 Scenarios (figures and how to read them: ``bench/README.md``, "Warehouse benchmark"):
 
@@ -14,6 +15,8 @@ Scenarios (figures and how to read them: ``bench/README.md``, "Warehouse benchma
   fetch (API span), the landing, the analytics step, everything after the fetch to the run's
   end (landing, checks, analytics, metadata, the analyst copy's publish), the CLI's exit
   after it, peak RSS. Targets: everything after the fetch <= 15 s, peak RSS <= 400 MB.
+  Then one daily run on that instance and file: the year's last day again, the same
+  selection (its wall time).
 * **big-table** — one day of 1,000 tasks materialized through ``topo/tasks`` into a file
   whose ``topo.tasks`` already holds 5,000,000 rows (other days), against the same day into
   an empty file. Figures: peak RSS and time of each. Target: within 50 MB of each other.
@@ -21,6 +24,11 @@ Scenarios (figures and how to read them: ``bench/README.md``, "Warehouse benchma
 Every run is a ``dagster asset materialize`` process of its own (its peak RSS is read with
 ``getrusage(RUSAGE_CHILDREN)`` once it exited), the simulator runs in another. Each run
 checks that the table holds every task once.
+
+``--instance postgres`` runs the same on ``deploy/postgres/dagster.yaml`` instead of the
+repository's ``dagster.yaml`` (SQLite): Dagster's runs, events and pool slots in a throwaway
+PostgreSQL server on loopback (``topo_pipeline_tests/postgres_server.py``), started for the
+benchmark with PostgreSQL's default durability (``fsync`` and synchronous commits on).
 """
 
 import argparse
@@ -32,11 +40,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from measured import REPO, report, run_child
+
+INSTANCES = {
+    "sqlite": "SQLite (the repository's dagster.yaml)",
+    "postgres": "PostgreSQL (deploy/postgres/dagster.yaml, a local server, default durability)",
+}
 
 LATENCY = 0.020
 YEAR_DAYS = 365
@@ -58,6 +74,8 @@ class RunSpec:
     analytics: bool
     prefill_rows: int = 0
     """Rows put into ``topo.tasks`` first, by another process (its memory is not counted)."""
+    pg_url: str = ""
+    """``DAGSTER_PG_URL`` of the instance on PostgreSQL; empty: the SQLite instance."""
 
 
 @dataclass
@@ -72,6 +90,10 @@ class RunResult:
     peak_rss_mb: float
     dagster_events: int = 0
     """Events the run wrote to the instance (materializations per partition, checks, ...)."""
+    events_after_fetch: int = 0
+    """Of those, the events written from the end of the fetch to the run's end."""
+    event_writes_per_second: float = 0.0
+    """Events one process stores one after another on the run's instance, alone."""
     analytics_sql_seconds: float = 0.0
     """The analytics step's SQL alone, run again without Dagster on the run's file."""
     before_fetch_seconds: float = 0.0
@@ -135,17 +157,29 @@ def run(spec: RunSpec) -> RunResult:
     return RunResult(**{**measured, "prefill_seconds": prefill_seconds})
 
 
-def year(quick: bool) -> list[str]:
+def year(quick: bool, instance: str = "sqlite") -> list[str]:
     days = 60 if quick else YEAR_DAYS
     last = date(2025, 12, 31)
     first = last - timedelta(days=days - 1)
-    with Simulator(days, last) as api, tempfile.TemporaryDirectory(prefix="topo-wh-") as workdir:
-        result = run(RunSpec(api.base_url, first.isoformat(), last.isoformat(), workdir, True))
-    _expect(result, days * TASKS_PER_DAY)
+    with (
+        Simulator(days, last) as api,
+        tempfile.TemporaryDirectory(prefix="topo-wh-") as workdir,
+        _instance_url(instance) as pg_url,
+    ):
+        spec = RunSpec(
+            api.base_url, first.isoformat(), last.isoformat(), workdir, True, pg_url=pg_url
+        )
+        result = run(spec)
+        _expect(result, days * TASKS_PER_DAY)
+        # The next day's routine: one day again, on the instance and file the year left.
+        daily = run(RunSpec(**{**asdict(spec), "first_day": last.isoformat()}))
+        _expect(daily, days * TASKS_PER_DAY)
     after_fetch = result.after_fetch_seconds
+    rate = result.events_after_fetch / after_fetch if after_fetch else 0.0
     lines = [
         f"year: {days} days x {TASKS_PER_DAY:,} tasks, one range run of topo/tasks and every "
         f"analytics asset ({result.requests:,} requests at {LATENCY * 1000:.0f} ms)",
+        f"    instance         {INSTANCES[instance]}",
         f"    wall             {result.wall_seconds:8.1f} s",
         f"    fetch (API span) {result.fetch_seconds:8.1f} s",
         f"    landing          {result.land_seconds:8.1f} s",
@@ -158,8 +192,14 @@ def year(quick: bool) -> list[str]:
         "Dagster's teardown, the interpreter's shutdown)",
         f"    analytics SQL    {result.analytics_sql_seconds:8.1f} s   (the step's queries alone, "
         "rerun without Dagster)",
-        f"    Dagster events   {result.dagster_events:8,}     (written to the SQLite instance)",
+        f"    Dagster events   {result.dagster_events:8,}     (written to the instance; "
+        f"{result.events_after_fetch:,} after the fetch, {rate:,.0f} per second of it)",
+        f"    event writes     {result.event_writes_per_second:8,.0f} /s  (one process storing "
+        "events one by one on that instance, nothing else)",
         f"    peak RSS         {result.peak_rss_mb:8.0f} MB  (the CLI process)",
+        f"    a daily run      {daily.wall_seconds:8.1f} s   (wall: the last day again, same "
+        f"selection and instance; fetch {daily.fetch_seconds:.1f} s, after it "
+        f"{daily.after_fetch_seconds:.1f} s, {daily.dagster_events:,} events)",
     ]
     if not quick:
         lines.append(
@@ -210,6 +250,18 @@ def big_table(quick: bool) -> list[str]:
     return lines
 
 
+@contextmanager
+def _instance_url(instance: str) -> Iterator[str]:
+    """``DAGSTER_PG_URL`` of a new database on a throwaway server; empty for SQLite."""
+    if instance == "sqlite":
+        yield ""
+        return
+    from topo_pipeline_tests.postgres_server import throwaway_postgres
+
+    with throwaway_postgres(durable=True) as server:
+        yield server.create_database("dagster")
+
+
 def _expect(result: RunResult, tasks: int) -> None:
     if not result.rows == result.distinct_ids == tasks:
         raise RuntimeError(
@@ -226,11 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=["year", "big-table"], action="append")
     parser.add_argument("--quick", action="store_true", help="60 days; a 1-million-row table")
+    parser.add_argument(
+        "--instance",
+        choices=sorted(INSTANCES),
+        default="sqlite",
+        help="where Dagster keeps runs and events in the year scenario (default: sqlite)",
+    )
     args = parser.parse_args(argv)
     chosen = args.scenario or ["year", "big-table"]
     print(f"Warehouse benchmark ({os.cpu_count()} CPUs){' --quick' if args.quick else ''}")
     for name in chosen:
-        lines = year(args.quick) if name == "year" else big_table(args.quick)
+        lines = year(args.quick, args.instance) if name == "year" else big_table(args.quick)
         print("\n".join(lines), flush=True)
     return 0
 
@@ -248,7 +306,7 @@ def _run(raw_spec: str) -> int:
     import dagster as dg  # here, so the parent process stays light
 
     from topo_pipeline.defs.assets.analytics import OP_NAME
-    from topo_pipeline.instance import prepare_dagster_home
+    from topo_pipeline.instance import INSTANCE_YAML, prepare_dagster_home
     from topo_pipeline.settings import API_KEY_ENV
     from topo_pipeline.simulator import DEMO_API_KEY
     from topo_pipeline.warehouse.duckdb import connect
@@ -265,7 +323,14 @@ def _run(raw_spec: str) -> int:
         "TOPO_START_DATE": spec.first_day,
         "TOPO_API_REQUESTS_PER_MINUTE": "0",
     }
-    prepare_dagster_home(env)
+    if spec.pg_url:
+        from topo_pipeline_tests.postgres_server import PG_URL_ENV, POSTGRES_INSTANCE_YAML
+
+        env[PG_URL_ENV] = spec.pg_url
+        os.environ[PG_URL_ENV] = spec.pg_url  # for reading the run back below
+        prepare_dagster_home(env, source=POSTGRES_INSTANCE_YAML)
+    else:
+        prepare_dagster_home(env, source=INSTANCE_YAML)
     # The README's selection: topo/tasks, every table downstream and the analyst copy.
     selection = "topo/tasks*" if spec.analytics else "topo/tasks"
     started = time.monotonic()
@@ -289,8 +354,9 @@ def _run(raw_spec: str) -> int:
 
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
     with dg.DagsterInstance.get() as instance:
-        (run,) = instance.get_runs()
+        (run,) = instance.get_runs(limit=1)  # this one: the newest
         logs = instance.all_logs(run.run_id)
+        event_writes = _event_writes_per_second(instance, run)
     step_times = {
         (entry.step_key, entry.dagster_event.event_type_value): entry.timestamp
         for entry in logs
@@ -351,6 +417,8 @@ def _run(raw_spec: str) -> int:
         requests=int(metadata["api_requests"]),
         peak_rss_mb=peak,
         dagster_events=len(logs),
+        events_after_fetch=sum(1 for entry in logs if fetched_at < entry.timestamp <= run_ended),
+        event_writes_per_second=event_writes,
         analytics_sql_seconds=sql_seconds,
         before_fetch_seconds=fetched_at - float(metadata["fetch_wall_seconds"]) - cli_started,
         after_fetch_seconds=run_ended - fetched_at,
@@ -358,6 +426,14 @@ def _run(raw_spec: str) -> int:
     )
     report(outcome)
     return 0
+
+
+def _event_writes_per_second(instance: Any, run: Any, count: int = 100) -> float:
+    """Store ``count`` engine events in ``run``'s log one by one, as a run's steps do."""
+    started = time.monotonic()
+    for n in range(count):
+        instance.report_engine_event(f"bench event {n}", dagster_run=run)
+    return count / (time.monotonic() - started)
 
 
 def _analytics_sql_seconds(path: Path, spec: RunSpec) -> float:

@@ -21,6 +21,7 @@ from topo_pipeline.simulator import FaultPlan, SimulatedTopoApi, TaskStore
 if TYPE_CHECKING:
     from topo_pipeline_tests.api_harness import Serve
     from topo_pipeline_tests.harness import PipelineFactory
+    from topo_pipeline_tests.postgres_server import PostgresServer
     from topo_pipeline_tests.webserver_stack import Stack
 
 
@@ -72,6 +73,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     with running_stack(tmp_path_factory) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server on loopback for the session (``postgres_server.py``).
+
+    Started as an unprivileged user when the tests run as root; a test creates a database
+    of its own on it. Skips where PostgreSQL's binaries are not installed.
+    """
+    from topo_pipeline_tests.postgres_server import postgres_binaries, throwaway_postgres
+
+    if postgres_binaries() is None:
+        pytest.skip(
+            "PostgreSQL is not installed: no initdb and postgres under "
+            "/usr/lib/postgresql/*/bin or on PATH (Debian: apt-get install postgresql)"
+        )
+    with throwaway_postgres() as server:
+        yield server
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -11,37 +11,43 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from unittest import mock
 
 import dagster as dg
 
-from topo_pipeline.instance import DAGSTER_HOME_ENV, prepare_dagster_home
+from topo_pipeline.instance import DAGSTER_HOME_ENV, INSTANCE_YAML, prepare_dagster_home
 from topo_pipeline.liveness import Owner, owner_of
 
 
 @contextlib.contextmanager
-def instance_at(home: str | Path) -> Iterator[dg.DagsterInstance]:
+def instance_at(
+    home: str | Path, instance_env: Mapping[str, str] | None = None
+) -> Iterator[dg.DagsterInstance]:
     """The instance in ``home`` as the processes given ``DAGSTER_HOME=home`` open it.
 
     The event log storage of the repository's ``dagster.yaml`` finds its files through
-    ``DAGSTER_HOME``, as Dagster's CLI, webserver and daemon all set it.
+    ``DAGSTER_HOME``, as Dagster's CLI, webserver and daemon all set it. ``instance_env``
+    holds the other variables the instance's settings read (``DAGSTER_PG_URL`` for
+    ``deploy/postgres/dagster.yaml``).
     """
     with (
-        mock.patch.dict(os.environ, {DAGSTER_HOME_ENV: str(home)}),
+        mock.patch.dict(os.environ, {DAGSTER_HOME_ENV: str(home), **(instance_env or {})}),
         dg.DagsterInstance.from_config(str(home)) as instance,
     ):
         yield instance
 
 
-def create_instance_storage(home: str | Path) -> None:
+def create_instance_storage(
+    home: str | Path, instance_env: Mapping[str, str] | None = None
+) -> None:
     """Create the storage of the instance in ``home`` before processes share it.
 
     Dagster processes starting together on a new instance (webserver and daemon, CLI
     runs) can race creating its databases ("table alembic_version already exists").
     """
-    with instance_at(home):
+    with instance_at(home, instance_env):
         pass
 
 
@@ -51,14 +57,57 @@ def shell_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("TOPO_", "DAGSTER_"))}
 
 
-def deployment_env(home: Path) -> dict[str, str]:
+def deployment_env(
+    home: Path,
+    *,
+    instance_yaml: Path = INSTANCE_YAML,
+    instance_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """:func:`shell_env` with ``DAGSTER_HOME=home``, prepared as ``make dev`` does (the
-    repository's ``dagster.yaml``) and its storage created (:func:`create_instance_storage`)."""
+    repository's ``dagster.yaml``) and its storage created (:func:`create_instance_storage`).
+
+    ``instance_yaml`` installs other instance settings instead
+    (``deploy/postgres/dagster.yaml``), and ``instance_env`` adds the variables they read.
+    """
     env = shell_env()
     env[DAGSTER_HOME_ENV] = str(home)
-    prepare_dagster_home(env)
-    create_instance_storage(home)
+    env.update(instance_env or {})
+    prepare_dagster_home(env, source=instance_yaml)
+    create_instance_storage(home, instance_env)
     return env
+
+
+def cli_materialize(
+    env: Mapping[str, str],
+    log: Path,
+    select: str,
+    *,
+    partition: str | None = None,
+    partition_range: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``dagster asset materialize`` of ``select`` as a user would, in ``log``'s folder.
+
+    Its output goes to ``log``; it runs in a session of its own (``os.killpg`` its pid to
+    kill it with the run it executes). ``partition_range`` is ``first...last``.
+    """
+    argv = [
+        venv_executable("dagster"),
+        *("asset", "materialize", "-m", "topo_pipeline.definitions", "--select", select),
+    ]
+    if partition is not None:
+        argv += ["--partition", partition]
+    if partition_range is not None:
+        argv += ["--partition-range", partition_range]
+    with log.open("wb") as out:
+        return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            argv,
+            cwd=log.parent,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def free_port() -> int:

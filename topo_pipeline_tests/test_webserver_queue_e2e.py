@@ -30,6 +30,7 @@ from topo_pipeline_tests.webserver_stack import (
     asset_nodes,
     days_by_table,
     ids_by_day,
+    overlapping_steps,
     tag_of,
     ui_materialize_one_partition,
 )
@@ -103,22 +104,9 @@ def test_a_burst_of_partitions_as_separate_queued_runs_never_hit_the_duckdb_lock
     assert_no_lock_errors(stack, [r["runId"] for r in every_run if r["runId"] not in run_ids])
     from topo_pipeline.definitions import defs
 
+    # The freshness checks read Dagster's event log only, never the file.
     freshness_steps = set(defs.resolve_job_def(FRESHNESS_JOB_NAME).graph.node_names())
-    steps = sorted(
-        (step["startTime"], step["endTime"], run["runId"], step["stepKey"])
-        for run in every_run
-        for step in run["stepStats"]
-        # The freshness checks read Dagster's event log only, never the file.
-        if step["stepKey"] not in freshness_steps
-        if step["startTime"] is not None and step["endTime"] is not None
-    )
-    overlaps = []
-    busy_until: tuple[float, float, str, str] | None = None
-    for step in steps:
-        if busy_until is not None and step[0] < busy_until[1]:
-            overlaps.append((busy_until, step))
-        if busy_until is None or step[1] > busy_until[1]:
-            busy_until = step
+    overlaps = overlapping_steps(every_run, ignore=freshness_steps)
     assert not overlaps, f"steps ran at the same time despite the pool: {overlaps[:3]}"
 
     assert ids_by_day(stack.pipeline_path, "warehouse.topo.tasks", BACKFILL_DAYS) == expected

@@ -26,7 +26,7 @@ import json
 import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
@@ -37,7 +37,7 @@ import httpx
 import pytest
 
 from topo_pipeline.api.models import parse_timestamp
-from topo_pipeline.instance import REPO_ROOT
+from topo_pipeline.instance import INSTANCE_YAML, REPO_ROOT
 from topo_pipeline.simulator import (
     DEMO_API_KEY,
     DatasetSpec,
@@ -422,8 +422,17 @@ class Stack:
 
 
 @contextmanager
-def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Start the stack in a new temporary folder; stop it, and check nothing outlived it."""
+def running_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    instance_yaml: Path = INSTANCE_YAML,
+    instance_env: Mapping[str, str] | None = None,
+) -> Iterator[Stack]:
+    """Start the stack in a new temporary folder; stop it, and check nothing outlived it.
+
+    ``instance_yaml`` replaces the repository's ``dagster.yaml`` in its ``DAGSTER_HOME``
+    (``deploy/postgres/dagster.yaml``), ``instance_env`` adds the variables it reads.
+    """
     workdir = tmp_path_factory.mktemp("dagster_e2e")
     days = [*UI_DAYS, *BACKFILL_DAYS]
     spec = DatasetSpec(
@@ -436,7 +445,9 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     # The environment a deployment would have, minus anything TOPO_* from this shell; the
     # instance's storage is created before the webserver and the daemon share it.
-    env = deployment_env(workdir / "dagster_home")
+    env = deployment_env(
+        workdir / "dagster_home", instance_yaml=instance_yaml, instance_env=instance_env
+    )
     pipeline_path = workdir / "data" / "pipeline.duckdb"
     analyst_path = workdir / "data" / "analyst.duckdb"
 
@@ -690,6 +701,32 @@ def days_by_table(path: Path, days: Sequence[date]) -> dict[str, list[date]]:
             ).fetchall()
             found[table] = [day for (day,) in rows]
     return found
+
+
+def overlapping_steps(
+    runs: Sequence[Mapping[str, Any]], ignore: Collection[str] = ()
+) -> list[tuple[tuple[float, float, str, str], tuple[float, float, str, str]]]:
+    """Pairs of finished steps of ``runs`` (as :meth:`Stack.runs` reads them) that ran at
+    the same time, as ``(start, end, run id, step key)``; steps named in ``ignore`` aside.
+
+    Every step that opens the DuckDB file is in pool ``duckdb`` (limit 1): there must be
+    none among them.
+    """
+    steps = sorted(
+        (step["startTime"], step["endTime"], run["runId"], step["stepKey"])
+        for run in runs
+        for step in run["stepStats"]
+        if step["stepKey"] not in ignore
+        if step["startTime"] is not None and step["endTime"] is not None
+    )
+    overlaps = []
+    busy_until: tuple[float, float, str, str] | None = None
+    for step in steps:
+        if busy_until is not None and step[0] < busy_until[1]:
+            overlaps.append((busy_until, step))
+        if busy_until is None or step[1] > busy_until[1]:
+            busy_until = step
+    return overlaps
 
 
 def assert_no_lock_errors(stack: Stack, run_ids: Sequence[str]) -> None:
