@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from topo_pipeline.warehouse.duplicates import (
 )
 from topo_pipeline.warehouse.landing import land_stage
 from topo_pipeline.warehouse.staging import task_stage
-from topo_pipeline.warehouse.tasks import PartitionWindow, ensure_tasks_table
-from topo_pipeline_tests.warehouse_seed import current_file
+from topo_pipeline.warehouse.tasks import ensure_tasks_table
+from topo_pipeline_tests.warehouse_seed import api_task, current_file
+from topo_pipeline_tests.warehouse_seed import day_window as utc_window
 
 LOADED_AT = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
 D1, D2 = date(2025, 3, 14), date(2025, 3, 15)
@@ -32,25 +33,8 @@ CREATED = "2025-03-14T10:00:00Z"
 LATER = "2025-03-14T11:30:00Z"
 
 
-def utc_window(day: date) -> PartitionWindow:
-    start = datetime.combine(day, time(), UTC)
-    return PartitionWindow(day, start, start + timedelta(days=1))
-
-
 def task(task_id: str, created_at: str = CREATED, **fields: Any) -> Task:
-    obj = {
-        "id": task_id,
-        "organization_id": "org-1",
-        "type": "EMAIL_REPLY",
-        "priority": "TODAY",
-        "status": "PENDING",
-        "sequence_id": "seq-1",
-        "assignee_user_id": None,
-        "created_at": created_at,
-        "updated_at": created_at,
-    }
-    obj.update(fields)
-    return Task.from_api(obj)
+    return api_task(created_at, task_id=task_id, **fields)
 
 
 @pytest.fixture

@@ -21,15 +21,16 @@ from topo_pipeline.warehouse.tasks import (
     PartitionWindow,
     ensure_tasks_table,
 )
-from topo_pipeline_tests.warehouse_seed import current_file, replace_task_partitions
+from topo_pipeline_tests.warehouse_seed import (
+    current_file,
+    replace_task_partitions,
+)
+from topo_pipeline_tests.warehouse_seed import (
+    day_window as utc_window,
+)
 
 D1, D2, D3 = date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 16)
 LOADED_AT = datetime(2025, 3, 20, tzinfo=UTC)
-
-
-def utc_window(day: date) -> PartitionWindow:
-    start = datetime.combine(day, time(), UTC)
-    return PartitionWindow(day, start, start + timedelta(days=1))
 
 
 WINDOWS = [utc_window(D1), utc_window(D2)]

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time as time_module
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -32,32 +31,21 @@ from topo_pipeline.warehouse.tasks import (
     ensure_tasks_table,
     preview_tasks,
 )
-from topo_pipeline_tests.warehouse_seed import current_file, replace_task_partitions
+from topo_pipeline_tests.warehouse_seed import (
+    api_task,
+    current_file,
+    replace_task_partitions,
+)
+from topo_pipeline_tests.warehouse_seed import (
+    day_window as utc_window,
+)
 
 LOADED_AT = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
 D1, D2, D3 = date(2025, 3, 14), date(2025, 3, 15), date(2025, 3, 16)
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def utc_window(day: date) -> PartitionWindow:
-    start = datetime.combine(day, time(), UTC)
-    return PartitionWindow(day, start, start + timedelta(days=1))
-
-
-def task(created_at: str, *, task_id: str | None = None, **fields: Any) -> Task:
-    obj = {
-        "id": task_id or str(uuid.uuid4()),
-        "organization_id": "org-1",
-        "type": "EMAIL_REPLY",
-        "priority": "TODAY",
-        "status": "PENDING",
-        "sequence_id": "seq-1",
-        "assignee_user_id": None,
-        "created_at": created_at,
-        "updated_at": created_at,
-    }
-    obj.update(fields)
-    return Task.from_api(obj)
+task = api_task
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import atexit
 import functools
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from itertools import islice
@@ -128,3 +129,21 @@ def seed_tasks(
             for table in ROLLUP_TABLES:
                 replace_rollup(con, table, days)
     return days
+
+
+def api_task(created_at: str, *, task_id: str | None = None, **fields: Any) -> Task:
+    """A task as the API sends it: an EMAIL_REPLY, TODAY, PENDING and unassigned unless
+    ``fields`` say otherwise; a new id unless ``task_id`` is given."""
+    obj = {
+        "id": task_id or str(uuid.uuid4()),
+        "organization_id": "org-1",
+        "type": "EMAIL_REPLY",
+        "priority": "TODAY",
+        "status": "PENDING",
+        "sequence_id": "seq-1",
+        "assignee_user_id": None,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+    obj.update(fields)
+    return Task.from_api(obj)
