@@ -265,9 +265,8 @@ def test_a_cli_run_killed_inside_its_pool_step_does_not_wedge_the_next(
     assert statuses == ["FAILURE", "SUCCESS"]
 
 
-@pytest.mark.timeout(900)
 # Two daemon ticks (automation, then the publish) behind whatever the other test workers
-# load the machine with: generous, as a slow machine must not fail it.
+# load the machine with: the wait is generous, as a slow machine must not fail it.
 @pytest.mark.timeout(900)
 def test_the_daemon_sensors_follow_up_through_the_postgresql_event_log(pg_stack: Stack) -> None:
     stack = pg_stack
