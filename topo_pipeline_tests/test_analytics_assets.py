@@ -533,7 +533,12 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> DemoDatabase:
     )
     data = generate_dataset(spec)
     yesterday = today - timedelta(days=1)
-    surprise = make_task(priority="CRITICAL", status="PENDING", created_at=f"{yesterday}T09:00:00Z")
+    # On a day the refresh below does not fetch again, so the simulated users' work (which
+    # depends on the date) cannot complete, skip or delete it.
+    surprise_day = yesterday - timedelta(days=4)
+    surprise = make_task(
+        priority="CRITICAL", status="PENDING", created_at=f"{surprise_day}T09:00:00Z"
+    )
     path = tmp_path_factory.mktemp("demo") / "topo_analytics.duckdb"
     with (
         pytest.MonkeyPatch.context() as monkeypatch,
