@@ -68,7 +68,7 @@ from topo_pipeline_tests.webserver_stack import (
     ui_materialize_one_partition,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 POOL = "duckdb"
 KILLED_DAY = BACKFILL_DAYS[0]
