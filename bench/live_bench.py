@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from measured import REPO, report, run_child
+from measured import REPO, materialize_with_the_cli, report, run_child
 
 LATENCY = 0.020
 TASKS_TODAY = 1_000
@@ -152,22 +152,10 @@ def _run(raw_spec: str) -> int:
     }
     prepare_dagster_home(env)
     load_before = os.getloadavg()[0]
-    started = time.monotonic()
-    cli_started = time.time()  # wall clock, as the run's event timestamps
-    subprocess.run(  # noqa: S603 - the venv's own dagster CLI
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            *("asset", "materialize", "-m", "topo_pipeline.definitions"),
-            *("--select", "topo/tasks*", "--partition", spec.today),
-        ],
-        env=env,
-        cwd=workdir,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=sys.stderr,
+    cli = materialize_with_the_cli(
+        ["--select", "topo/tasks*", "--partition", spec.today], env, workdir
     )
-    wall = time.monotonic() - started
-    cli_ended = time.time()
+    wall, cli_started, cli_ended = cli.seconds, cli.started_at, cli.ended_at
     load_after = os.getloadavg()[0]
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,35 @@ def run_child(script: str, command: str, spec: Any, log_path: Path) -> dict[str,
 def report(result: Any) -> None:
     """Hand a child's figures (a dataclass) back to :func:`run_child`."""
     print(RESULT_MARKER + json.dumps(asdict(result)), flush=True)
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """One ``dagster asset materialize`` of the code location, timed."""
+
+    started_at: float
+    """Wall clock (seconds since the epoch, as the run's event timestamps) at its start."""
+    ended_at: float
+    """Wall clock at its exit."""
+    seconds: float
+    """Its wall time, on the monotonic clock."""
+
+
+def materialize_with_the_cli(selection: list[str], env: dict[str, str], cwd: Path) -> CliRun:
+    """Run ``dagster asset materialize -m topo_pipeline.definitions`` with ``selection``
+    (``--select`` and partition options) in ``env``; raise if it fails."""
+    started = time.monotonic()
+    started_at = time.time()
+    subprocess.run(  # noqa: S603 - the venv's own dagster CLI
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            *("asset", "materialize", "-m", "topo_pipeline.definitions"),
+            *selection,
+        ],
+        env=env,
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=sys.stderr,
+    )
+    return CliRun(started_at, time.time(), time.monotonic() - started)
