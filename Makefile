@@ -45,12 +45,12 @@ PYTEST := $(UV) run --no-sync pytest -n $(PYTEST_WORKERS) --dist loadfile --no-l
 
 # The tests of a Dagster instance on PostgreSQL (marked alone) run after the rest, on a
 # quiet machine: they wait for the daemon's sensor ticks, which the other workers' load
-# delays past any sensible timeout.
+# delays past any sensible timeout. A failure is run again once (and shown as a rerun).
 test: setup lint
 	$(UV) run --no-sync python -m topo_pipeline.instance
 	$(UV) run --no-sync dg check defs
 	$(PYTEST) -m "not alone"
-	$(UV) run --no-sync pytest -m alone
+	$(UV) run --no-sync pytest -m alone --reruns 1
 
 # The inner loop: everything but the tests that start Dagster processes (marked slow).
 test-fast: setup
