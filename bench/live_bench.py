@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from measured import REPO, materialize_with_the_cli, report, run_child
+from measured import REPO, materialize_with_the_cli, report, run_child, tasks_metadata
 
 LATENCY = 0.020
 TASKS_TODAY = 1_000
@@ -184,16 +184,7 @@ def _run(raw_spec: str) -> int:
         "to the run's end": run_end - max(ends),
         "to the CLI's exit": cli_ended - run_end,
     }
-    metadata = next(
-        {key: value.value for key, value in m.metadata.items()}
-        for m in (
-            entry.dagster_event.step_materialization_data.materialization
-            for entry in logs
-            if entry.dagster_event is not None
-            and entry.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
-        )
-        if "fetch_wall_seconds" in m.metadata
-    )
+    metadata = tasks_metadata(logs)
     with connect(workdir / "pipeline.duckdb", read_only=True) as con:
         rows, rows_today = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE partition_date = $today) "

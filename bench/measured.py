@@ -72,3 +72,18 @@ def materialize_with_the_cli(selection: list[str], env: dict[str, str], cwd: Pat
         stderr=sys.stderr,
     )
     return CliRun(started_at, time.time(), time.monotonic() - started)
+
+
+def tasks_metadata(logs: list[Any]) -> dict[str, Any]:
+    """The metadata of the run's ``topo/tasks`` materialization (the one with the fetch's
+    figures), read from the run's event log entries."""
+    return next(
+        {key: value.value for key, value in m.metadata.items()}
+        for m in (
+            entry.dagster_event.step_materialization_data.materialization
+            for entry in logs
+            if entry.dagster_event is not None
+            and entry.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+        )
+        if "fetch_wall_seconds" in m.metadata
+    )

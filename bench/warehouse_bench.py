@@ -47,7 +47,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from measured import REPO, materialize_with_the_cli, report, run_child
+from measured import REPO, materialize_with_the_cli, report, run_child, tasks_metadata
 
 INSTANCES = {
     "sqlite": "SQLite (the repository's dagster.yaml)",
@@ -356,16 +356,7 @@ def _run(raw_spec: str) -> int:
         if spec.analytics
         else 0.0
     )
-    metadata = next(
-        {key: value.value for key, value in m.metadata.items()}
-        for m in (
-            entry.dagster_event.step_materialization_data.materialization
-            for entry in logs
-            if entry.dagster_event is not None
-            and entry.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
-        )
-        if "fetch_wall_seconds" in m.metadata
-    )
+    metadata = tasks_metadata(logs)
     run_ended = next(
         entry.timestamp
         for entry in logs
